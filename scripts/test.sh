@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The whole test suite plus the linter: see README.md.
+source "$(dirname "$0")/env.sh" dev
+cd "$ROOT"
+ruff check .
+exec python -m pytest "$@"

@@ -1,0 +1,78 @@
+"""Typed settings and the one place that turns defaults, a TOML file and CLI flags into objects.
+
+Precedence: CLI flag > ``--config`` TOML file > defaults. Every value is validated by pydantic and
+every problem becomes one line naming the setting and what is allowed.
+"""
+
+import os
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from volcast.errors import VolcastError
+
+if TYPE_CHECKING:
+    from volcast.data.exchange import RetryPolicy
+
+
+class FetchSettings(BaseModel):
+    """How downloads talk to an exchange."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retries: int = Field(8, ge=0, le=100, description="retries per request before giving up")
+    backoff_s: float = Field(0.5, gt=0, le=600, description="first retry delay, doubled each time")
+    backoff_max_s: float = Field(30.0, gt=0, le=3600, description="longest retry delay")
+    timeout_ms: int = Field(10_000, ge=100, le=600_000, description="per-request timeout")
+    rate_limit: bool = Field(True, description="ccxt's built-in rate limiter")
+    poll_s: float = Field(30.0, gt=0, le=86_400, description="--follow: seconds between polls")
+
+    def retry_policy(self) -> "RetryPolicy":
+        from volcast.data.exchange import RetryPolicy  # ccxt loads only when a fetch runs
+
+        return RetryPolicy(retries=self.retries, base_s=self.backoff_s, max_s=self.backoff_max_s)
+
+
+class Settings(BaseModel):
+    """Everything a config file may set, one section per concern."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"setting '{where}': {first['msg']} (got {first.get('input')!r})"
+
+
+def load_settings(path: Path | None = None, **overrides: dict[str, Any]) -> Settings:
+    """Defaults, then the TOML file, then non-None CLI values given per section."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise VolcastError(f"no such config file: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise VolcastError(f"{path}: not valid TOML ({exc})") from None
+    for section, values in overrides.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        data[section] = {**data.get(section, {}), **given}
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise VolcastError(_describe(exc)) from None
+
+
+def db_path(option: Path | None) -> Path:
+    """--db, else $VOLCAST_DB, else volcast.duckdb in the user's data directory."""
+    if option is not None:
+        return option
+    if os.environ.get("VOLCAST_DB"):
+        return Path(os.environ["VOLCAST_DB"])
+    return platformdirs.user_data_path("volcast") / "volcast.duckdb"

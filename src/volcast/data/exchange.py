@@ -1,0 +1,164 @@
+"""The exchange wrapper: the one module that imports ccxt.
+
+ccxt's errors are translated here once: the ``NetworkError`` family and malformed responses mean
+"retry with backoff", any other ``ExchangeError`` is a clear one-line failure. Each exchange's
+page size comes from ccxt's ``features`` table, overridden where users found it wrong.
+"""
+
+import asyncio
+import difflib
+import random
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+from volcast.data.timeframe import timeframe_ms
+from volcast.errors import FetchFailed, VolcastError
+
+RETRYABLE = (ccxt.NetworkError, ccxt.BadResponse)
+DEFAULT_PAGE_LIMIT = 500
+PAGE_LIMIT_OVERRIDES = {"okx": 100}
+"""Candles per call where ccxt's ``features`` overstates what history requests return."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded; an exchange's Retry-After wins when longer."""
+
+    retries: int = 8
+    base_s: float = 0.5
+    max_s: float = 30.0
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def delay(self, attempt: int, retry_after_s: float | None) -> float:
+        backoff = min(self.max_s, self.base_s * 2**attempt) * (0.5 + self.rng.random() / 2)
+        return max(backoff, min(retry_after_s or 0.0, self.max_s))
+
+
+def _strict_class(exchange_id: str) -> type:
+    """ccxt hands a truncated JSON body to the parser as a string, which can read as an empty
+    page; this subclass raises BadResponse instead, so the page is retried, not lost."""
+    base = getattr(ccxt_async, exchange_id)
+
+    def parse_json(self: Any, body: str) -> Any:
+        parsed = base.parse_json(self, body)
+        if parsed is None and base.is_json_encoded_object(body):
+            raise ccxt.BadResponse(f"{self.id}: malformed JSON response ({len(body)} bytes)")
+        return parsed
+
+    return type(f"Strict{base.__name__}", (base,), {"parse_json": parse_json})
+
+
+def _redirect(urls: Any, base_url: str) -> Any:
+    """Point every REST URL of ccxt's ``urls['api']`` at base_url, keeping each path."""
+    if isinstance(urls, dict):
+        return {name: _redirect(value, base_url) for name, value in urls.items()}
+    if isinstance(urls, str) and urls.startswith("http"):
+        parts = urlsplit(urls)
+        return base_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+    return urls
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def check_exchange_id(exchange_id: str) -> None:
+    """Refuse names ccxt does not know, so 'Binance' and 'binance' never become two series."""
+    if exchange_id not in ccxt.exchanges:
+        close = difflib.get_close_matches(exchange_id.lower(), ccxt.exchanges, n=5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise VolcastError(f"unknown exchange '{exchange_id}'{hint} (ccxt knows "
+                           f"{len(ccxt.exchanges)}, e.g. binance, kraken, okx, coinbase)")
+
+
+class ExchangeClient:
+    """An async ccxt exchange with markets loaded, validation and retried calls."""
+
+    def __init__(self, exchange_id: str, *, url: str | None = None, timeout_ms: int = 10_000,
+                 retry: RetryPolicy | None = None, rate_limit: bool = True) -> None:
+        check_exchange_id(exchange_id)
+        self.id = exchange_id
+        self.retry = retry or RetryPolicy()
+        self._ex = _strict_class(exchange_id)({"enableRateLimit": rate_limit,
+                                               "timeout": timeout_ms})
+        if not self._ex.has.get("fetchOHLCV"):
+            raise VolcastError(f"exchange '{exchange_id}' offers no candles (fetchOHLCV) in ccxt")
+        if url:
+            self._ex.urls["api"] = _redirect(self._ex.urls["api"], url)
+
+    async def __aenter__(self) -> "ExchangeClient":
+        try:
+            await self.call("load markets", self._ex.load_markets)
+        except BaseException:
+            await self._ex.close()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._ex.close()
+
+    async def call(self, what: str, fn: Any, *args: Any) -> Any:
+        """Run one ccxt call, retrying network faults; other exchange errors fail clearly."""
+        for attempt in range(self.retry.retries + 1):
+            try:
+                return await fn(*args)
+            except RETRYABLE as exc:
+                if attempt == self.retry.retries:
+                    raise FetchFailed(f"{self.id} {what}: gave up after {attempt} retries "
+                                      f"({type(exc).__name__}: {_one_line(exc)})") from None
+                await asyncio.sleep(self.retry.delay(attempt, self._retry_after()))
+            except ccxt.BaseError as exc:
+                raise VolcastError(f"{self.id} {what}: {_one_line(exc)}") from None
+        raise AssertionError("unreachable")
+
+    def _retry_after(self) -> float | None:
+        headers = self._ex.last_response_headers or {}
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+    def check(self, symbol: str, timeframe: str) -> None:
+        """Refuse a symbol or timeframe the exchange does not list, before anything downloads."""
+        if symbol not in self._ex.markets:
+            close = difflib.get_close_matches(symbol, self._ex.symbols, n=5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise VolcastError(f"{self.id} does not list symbol '{symbol}'{hint}")
+        known = list(self._ex.timeframes or {})
+        if known and timeframe not in known:
+            raise VolcastError(f"{self.id} has no timeframe '{timeframe}'; choose one of "
+                               f"{', '.join(known)}")
+        timeframe_ms(timeframe)
+
+    def page_limit(self, symbol: str) -> int:
+        """Most candles one fetchOHLCV call returns for this market."""
+        if self.id in PAGE_LIMIT_OVERRIDES:
+            return PAGE_LIMIT_OVERRIDES[self.id]
+        market = self._ex.markets[symbol]
+        features = self._ex.features or {}
+        section = features.get(market["type"]) or {}
+        if market["type"] != "spot":
+            section = section.get("linear" if market.get("linear") else "inverse") or {}
+        return int((section.get("fetchOHLCV") or {}).get("limit") or DEFAULT_PAGE_LIMIT)
+
+    async def server_time(self) -> int:
+        """The exchange's clock in ms: candle closure is judged by it, not by ours."""
+        if self._ex.has.get("fetchTime"):
+            return int(await self.call("fetch time", self._ex.fetch_time))
+        return int(time.time() * 1000)
+
+    async def fetch_candles(self, symbol: str, timeframe: str, since: int, limit: int
+                            ) -> list[list[float]]:
+        """One page of [open time ms, open, high, low, close, volume] rows from ``since`` on."""
+        rows = await self.call(f"{symbol} {timeframe} candles", self._ex.fetch_ohlcv,
+                               symbol, timeframe, since, limit)
+        return [row for row in rows if row[0] is not None and row[5] is not None]

@@ -1,0 +1,58 @@
+"""Candle file formats, one small handler per format (as freqtrade does), behind two functions.
+
+``read_candles`` detects the format (or takes ``fmt``), reads the file and validates it into a
+candle frame; ``write_candles`` writes one. Handlers: volcast CSV, Parquet, freqtrade JSON /
+JSON.gz / feather, and Binance's public kline dumps (CSV or the monthly .zip).
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+from volcast.data.formats.arrow import FeatherFormat, ParquetFormat
+from volcast.data.formats.base import CandleFormat
+from volcast.data.formats.binance_dump import BinanceDumpFormat
+from volcast.data.formats.csv import CsvFormat
+from volcast.data.formats.freqtrade_json import FreqtradeJsonFormat
+from volcast.data.formats.validate import normalise
+from volcast.errors import VolcastError
+
+FORMATS: dict[str, CandleFormat] = {f.name: f for f in (
+    CsvFormat(), BinanceDumpFormat(), FreqtradeJsonFormat(), FeatherFormat(), ParquetFormat())}
+
+__all__ = ["FORMATS", "CandleFormat", "read_candles", "write_candles"]
+
+
+def _choose(path: Path, fmt: str | None, writing: bool) -> CandleFormat:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise VolcastError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
+        return FORMATS[fmt]
+    for handler in FORMATS.values():
+        if (writing and handler.can_write(path)) or (not writing and handler.sniff(path)):
+            return handler
+    suffixes = sorted({s for f in FORMATS.values() for s in f.suffixes})
+    raise VolcastError(f"cannot tell the format of {path.name}: expected one of "
+                       f"{', '.join(suffixes)}, or give --format")
+
+
+def read_candles(path: Path, tf_ms: int, fmt: str | None = None) -> pd.DataFrame:
+    """Read and validate one candle file; every problem is a one-line VolcastError."""
+    if not path.is_file():
+        raise VolcastError(f"no such file: {path}")
+    handler = _choose(path, fmt, writing=False)
+    try:
+        raw = handler.read(path)
+    except VolcastError:
+        raise
+    except Exception as exc:  # any parser's complaint about a damaged file
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise VolcastError(f"{path.name}: cannot read as {handler.name} ({first})") from None
+    return normalise(raw, tf_ms, f"{path.name}")
+
+
+def write_candles(frame: pd.DataFrame, path: Path, fmt: str | None = None) -> None:
+    """Write a candle frame in the format named or implied by the file's suffix."""
+    handler = _choose(path, fmt, writing=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler.write(frame, path)

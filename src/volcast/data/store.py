@@ -1,0 +1,222 @@
+"""The candle store: one DuckDB file, candles keyed by (series, open time), upserted page by page.
+
+Why this shape: series names live once in ``series`` and candles carry a small integer id, which
+keeps the primary-key index narrow (upserts run several times faster than with three string
+columns in the key). Every write is one transaction, so a killed process leaves either the whole
+page or none of it, and a re-run that writes the same candles changes nothing.
+"""
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from volcast.data.timeframe import timeframe_ms
+from volcast.errors import VolcastError
+
+SCHEMA_VERSION = 1
+PRICE_COLUMNS = ["open", "high", "low", "close", "volume"]
+CANDLE_COLUMNS = ["timestamp", *PRICE_COLUMNS]
+"""Columns of a candle frame (and of our CSV); an optional ``trades`` column may follow."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS volcast_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE SEQUENCE IF NOT EXISTS series_ids;
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY DEFAULT nextval('series_ids'),
+    exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
+    tf_ms BIGINT NOT NULL, UNIQUE (exchange, symbol, timeframe));
+CREATE TABLE IF NOT EXISTS candles (
+    series_id INTEGER NOT NULL, ts BIGINT NOT NULL,
+    open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
+    volume DOUBLE NOT NULL, trades BIGINT, PRIMARY KEY (series_id, ts));
+"""
+
+_GAPS_SQL = """
+SELECT series_id, ts AS after, next_ts AS before, (next_ts - ts) // tf_ms - 1 AS missing
+FROM (SELECT c.series_id, c.ts, s.tf_ms,
+             lead(c.ts) OVER (PARTITION BY c.series_id ORDER BY c.ts) AS next_ts
+      FROM candles c JOIN series s ON s.id = c.series_id {where})
+WHERE next_ts - ts > tf_ms ORDER BY series_id, after
+"""
+
+
+_SYMBOL_RE = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?(-[A-Za-z0-9]+)*$")
+
+
+def check_symbol(symbol: str) -> str:
+    """A ccxt unified symbol: BASE/QUOTE for spot, BASE/QUOTE:SETTLE for derivatives, so spot
+    and futures can never share a series."""
+    if not _SYMBOL_RE.match(symbol):
+        raise VolcastError(f"symbol '{symbol}' must be written as ccxt does: BASE/QUOTE such as "
+                           "BTC/USDT, or BTC/USDT:USDT for a perpetual")
+    return symbol
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    """One stored series; symbols and timeframes are spelled as ccxt spells them."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+
+    @property
+    def tf_ms(self) -> int:
+        return timeframe_ms(self.timeframe)
+
+    def __str__(self) -> str:
+        return f"{self.exchange} {self.symbol} {self.timeframe}"
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file, translating DuckDB's errors into one-line messages."""
+    if read_only and not path.exists():
+        raise VolcastError(f"no database at {path}: fetch or import candles first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise VolcastError(f"database {path} is in use by another process; try again when it "
+                               "has finished") from None
+        raise VolcastError(f"{path} is not a DuckDB database ({text.splitlines()[0]})") from None
+
+
+class CandleStore:
+    """Read and write candles of many series in one DuckDB file."""
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path = path
+        self._con = _connect(path, read_only)
+        try:
+            self._check_ours(read_only)
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _check_ours(self, read_only: bool) -> None:
+        """Refuse a DuckDB file that another program made, rather than write into it."""
+        tables = {row[0] for row in self._con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()}
+        if tables and "volcast_meta" not in tables:
+            raise VolcastError(f"{self.path} is a DuckDB database but not a volcast one "
+                               f"(it has tables {', '.join(sorted(tables)[:5])}); use another --db")
+        if not tables:
+            if read_only:
+                raise VolcastError(f"{self.path} holds no candles yet")
+            self._con.execute(_SCHEMA)
+            self._con.execute("INSERT INTO volcast_meta VALUES ('schema_version', ?)",
+                              [str(SCHEMA_VERSION)])
+            return
+        version = self._first("SELECT value FROM volcast_meta WHERE key = 'schema_version'")
+        if version is None or int(version[0]) > SCHEMA_VERSION:
+            raise VolcastError(f"{self.path} was written by a newer volcast (schema "
+                               f"{version[0] if version else '?'}); upgrade volcast")
+
+    def _first(self, query: str, args: list[object] | None = None) -> tuple | None:
+        """First row or None, reading the result to its end (DuckDB 2 refuses new work on a
+        connection while a result is unfinished)."""
+        rows = self._con.execute(query, args or []).fetchall()
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> "CandleStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield self._con
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
+    def _series_id(self, key: SeriesKey, create: bool) -> int | None:
+        args = [key.exchange, key.symbol, key.timeframe]
+        query = "SELECT id FROM series WHERE exchange = ? AND symbol = ? AND timeframe = ?"
+        row = self._first(query, args)
+        if row is None and create:
+            row = self._first(
+                "INSERT INTO series (exchange, symbol, timeframe, tf_ms) VALUES (?, ?, ?, ?) "
+                "RETURNING id", [*args, key.tf_ms])
+        return None if row is None else int(row[0])
+
+    def upsert(self, key: SeriesKey, frame: pd.DataFrame) -> int:
+        """Write candles (columns CANDLE_COLUMNS, optional ``trades``, unique timestamps) in one
+        transaction; returns how many were new. Existing candles are replaced, so re-runs are no-ops."""
+        if frame.empty:
+            return 0
+        page = frame if "trades" in frame else frame.assign(trades=pd.NA)
+        page = page[[*CANDLE_COLUMNS, "trades"]].astype({"trades": "Int64"})
+        with self._transaction() as con:
+            sid = self._series_id(key, create=True)
+            con.register("page", page)
+            try:
+                known = con.execute(
+                    "SELECT count(*) FROM candles c JOIN page p ON c.ts = p.timestamp "
+                    "WHERE c.series_id = ?", [sid]).fetchall()[0][0]
+                con.execute("INSERT OR REPLACE INTO candles SELECT ?, timestamp, open, high, low, "
+                            "close, volume, trades FROM page", [sid])
+            finally:
+                con.unregister("page")
+        return len(page) - int(known)
+
+    def read(self, key: SeriesKey, start: int | None = None, end: int | None = None
+             ) -> pd.DataFrame:
+        """Candles with start <= timestamp < end, ascending; ``trades`` only if any are known."""
+        sid = self._series_id(key, create=False)
+        if sid is None:
+            raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
+        frame = self._con.execute(
+            "SELECT ts AS timestamp, open, high, low, close, volume, trades FROM candles "
+            "WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts",
+            [sid, start if start is not None else -(2**62), end if end is not None else 2**62],
+        ).df()
+        if frame["trades"].isna().all():
+            frame = frame.drop(columns="trades")
+        return frame
+
+    def bounds(self, key: SeriesKey) -> tuple[int, int] | None:
+        """(first, last) stored open time, or None when the series holds nothing."""
+        sid = self._series_id(key, create=False)
+        if sid is None:
+            return None
+        first, last = self._first("SELECT min(ts), max(ts) FROM candles WHERE series_id = ?",
+                                  [sid])
+        return None if first is None else (int(first), int(last))
+
+    def gaps(self, key: SeriesKey) -> pd.DataFrame:
+        """Missing stretches of one series: after, before (open times of the neighbours), missing."""
+        sid = self._series_id(key, create=False)
+        if sid is None:
+            raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
+        frame = self._con.execute(_GAPS_SQL.format(where="WHERE c.series_id = ?"), [sid]).df()
+        return frame.drop(columns="series_id")
+
+    def series(self) -> pd.DataFrame:
+        """Every stored series with rows, first, last, gaps and missing candles."""
+        return self._con.execute(f"""
+            WITH g AS ({_GAPS_SQL.format(where="")})
+            SELECT s.exchange, s.symbol, s.timeframe, count(c.ts) AS rows,
+                   min(c.ts) AS first, max(c.ts) AS last,
+                   coalesce(any_value(gs.gaps), 0) AS gaps,
+                   CAST(coalesce(any_value(gs.missing), 0) AS BIGINT) AS missing
+            FROM series s JOIN candles c ON c.series_id = s.id
+            LEFT JOIN (SELECT series_id, count(*) AS gaps, sum(missing) AS missing
+                       FROM g GROUP BY series_id) gs ON gs.series_id = s.id
+            GROUP BY s.id, s.exchange, s.symbol, s.timeframe
+            ORDER BY s.exchange, s.symbol, s.timeframe""").df()

@@ -1,0 +1,144 @@
+"""Download candles into the store: our own pagination loop, resumable and idempotent.
+
+The loop advances from the last candle each page returned, never from the wall clock, and stops
+when the exchange has nothing newer, so it cannot spin on exchanges that ignore ``since`` or
+stop early on short pages. Only candles closed by the exchange's own clock are kept. Each page is
+stored as it arrives, so an interrupted run loses at most the page in flight and the next run
+starts from the last stored candle.
+"""
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from volcast.config import FetchSettings
+from volcast.data.exchange import ExchangeClient
+from volcast.data.store import CANDLE_COLUMNS, CandleStore, SeriesKey
+from volcast.data.timeframe import format_time
+from volcast.errors import FetchFailed, VolcastError
+
+Progress = Callable[[SeriesKey, int, int, int], None]
+"""Called after each page as (series, new candles so far this run, ms of the range done, ms of
+the range in all)."""
+
+
+@dataclass
+class SyncResult:
+    """What one series' sync did; ``error`` says how far it got when it gave up."""
+
+    key: SeriesKey
+    added: int = 0
+    pages: int = 0
+    gaps: int = 0
+    missing: int = 0
+    error: str | None = None
+
+
+def plan_ranges(bounds: tuple[int, int] | None, since: int | None, stop: int, tf_ms: int
+                ) -> list[tuple[int, int]]:
+    """[start, stop) open-time ranges still to download: never what is already stored.
+    A --since before the first stored candle backfills explicitly; otherwise sync resumes."""
+    if bounds is None:
+        if since is None:
+            raise VolcastError("nothing stored for this series yet: give --since to start")
+        return [(since, stop)] if since < stop else []
+    first, last = bounds
+    ranges = []
+    if since is not None and since < first:
+        ranges.append((since, min(first, stop)))
+    resume = last + tf_ms if since is None else max(since, last + tf_ms)
+    if resume < stop:
+        ranges.append((resume, stop))
+    return ranges
+
+
+def page_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
+    """ccxt's OHLCV rows -> a candle frame with integer ms timestamps, one row per open time."""
+    frame = pd.DataFrame([list(r[:6]) for r in rows], columns=CANDLE_COLUMNS)
+    frame["timestamp"] = frame["timestamp"].astype("int64")
+    return frame.drop_duplicates("timestamp", keep="last")
+
+
+async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
+                    start: int, stop: int, result: SyncResult, progress: Progress) -> None:
+    limit = client.page_limit(key.symbol)
+    cursor = start
+    while cursor < stop:
+        rows = await client.fetch_candles(key.symbol, key.timeframe, cursor, limit)
+        result.pages += 1
+        newest = max((int(r[0]) for r in rows), default=None)
+        keep = [r for r in rows if cursor <= r[0] < stop]
+        if keep:
+            result.added += store.upsert(key, page_frame(keep))
+        if newest is None or newest < cursor:  # nothing newer: the exchange has no more
+            break
+        cursor = newest + key.tf_ms
+        progress(key, result.added, min(cursor, stop) - start, stop - start)
+
+
+async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey,
+                      since: int | None, until: int | None, progress: Progress) -> SyncResult:
+    """Bring one series up to ``until`` (default: the exchange's now), closed candles only."""
+    result = SyncResult(key)
+    now = await client.server_time()
+    stop = now - key.tf_ms + 1  # a candle is closed once open + tf <= now
+    if until is not None:
+        stop = min(stop, until)
+    try:
+        for start, end in plan_ranges(store.bounds(key), since, stop, key.tf_ms):
+            await _download(client, store, key, start, end, result, progress)
+    except FetchFailed as exc:
+        bounds = store.bounds(key)
+        reached = format_time(bounds[1]) if bounds else "nothing"
+        result.error = (f"{key}: {exc}; stored up to {reached} UTC ({result.added} new this run);"
+                        " run the same command again to resume")
+    gaps = store.gaps(key) if store.bounds(key) else pd.DataFrame({"missing": []})
+    result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
+    return result
+
+
+async def sync_many(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
+                    since: int | None, until: int | None, progress: Progress
+                    ) -> list[SyncResult]:
+    """Sync several series of one exchange concurrently; they share ccxt's rate limiter."""
+    for key in keys:
+        client.check(key.symbol, key.timeframe)
+        if since is None and store.bounds(key) is None:
+            raise VolcastError(f"nothing stored for {key} yet: give --since to start")
+    return list(await asyncio.gather(
+        *(sync_series(client, store, key, since, until, progress) for key in keys)))
+
+
+async def follow(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
+                 poll_s: float, progress: Progress, on_round: Callable[[list[SyncResult]], None],
+                 rounds: int | None = None) -> None:
+    """Real-time mode: sync incrementally every ``poll_s`` seconds, appending each candle as it
+    closes, until cancelled (or after ``rounds`` rounds)."""
+    done = 0
+    while rounds is None or done < rounds:
+        on_round(await sync_many(client, store, keys, None, None, progress))
+        done += 1
+        if rounds is None or done < rounds:
+            await asyncio.sleep(poll_s)
+
+
+async def fetch(exchange_id: str, keys: Sequence[SeriesKey], store: CandleStore,
+                settings: FetchSettings, *, since: int | None = None, until: int | None = None,
+                url: str | None = None, progress: Progress = lambda *_: None,
+                on_round: Callable[[list[SyncResult]], None] | None = None,
+                follow_rounds: int | None = 0) -> list[SyncResult]:
+    """Open the exchange, validate every series, sync them all; then, unless ``follow_rounds``
+    is 0, keep following (None: until cancelled). Returns the first round's results."""
+    async with ExchangeClient(exchange_id, url=url, timeout_ms=settings.timeout_ms,
+                              retry=settings.retry_policy(), rate_limit=settings.rate_limit
+                              ) as client:
+        results = await sync_many(client, store, keys, since, until, progress)
+        if on_round is not None:
+            on_round(results)
+        if follow_rounds != 0:
+            await asyncio.sleep(settings.poll_s)
+            await follow(client, store, keys, settings.poll_s, progress,
+                         on_round or (lambda _: None), follow_rounds)
+        return results

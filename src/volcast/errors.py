@@ -1,0 +1,13 @@
+"""The one exception type that means "the user gave us something we cannot use".
+
+The CLI turns it into a one-line message and exit status 2, so every layer raises it with a
+message that names the bad value (and the valid choices when they are few), never a traceback.
+"""
+
+
+class VolcastError(Exception):
+    """Bad input or an unusable resource; the message is shown to the user as is."""
+
+
+class FetchFailed(Exception):
+    """A download gave up after its retries; the message says how far it got (exit status 1)."""

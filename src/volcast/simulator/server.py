@@ -1,0 +1,133 @@
+"""The simulator's HTTP server: an exchange clock, fault injection, and ways to run it
+(in the foreground for the CLI, or on a background thread for tests, demo and benchmarks)."""
+
+import asyncio
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from volcast.errors import VolcastError
+from volcast.simulator.binance import BinanceDialect
+from volcast.simulator.market_data import MarketData
+
+FAULTS = ("429", "418", "500", "502", "503", "stall", "truncated")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class SimulatorConfig:
+    """What to serve and how badly. ``now_ms`` starts the exchange clock (default: when the
+    newest candle closes), which then runs at ``speed`` times real time."""
+
+    data_dir: Path
+    venue: str = "binance"
+    fail_rate: float = 0.0
+    seed: int = 0
+    retry_after_s: int = 1
+    stall_s: float = 15.0
+    now_ms: int | None = None
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fail_rate <= 1.0:
+            raise VolcastError(f"--fail-rate must be between 0 and 1, not {self.fail_rate}")
+
+
+@dataclass
+class Clock:
+    start_ms: int
+    speed: float
+    _t0: float = field(default_factory=time.monotonic)
+
+    def __call__(self) -> int:
+        return self.start_ms + int((time.monotonic() - self._t0) * 1000 * self.speed)
+
+
+def _venue_folder(config: SimulatorConfig) -> Path:
+    """``DIR/<venue>`` when DIR is laid out like shared/data, else DIR itself."""
+    nested = config.data_dir / config.venue
+    return nested if nested.is_dir() else config.data_dir
+
+
+def _fault_middleware(config: SimulatorConfig, stats: Counter[str]) -> Callable[..., object]:
+    rng = random.Random(config.seed)
+    lock = threading.Lock()
+
+    @web.middleware
+    async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
+        stats["requests"] += 1
+        stats[request.path] += 1
+        with lock:
+            fault = rng.choice(FAULTS) if rng.random() < config.fail_rate else None
+        if fault is None:
+            return await handler(request)
+        stats[f"fault:{fault}"] += 1
+        retry_after = {"Retry-After": str(config.retry_after_s)}
+        if fault == "429":
+            return web.json_response({"code": -1003, "msg": "Too many requests."}, status=429,
+                                     headers=retry_after)
+        if fault == "418":
+            return web.json_response({"code": -1003, "msg": "Way too many requests; IP banned."},
+                                     status=418, headers=retry_after)
+        if fault == "stall":
+            await asyncio.sleep(config.stall_s)
+            return await handler(request)
+        if fault == "truncated":
+            response = await handler(request)
+            body = response.body
+            return web.Response(body=body[: max(1, len(body) // 2)], status=200,
+                                content_type="application/json")
+        return web.json_response({"code": -1001, "msg": "Internal error."}, status=int(fault))
+
+    return inject
+
+
+def build_app(config: SimulatorConfig) -> tuple[web.Application, Counter[str]]:
+    """The aiohttp application and the counters it updates (requests, per path, per fault)."""
+    data = MarketData(_venue_folder(config))
+    clock = Clock(config.now_ms if config.now_ms is not None else data.end_ms(), config.speed)
+    stats: Counter[str] = Counter()
+    app = web.Application(middlewares=[_fault_middleware(config, stats)])
+    app.add_routes(BinanceDialect(data, clock).routes())
+    return app, stats
+
+
+@dataclass
+class RunningSimulator:
+    url: str
+    stats: Counter[str]
+
+
+@contextmanager
+def running(config: SimulatorConfig, port: int = 0) -> Iterator[RunningSimulator]:
+    """Serve on 127.0.0.1 from a background thread for the duration of the block."""
+    app, stats = build_app(config)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    loop.run_until_complete(site.start())
+    bound = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, name="volcast-simulator", daemon=True)
+    thread.start()
+    try:
+        yield RunningSimulator(f"http://127.0.0.1:{bound}", stats)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def serve_forever(config: SimulatorConfig, port: int, ready: Callable[[str], None]) -> None:
+    """Serve on 127.0.0.1:port in the foreground until interrupted."""
+    with running(config, port) as sim:
+        ready(sim.url)
+        threading.Event().wait()
