@@ -179,13 +179,16 @@ def simulate_exchange(
     speed: Annotated[float, typer.Option(help="exchange clock speed, times real time")] = 1.0,
     retry_after: Annotated[int, typer.Option(help="Retry-After seconds on 429/418")] = 1,
     stall: Annotated[float, typer.Option(help="seconds a stalled response hangs")] = 15.0,
+    fault: Annotated[list[str] | None, typer.Option(help="fault kinds to draw from, repeatable "
+                                                    "[default: all: 429 418 500 502 503 stall "
+                                                    "truncated]")] = None,
 ) -> None:
     """Serve candle files over HTTP in Binance's REST dialect, for tests and offline demos."""
     from volcast.simulator import SimulatorConfig, serve_forever
 
     config = SimulatorConfig(data, venue=venue, fail_rate=fail_rate, seed=seed,
                              retry_after_s=retry_after, stall_s=stall, now_ms=_time(now),
-                             speed=speed)
+                             speed=speed, **({"faults": tuple(fault)} if fault else {}))
     try:
         serve_forever(config, port, lambda url: out.print(
             f"simulating {venue} at {url} (use --exchange-url {url}); Ctrl-C stops",
@@ -222,3 +225,7 @@ def main() -> None:
         err.print(f"internal error: {type(exc).__name__}: {exc} (set VOLCAST_DEBUG=1 for the "
                   "traceback, and please report it)", soft_wrap=True, markup=False)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

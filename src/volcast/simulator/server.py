@@ -18,6 +18,7 @@ from volcast.simulator.binance import BinanceDialect
 from volcast.simulator.market_data import MarketData
 
 FAULTS = ("429", "418", "500", "502", "503", "stall", "truncated")
+_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -34,10 +35,15 @@ class SimulatorConfig:
     stall_s: float = 15.0
     now_ms: int | None = None
     speed: float = 1.0
+    faults: tuple[str, ...] = FAULTS
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fail_rate <= 1.0:
             raise VolcastError(f"--fail-rate must be between 0 and 1, not {self.fail_rate}")
+        unknown = [f for f in self.faults if f not in FAULTS]
+        if unknown or not self.faults:
+            raise VolcastError(f"unknown fault(s) {', '.join(unknown) or '(none given)'}; choose "
+                               f"from {', '.join(FAULTS)}")
 
 
 @dataclass
@@ -65,10 +71,11 @@ def _fault_middleware(config: SimulatorConfig, stats: Counter[str]) -> Callable[
         stats["requests"] += 1
         stats[request.path] += 1
         with lock:
-            fault = rng.choice(FAULTS) if rng.random() < config.fail_rate else None
+            fault = rng.choice(config.faults) if rng.random() < config.fail_rate else None
         if fault is None:
             return await handler(request)
         stats[f"fault:{fault}"] += 1
+        stats[f"fault:{fault} {request.path}"] += 1
         retry_after = {"Retry-After": str(config.retry_after_s)}
         if fault == "429":
             return web.json_response({"code": -1003, "msg": "Too many requests."}, status=429,
@@ -84,7 +91,9 @@ def _fault_middleware(config: SimulatorConfig, stats: Counter[str]) -> Callable[
             body = response.body
             return web.Response(body=body[: max(1, len(body) // 2)], status=200,
                                 content_type="application/json")
-        return web.json_response({"code": -1001, "msg": "Internal error."}, status=int(fault))
+        status = int(fault)  # 5xx come from Binance's front proxies as HTML, not JSON
+        return web.Response(text=f"<html><body><h1>{status} {_REASONS[status]}</h1></body></html>",
+                            status=status, content_type="text/html")
 
     return inject
 

@@ -1,0 +1,113 @@
+import gzip
+import json
+import zipfile
+
+import pandas as pd
+import pytest
+
+from volcast.data.formats import read_candles, write_candles
+from volcast.data.sample import sample_file
+from volcast.errors import VolcastError
+
+H = 3_600_000
+
+
+@pytest.fixture
+def week(btc):
+    return btc.iloc[:168].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("name", ["c.csv", "c.csv.gz", "c.json", "c.json.gz", "c.feather",
+                                  "c.parquet"])
+def test_every_writable_format_round_trips_exactly(tmp_path, week, name):
+    write_candles(week, tmp_path / name)
+    pd.testing.assert_frame_equal(read_candles(tmp_path / name, H), week)
+
+
+def test_the_shared_csv_format_reads_unchanged(btc):
+    raw = pd.read_csv(gzip.open(sample_file()))
+    assert btc["volume"].tolist() == raw["volume"].tolist()
+    assert btc["timestamp"].tolist() == raw["timestamp"].tolist()
+
+
+def test_freqtrade_json_is_a_list_of_rows(tmp_path, week):
+    path = tmp_path / "BTC_USDT-1h.json"
+    path.write_text(json.dumps(week.values.tolist()))
+    assert read_candles(path, H)["volume"].tolist() == week["volume"].tolist()
+
+
+def binance_dump_rows(week, unit=1):
+    rows = []
+    for r in week.itertuples():
+        rows.append(f"{r.timestamp * unit},{r.open},{r.high},{r.low},{r.close},{r.volume},"
+                    f"{(r.timestamp + H - 1) * unit},123.4,{r.Index + 10},1.0,2.0,0")
+    return "\n".join(rows) + "\n"
+
+
+def test_binance_monthly_dump_zip_with_trade_counts(tmp_path, week):
+    path = tmp_path / "BTCUSDT-1h-2022-08.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("BTCUSDT-1h-2022-08.csv", binance_dump_rows(week))
+    frame = read_candles(path, H)
+    assert frame["timestamp"].tolist() == week["timestamp"].tolist()
+    assert frame["trades"].tolist() == list(range(10, 178))
+
+
+def test_binance_dump_in_microseconds_and_with_header(tmp_path, week):
+    path = tmp_path / "BTCUSDT-1h-2025-01.csv"
+    header = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+              "taker_buy_volume,taker_buy_quote_volume,ignore\n")
+    path.write_text(header + binance_dump_rows(week, unit=1000))
+    assert read_candles(path, H)["timestamp"].tolist() == week["timestamp"].tolist()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("timestamp,open,high,low,close\n1,1,1,1,1\n", "missing column.*volume"),
+    ("timestamp,open,high,low,close,volume\n", "no candles"),
+    ("timestamp,open,high,low,close,volume\n1659312000000,1,2,1,1,abc\n",
+     "row 1: volume 'abc' is not a number"),
+    ("timestamp,open,high,low,close,volume\n1659312000,1,2,1,1,1\n", "looks like seconds"),
+    ("timestamp,open,high,low,close,volume\n1659312000000,1,2,1,1,-5\n", "negative"),
+    ("timestamp,open,high,low,close,volume\n1659312000000,1,0.5,1,1,5\n", "high is below low"),
+    ("timestamp,open,high,low,close,volume\n1659312000000,1,2,1,1,5\n1659312000000,1,2,1,1,6\n",
+     "two different candles open at 2022-08-01 00:00"),
+    ("timestamp,open,high,low,close,volume\n1659312000000,1,2,1,1,5\n1659313800000,1,2,1,1,6\n",
+     "not on the timeframe's grid"),
+])
+def test_malformed_csv_files_get_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(VolcastError, match=message) as info:
+        read_candles(path, H)
+    assert "\n" not in str(info.value)
+    assert "bad.csv" in str(info.value)
+
+
+def test_wrong_timeframe_is_caught_before_it_fakes_gaps(tmp_path, week):
+    path = tmp_path / "hourly.csv"
+    write_candles(week, path)
+    with pytest.raises(VolcastError, match="mostly 60 minutes apart, not 5"):
+        read_candles(path, 300_000)
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("x.json", "[[1, 2", "not valid JSON"),
+    ("x.json", '{"a": 1}', "expected a list"),
+    ("x.feather", "not arrow", "cannot read as feather"),
+    ("x.parquet", "not parquet", "cannot read as parquet"),
+    ("x.zip", "not a zip", "cannot read as binance-dump"),
+    ("x.xlsx", "??", "cannot tell the format"),
+])
+def test_damaged_files_of_each_format(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(VolcastError, match=message):
+        read_candles(path, H)
+
+
+def test_missing_file_and_unknown_format_name(tmp_path):
+    with pytest.raises(VolcastError, match="no such file"):
+        read_candles(tmp_path / "nope.csv", H)
+    (tmp_path / "a.csv").write_text("x")
+    with pytest.raises(VolcastError, match="unknown format 'xls'"):
+        read_candles(tmp_path / "a.csv", H, fmt="xls")

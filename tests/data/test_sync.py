@@ -1,0 +1,185 @@
+"""The real ccxt client against the simulator: pagination, faults, resume, closure, errors."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from volcast.config import FetchSettings
+from volcast.data import exchange as exchange_module
+from volcast.data.sample import sample_dir
+from volcast.data.store import CandleStore, SeriesKey
+from volcast.data.sync import fetch, plan_ranges
+from volcast.data.timeframe import format_time, parse_time
+from volcast.errors import FetchFailed, VolcastError
+from volcast.simulator import SimulatorConfig, running
+
+from ..conftest import FAST, HOUR
+
+BTC = SeriesKey("binance", "BTC/USDT", "1h")
+ETH = SeriesKey("binance", "ETH/USDT", "1h")
+START = parse_time("2022-08-01")
+
+
+def download(db, url, keys=(BTC,), settings=FAST, **kwargs):
+    with CandleStore(db) as store:
+        return asyncio.run(fetch("binance", list(keys), store, settings, url=url, **kwargs))
+
+
+def stored(db, key=BTC):
+    with CandleStore(db) as store:
+        return store.read(key)
+
+
+def test_two_years_at_a_ten_percent_fault_rate_equal_the_source(db, btc):
+    config = SimulatorConfig(sample_dir(), fail_rate=0.10, seed=7, retry_after_s=0, stall_s=1.5)
+    with running(config) as sim:
+        [result] = download(db, sim.url, since=START)
+    assert sum(v for k, v in sim.stats.items() if k.startswith("fault:")) > 0
+    assert result.error is None
+    assert result.added == len(btc) == 17543
+    pd.testing.assert_frame_equal(stored(db), btc)
+    assert (result.gaps, result.missing) == (1, 1)  # Binance's outage of 2023-03-24
+
+
+@pytest.mark.parametrize("fault", ["429", "418", "500", "502", "503", "stall", "truncated"])
+def test_each_fault_kind_is_retried_without_losing_a_candle(db, btc, fault):
+    config = SimulatorConfig(sample_dir(), fail_rate=0.4, seed=3, faults=(fault,),
+                             retry_after_s=0, stall_s=1.5)
+    with running(config) as sim:
+        [result] = download(db, sim.url, since=START, until=START + 3000 * HOUR)
+    assert sim.stats[f"fault:{fault}"] > 0
+    assert result.error is None
+    pd.testing.assert_frame_equal(stored(db), btc.iloc[:3000])
+
+
+def test_rerun_adds_nothing_and_asks_only_for_what_is_new(db, simulator, btc):
+    download(db, simulator.url, since=START)
+    before = simulator.stats["/api/v3/klines"]
+    [again] = download(db, simulator.url)
+    assert again.added == 0
+    assert simulator.stats["/api/v3/klines"] - before <= 1
+    pd.testing.assert_frame_equal(stored(db), btc)
+
+
+@pytest.mark.parametrize("page", [1, 7, 999])
+def test_page_boundaries_neither_skip_nor_duplicate(db, simulator, btc, monkeypatch, page):
+    monkeypatch.setitem(exchange_module.PAGE_LIMIT_OVERRIDES, "binance", page)
+    since, until = parse_time("2023-03-24"), parse_time("2023-03-25T06:00")  # spans the outage
+    [result] = download(db, simulator.url, since=since, until=until)
+    expected = btc[(btc["timestamp"] >= since) & (btc["timestamp"] < until)]
+    pd.testing.assert_frame_equal(stored(db), expected.reset_index(drop=True))
+    assert result.pages >= -(-len(expected) // page)
+
+
+def test_the_open_candle_is_dropped_and_stored_once_it_closes(db, btc):
+    last_open = int(btc["timestamp"].iloc[-1])
+    with running(SimulatorConfig(sample_dir(), now_ms=last_open + HOUR // 2, speed=0)) as sim:
+        download(db, sim.url, since=last_open - 5 * HOUR)
+    assert stored(db)["timestamp"].iloc[-1] == last_open - HOUR
+    with running(SimulatorConfig(sample_dir(), now_ms=last_open + HOUR, speed=0)) as sim:
+        [result] = download(db, sim.url)
+    assert result.added == 1
+    assert stored(db)["volume"].iloc[-1] == btc["volume"].iloc[-1]  # full, not partial
+
+
+def test_backfill_is_explicit_and_downloads_only_the_missing_part(db, simulator, btc):
+    middle = int(btc["timestamp"].iloc[10_000])
+    download(db, simulator.url, since=middle)
+    [result] = download(db, simulator.url, since=START)
+    assert result.added == 10_000
+    pd.testing.assert_frame_equal(stored(db), btc)
+
+
+def test_plan_ranges_never_covers_what_is_stored():
+    assert plan_ranges(None, 0, 100, 10) == [(0, 100)]
+    assert plan_ranges((50, 70), None, 100, 10) == [(80, 100)]
+    assert plan_ranges((50, 70), 0, 100, 10) == [(0, 50), (80, 100)]
+    assert plan_ranges((50, 70), 60, 100, 10) == [(80, 100)]
+    assert plan_ranges((50, 90), None, 100, 10) == []
+    with pytest.raises(VolcastError, match="give --since"):
+        plan_ranges(None, None, 100, 10)
+
+
+def test_several_symbols_download_concurrently(db, simulator, btc):
+    results = download(db, simulator.url, keys=(BTC, ETH), since=START, until=START + 2000 * HOUR)
+    assert [r.added for r in results] == [2000, 2000]
+    assert stored(db, ETH)["volume"].iloc[0] != stored(db, BTC)["volume"].iloc[0]
+
+
+def test_rate_limiter_and_retry_after_are_honoured(db):
+    settings = FetchSettings(retries=10, backoff_s=0.01, rate_limit=True)
+    config = SimulatorConfig(sample_dir(), fail_rate=0.4, seed=2, faults=("429",),
+                             retry_after_s=1)
+    with running(config) as sim:
+        began = time.monotonic()
+        [result] = download(db, sim.url, settings=settings, since=START, until=START + 4000 * HOUR)
+        elapsed = time.monotonic() - began
+    assert result.added == 4000
+    # candle pages are requested one after another, so each of their 429s waited 1 s at least
+    assert elapsed >= sim.stats["fault:429 /api/v3/klines"] * 1.0 > 0
+
+
+def test_giving_up_says_how_far_it_got_and_keeps_what_was_stored(db, btc):
+    settings = FetchSettings(retries=2, backoff_s=0.01, rate_limit=False)
+    with running(SimulatorConfig(sample_dir())) as sim:
+        download(db, sim.url, settings=settings, since=START, until=START + 1000 * HOUR)
+    with running(SimulatorConfig(sample_dir(), fail_rate=1.0, faults=("503",))) as sim:
+        with pytest.raises(FetchFailed, match="load markets: gave up after 2 retries"):
+            download(db, sim.url, settings=settings)
+    config = SimulatorConfig(sample_dir())
+    with running(config) as sim:  # one more page arrives, then every request fails
+        [result] = download(db, sim.url, settings=settings,
+                            progress=lambda *_: setattr(config, "fail_rate", 1.0))
+    assert "gave up after 2 retries" in result.error
+    assert f"stored up to {format_time(START + 1999 * HOUR)} UTC (1000 new this run)" in result.error
+    assert "run the same command again to resume" in result.error
+    assert len(stored(db)) == 2000
+
+
+def test_unknown_symbol_and_timeframe_are_refused_before_any_download(db, simulator):
+    before = simulator.stats["/api/v3/klines"]
+    with pytest.raises(VolcastError, match="does not list symbol 'BTC/EUR'"):
+        download(db, simulator.url, keys=(SeriesKey("binance", "BTC/EUR", "1h"),), since=START)
+    with pytest.raises(VolcastError, match="has no timeframe '7h'; choose one of 1s, 1m"):
+        download(db, simulator.url, keys=(SeriesKey("binance", "BTC/USDT", "7h"),), since=START)
+    with pytest.raises(VolcastError, match="unknown exchange 'binanse'; did you mean binance"):
+        asyncio.run(fetch("binanse", [BTC], None, FAST, url=simulator.url))
+    assert simulator.stats["/api/v3/klines"] == before
+
+
+def test_follow_appends_candles_as_they_close(db, btc):
+    last_open = int(btc["timestamp"].iloc[-1])
+    clock = SimulatorConfig(sample_dir(), now_ms=last_open - 3 * HOUR, speed=7200)  # 2 h/s
+    rounds = []
+    settings = FAST.model_copy(update={"poll_s": 0.6})
+    with running(clock) as sim:
+        download(db, sim.url, settings=settings, since=last_open - 10 * HOUR,
+                 on_round=rounds.append, follow_rounds=3)
+    assert len(rounds) == 4
+    assert sum(r[0].added for r in rounds[1:]) >= 2
+    assert stored(db)["timestamp"].iloc[-1] >= last_open - HOUR
+
+
+def test_kill_9_mid_download_then_resume_equals_the_source(db, btc, tmp_path):
+    with running(SimulatorConfig(sample_dir())) as sim:
+        command = [sys.executable, "-m", "volcast.cli", "fetch", "-e", "binance", "-s",
+                   "BTC/USDT", "--since", "2022-08-01", "--db", str(db), "--exchange-url",
+                   sim.url]
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while sim.stats["/api/v3/klines"] < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        with CandleStore(db) as store:
+            half = len(store.read(BTC))
+        assert 0 < half < len(btc)
+        resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    pd.testing.assert_frame_equal(stored(db), btc)
