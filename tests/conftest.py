@@ -1,4 +1,4 @@
-"""Shared fixtures: the bundled sample, a running simulator, a temporary store, the CLI in-process."""
+"""Shared fixtures: the bundled sample, a running simulator, a store, the CLI in-process."""
 
 import sys
 from collections.abc import Iterator

@@ -9,7 +9,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,12 +17,18 @@ from rich.console import Console
 from volcast.errors import FetchFailed, VolcastError
 from volcast.ui import fetch_progress, results_table, series_table
 
+if TYPE_CHECKING:
+    from volcast.data.store import CandleStore, SeriesKey
+    from volcast.data.sync import SyncResult
+
 app = typer.Typer(help="Analyse and forecast cryptocurrency trading volume.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Inspect the candle store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-out = Console()
-err = Console(stderr=True)
+_PIPED_WIDTH = 160
+"""Rich's default of 80 columns truncates tables written to a pipe or file; use more there."""
+out = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
 
 DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file [default: $VOLCAST_DB, "
                                             "else volcast.duckdb in your user data folder]")]
@@ -31,14 +37,14 @@ SymbolOpt = Annotated[str, typer.Option("--symbol", "-s", help="BASE/QUOTE, as c
 TimeframeOpt = Annotated[str, typer.Option("--timeframe", "-t", help="ccxt timeframe")]
 
 
-def _store(db: Path | None, read_only: bool = False) -> "CandleStore":  # noqa: F821
+def _store(db: Path | None, read_only: bool = False) -> "CandleStore":
     from volcast.config import db_path
     from volcast.data.store import CandleStore
 
     return CandleStore(db_path(db), read_only=read_only)
 
 
-def _key(exchange: str, symbol: str, timeframe: str) -> "SeriesKey":  # noqa: F821
+def _key(exchange: str, symbol: str, timeframe: str) -> "SeriesKey":
     from volcast.data.store import SeriesKey, check_symbol
     from volcast.data.timeframe import timeframe_ms
 
@@ -63,8 +69,8 @@ def fetch(
     until: Annotated[str | None, typer.Option(help="stop before this open time; default: now "
                                               "(closed candles only)")] = None,
     db: DbOpt = None,
-    exchange_url: Annotated[str | None, typer.Option(help="REST base URL instead of the "
-                                                     "exchange's (proxy, testnet, simulator)")] = None,
+    exchange_url: Annotated[str | None, typer.Option(
+        help="REST base URL instead of the exchange's (proxy, testnet, simulator)")] = None,
     follow: Annotated[bool, typer.Option(help="keep running, storing each candle as it "
                                          "closes")] = False,
     poll: Annotated[float | None, typer.Option(help="--follow: seconds between polls "
@@ -85,7 +91,7 @@ def fetch(
     keys = [_key(exchange, s, timeframe) for s in dict.fromkeys(symbol)]
     since_ms, until_ms = _time(since), _time(until)
     with _store(db) as store, fetch_progress(out) as progress:
-        def show(results: list) -> None:
+        def show(results: "list[SyncResult]") -> None:
             out.print(results_table(results))
 
         try:
@@ -162,7 +168,11 @@ def data_gaps(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOpt,
 
     key = _key(exchange, symbol, timeframe)
     with _store(db, read_only=True) as store:
-        out.print(gaps_table(key, store.gaps(key)))
+        gaps = store.gaps(key)
+    out.print(f"{key}: {len(gaps)} gaps, {int(gaps['missing'].sum())} missing candles",
+              soft_wrap=True)
+    if len(gaps):
+        out.print(gaps_table(gaps))
 
 
 @app.command("simulate-exchange")

@@ -4,22 +4,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import pandas as pd
+from rich import progress
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from volcast.data.timeframe import format_time
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from volcast.data.store import SeriesKey
-    from volcast.data.sync import SyncResult
+    from volcast.data.sync import Progress, SyncResult
 
 
 @contextmanager
-def fetch_progress(console: Console) -> Iterator["callable"]:
+def fetch_progress(console: Console) -> Iterator["Progress"]:
     """One bar per series, advanced by the sync loop's progress callback."""
-    bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+    bars = progress.Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
         "{task.percentage:>3.0f}%"), TextColumn("{task.fields[added]} new"), TimeElapsedColumn(),
         console=console)
     tasks: dict[SeriesKey, TaskID] = {}
@@ -43,7 +45,7 @@ def results_table(results: list["SyncResult"]) -> Table:
     return table
 
 
-def series_table(series: pd.DataFrame) -> Table:
+def series_table(series: "pd.DataFrame") -> Table:
     table = Table(title="stored series (times UTC)")
     for column in ("exchange", "symbol", "timeframe", "rows", "first", "last", "gaps (missing)"):
         table.add_column(column, no_wrap=True)
@@ -54,11 +56,10 @@ def series_table(series: pd.DataFrame) -> Table:
     return table
 
 
-def gaps_table(key: "SeriesKey", gaps: pd.DataFrame) -> Table:
-    table = Table(title=f"{key}: {len(gaps)} gaps, {int(gaps['missing'].sum())} missing candles "
-                        "(times UTC)")
+def gaps_table(gaps: "pd.DataFrame") -> Table:
+    table = Table(title="gaps (times UTC)")
     for column in ("after", "before", "missing"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for row in gaps.itertuples():
         table.add_row(format_time(row.after), format_time(row.before), str(row.missing))
     return table

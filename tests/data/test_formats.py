@@ -25,7 +25,8 @@ def test_every_writable_format_round_trips_exactly(tmp_path, week, name):
 
 
 def test_the_shared_csv_format_reads_unchanged(btc):
-    raw = pd.read_csv(gzip.open(sample_file()))
+    with gzip.open(sample_file()) as handle:
+        raw = pd.read_csv(handle)
     assert btc["volume"].tolist() == raw["volume"].tolist()
     assert btc["timestamp"].tolist() == raw["timestamp"].tolist()
 

@@ -78,9 +78,8 @@ def test_the_candle_in_progress_carries_only_part_of_its_volume(btc):
 
 def test_faults_are_drawn_from_the_chosen_kinds():
     config = SimulatorConfig(sample_dir(), fail_rate=1.0, faults=("429",), retry_after_s=7)
-    with running(config) as sim:
-        with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(f"{sim.url}/api/v3/time", timeout=5)
+    with running(config) as sim, pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"{sim.url}/api/v3/time", timeout=5)
     assert info.value.code == 429
     assert info.value.headers["Retry-After"] == "7"
     assert sim.stats["fault:429"] == 1

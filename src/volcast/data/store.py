@@ -157,7 +157,8 @@ class CandleStore:
 
     def upsert(self, key: SeriesKey, frame: pd.DataFrame) -> int:
         """Write candles (columns CANDLE_COLUMNS, optional ``trades``, unique timestamps) in one
-        transaction; returns how many were new. Existing candles are replaced, so re-runs are no-ops."""
+        transaction; returns how many were new. Existing candles are replaced, so re-runs are
+        no-ops."""
         if frame.empty:
             return 0
         page = frame if "trades" in frame else frame.assign(trades=pd.NA)
@@ -200,7 +201,8 @@ class CandleStore:
         return None if first is None else (int(first), int(last))
 
     def gaps(self, key: SeriesKey) -> pd.DataFrame:
-        """Missing stretches of one series: after, before (open times of the neighbours), missing."""
+        """Missing stretches of one series: after and before (the neighbours' open times) and
+        how many candles are missing between them."""
         sid = self._series_id(key, create=False)
         if sid is None:
             raise VolcastError(f"no stored candles for {key}; see `volcast data list`")

@@ -14,9 +14,8 @@ def timeframe_ms(timeframe: str) -> int:
     which would make gaps impossible to tell from calendar effects."""
     match = _TF_RE.match(timeframe)
     if not match:
-        raise VolcastError(
-            f"unsupported timeframe '{timeframe}': use ccxt spelling such as 1m, 5m, 15m, 1h, 4h, 1d, 1w"
-        )
+        raise VolcastError(f"unsupported timeframe '{timeframe}': use ccxt spelling such as "
+                           "1m, 5m, 15m, 1h, 4h, 1d, 1w")
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 

@@ -48,7 +48,8 @@ class MarketData:
             return None
         if key not in self._cache:
             frame = read_candles(self.files[key], timeframe_ms(timeframe))
-            trades = frame["trades"].fillna(0).to_numpy(dtype=np.int64) if "trades" in frame else None
+            trades = (frame["trades"].fillna(0).to_numpy(dtype=np.int64)
+                      if "trades" in frame else None)
             self._cache[key] = Candles(frame["timestamp"].to_numpy(),
                                        frame[["open", "high", "low", "close", "volume"]]
                                        .to_numpy(dtype=float), trades)

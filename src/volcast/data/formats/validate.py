@@ -39,8 +39,8 @@ def _check_values(frame: pd.DataFrame, source: str) -> None:
     for bad, why in checks:
         if bad.any():
             row = int(bad.to_numpy().argmax())
-            raise VolcastError(f"{source}: row {row + 1}: {why} "
-                               f"({', '.join(f'{c}={frame[c].iloc[row]}' for c in CANDLE_COLUMNS)})")
+            values = ", ".join(f"{c}={frame[c].iloc[row]}" for c in CANDLE_COLUMNS)
+            raise VolcastError(f"{source}: row {row + 1}: {why} ({values})")
 
 
 def _check_grid(ts: pd.Series, tf_ms: int, source: str) -> None:

@@ -1,0 +1,161 @@
+"""The command line as a user meets it: one-line errors with exit 2, no tracebacks, no damage."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from volcast.data.sample import sample_dir, sample_file
+from volcast.data.store import CandleStore, SeriesKey
+from volcast.simulator import SimulatorConfig, running
+
+BTC = SeriesKey("binance", "BTC/USDT", "1h")
+
+
+@pytest.fixture
+def filled(db, cli):
+    """A store holding the sample's ETH/USDT, imported through the CLI."""
+    result = cli("import", sample_file(pair="ETH_USDT"), "-e", "binance", "-s", "ETH/USDT",
+                 "-t", "1h", "--db", db)
+    assert result.code == 0, result.err
+    assert "17543 candles read, 17543 new" in result.out
+    return db
+
+
+def assert_one_line_error(result, *fragments, code=2):
+    assert result.code == code
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.err + result.out
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_fetch_then_list_gaps_export(cli, db, simulator, tmp_path):
+    result = cli("fetch", "-e", "binance", "-s", "BTC/USDT", "-s", "ETH/USDT", "--since",
+                 "2024-07-01", "--db", db, "--exchange-url", simulator.url)
+    assert result.code == 0, result.err
+    assert "binance BTC/USDT 1h" in result.out and "binance ETH/USDT 1h" in result.out
+    listing = cli("data", "list", "--db", db)
+    assert "2024-07-01 00:00" in listing.out and "2024-07-31 23:00" in listing.out
+    gaps = cli("data", "gaps", "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--db", db)
+    assert "0 gaps, 0 missing candles" in gaps.out
+    out = tmp_path / "btc.csv"
+    assert cli("export", "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--out", out,
+               "--db", db).code == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "timestamp,open,high,low,close,volume"
+    assert len(lines) == 1 + 31 * 24
+
+
+def test_volcast_db_environment_variable_is_the_default_store(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOLCAST_DB", str(tmp_path / "env.duckdb"))
+    assert cli("import", sample_file(), "-e", "binance", "-s", "BTC/USDT", "-t", "1h").code == 0
+    with CandleStore(tmp_path / "env.duckdb") as store:
+        assert len(store.read(BTC)) == 17543
+
+
+def test_gap_listing_of_the_sample(cli, filled):
+    result = cli("data", "gaps", "-e", "binance", "-s", "ETH/USDT", "-t", "1h", "--db", filled)
+    assert "1 gaps, 1 missing candles" in result.out
+    assert "2023-03-24 12:00" in result.out
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["fetch", "-e", "binanse", "-s", "BTC/USDT", "--since", "2024-01-01"],
+     ["unknown exchange 'binanse'", "did you mean binance"]),
+    (["fetch", "-e", "binance", "-s", "BTC/USDT", "-t", "1M", "--since", "2024-01-01"],
+     ["unsupported timeframe '1M'"]),
+    (["fetch", "-e", "binance", "-s", "BTCUSDT", "--since", "2024-01-01"],
+     ["symbol 'BTCUSDT' must be written as ccxt does"]),
+    (["fetch", "-e", "binance", "-s", "BTC/USDT", "--since", "last tuesday"],
+     ["bad date 'last tuesday'"]),
+    (["fetch", "-e", "binance", "-s", "BTC/USDT", "--retries", "-1"],
+     ["setting 'fetch.retries'"]),
+    (["import", "nope.csv", "-e", "binance", "-s", "BTC/USDT", "-t", "1h"],
+     ["no such file: nope.csv"]),
+    (["export", "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--out", "x.csv"],
+     ["no stored candles for binance BTC/USDT 1h"]),
+    (["data", "gaps", "-e", "binance", "-s", "DOGE/USDT", "-t", "1h"],
+     ["no stored candles for binance DOGE/USDT 1h"]),
+    (["simulate-exchange", "--data", "/nonexistent"], ["no such data folder"]),
+])
+def test_bad_input_is_one_line_and_exit_2(cli, filled, args, fragments):
+    assert_one_line_error(cli(*args, *(["--db", filled] if args[0] != "simulate-exchange"
+                                       else [])), *fragments)
+
+
+def test_symbol_or_timeframe_the_exchange_lacks(cli, db, simulator):
+    base = ["fetch", "-e", "binance", "--since", "2024-07-01", "--db", db, "--exchange-url",
+            simulator.url]
+    assert_one_line_error(cli(*base, "-s", "BTC/EUR"), "does not list symbol 'BTC/EUR'")
+    assert_one_line_error(cli(*base, "-s", "BTC/USDT", "-t", "7h"), "no timeframe '7h'",
+                          "1m, 3m, 5m")
+
+
+def test_a_bad_import_changes_nothing(cli, filled, tmp_path):
+    with CandleStore(filled) as store:
+        before = store.read(SeriesKey("binance", "ETH/USDT", "1h"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,open,high,low,close,volume\n1722470400000,1,2,1,1,1\n"
+                   "1722474000000,1,2,1,1,oops\n")
+    assert_one_line_error(cli("import", bad, "-e", "binance", "-s", "ETH/USDT", "-t", "1h",
+                              "--db", filled), "bad.csv: row 2: volume 'oops' is not a number")
+    with CandleStore(filled) as store:
+        assert store.read(SeriesKey("binance", "ETH/USDT", "1h")).equals(before)
+
+
+def test_a_foreign_database_is_refused(cli, tmp_path):
+    foreign = tmp_path / "notes.duckdb"
+    foreign.write_bytes(b"hello")
+    assert_one_line_error(cli("data", "list", "--db", foreign), "is not a DuckDB database")
+    assert foreign.read_bytes() == b"hello"
+
+
+def test_unreachable_exchange_gives_up_with_exit_1(cli, db):
+    result = cli("fetch", "-e", "binance", "-s", "BTC/USDT", "--since", "2024-07-01", "--db", db,
+                 "--exchange-url", "http://127.0.0.1:9", "--retries", "1", "--timeout-ms", "300")
+    assert_one_line_error(result, "load markets: gave up after 1 retries", code=1)
+
+
+def test_fetch_settings_from_a_config_file(cli, db, tmp_path):
+    config = tmp_path / "volcast.toml"
+    config.write_text("[fetch]\nretries = 1\ntimeout_ms = 300\n")
+    result = cli("fetch", "-e", "binance", "-s", "BTC/USDT", "--since", "2024-07-01", "--db", db,
+                 "--exchange-url", "http://127.0.0.1:9", "--config", config)
+    assert_one_line_error(result, "gave up after 1 retries", code=1)
+    config.write_text("[fetch]\nretrys = 1\n")
+    assert_one_line_error(cli("fetch", "-e", "binance", "-s", "BTC/USDT", "--config", config,
+                              "--db", db), "setting 'fetch.retrys'")
+
+
+def test_demo_runs_end_to_end_and_again_adds_nothing(cli, db):
+    first = cli("demo", "--db", db)
+    assert first.code == 0, first.err
+    assert "17543" in first.out
+    again = cli("demo", "--db", db)
+    assert again.code == 0
+    assert "17543 candles, 0 new" in again.out
+    with CandleStore(db) as store:
+        assert len(store.series()) == 2
+
+
+def test_ctrl_c_keeps_what_was_stored_and_says_how_to_resume(db):
+    with running(SimulatorConfig(sample_dir())) as sim:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "volcast.cli", "fetch", "-e", "binance", "-s", "BTC/USDT",
+             "--since", "2022-08-01", "--db", str(db), "--exchange-url", sim.url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while sim.stats["/api/v3/klines"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert err.strip().splitlines() == [
+        "interrupted: every stored candle is kept; run the same command to resume"]
+    with CandleStore(db) as store:
+        assert 0 < len(store.read(BTC)) < 17543
