@@ -189,6 +189,8 @@ def simulate_exchange(
     speed: Annotated[float, typer.Option(help="exchange clock speed, times real time")] = 1.0,
     retry_after: Annotated[int, typer.Option(help="Retry-After seconds on 429/418")] = 1,
     stall: Annotated[float, typer.Option(help="seconds a stalled response hangs")] = 15.0,
+    latency_ms: Annotated[float, typer.Option(help="delay every answer, as a distant exchange "
+                                              "would")] = 0.0,
     fault: Annotated[list[str] | None, typer.Option(help="fault kinds to draw from, repeatable "
                                                     "[default: all: 429 418 500 502 503 stall "
                                                     "truncated]")] = None,
@@ -198,7 +200,8 @@ def simulate_exchange(
 
     config = SimulatorConfig(data, venue=venue, fail_rate=fail_rate, seed=seed,
                              retry_after_s=retry_after, stall_s=stall, now_ms=_time(now),
-                             speed=speed, **({"faults": tuple(fault)} if fault else {}))
+                             speed=speed, latency_s=latency_ms / 1000,
+                             **({"faults": tuple(fault)} if fault else {}))
     try:
         serve_forever(config, port, lambda url: out.print(
             f"simulating {venue} at {url} (use --exchange-url {url}); Ctrl-C stops",

@@ -6,11 +6,14 @@ columns in the key). Every write is one transaction, so a killed process leaves 
 page or none of it, and a re-run that writes the same candles changes nothing.
 """
 
+import functools
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import duckdb
 import pandas as pd
@@ -88,11 +91,28 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise VolcastError(f"{path} is not a DuckDB database ({text.splitlines()[0]})") from None
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(method: Callable[P, R]) -> Callable[P, R]:
+    """One DuckDB connection is not safe to share between threads: serialise its users
+    (the sync loop writes pages from worker threads)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with args[0]._lock:  # type: ignore[attr-defined]
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 class CandleStore:
-    """Read and write candles of many series in one DuckDB file."""
+    """Read and write candles of many series in one DuckDB file; safe to share between threads."""
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        self._lock = threading.RLock()
         self._con = _connect(path, read_only)
         try:
             self._check_ours(read_only)
@@ -126,6 +146,7 @@ class CandleStore:
         rows = self._con.execute(query, args or []).fetchall()
         return rows[0] if rows else None
 
+    @_locked
     def close(self) -> None:
         self._con.close()
 
@@ -155,6 +176,7 @@ class CandleStore:
                 "RETURNING id", [*args, key.tf_ms])
         return None if row is None else int(row[0])
 
+    @_locked
     def upsert(self, key: SeriesKey, frame: pd.DataFrame) -> int:
         """Write candles (columns CANDLE_COLUMNS, optional ``trades``, unique timestamps) in one
         transaction; returns how many were new. Existing candles are replaced, so re-runs are
@@ -176,6 +198,7 @@ class CandleStore:
                 con.unregister("page")
         return len(page) - int(known)
 
+    @_locked
     def read(self, key: SeriesKey, start: int | None = None, end: int | None = None
              ) -> pd.DataFrame:
         """Candles with start <= timestamp < end, ascending; ``trades`` only if any are known."""
@@ -191,6 +214,7 @@ class CandleStore:
             frame = frame.drop(columns="trades")
         return frame
 
+    @_locked
     def bounds(self, key: SeriesKey) -> tuple[int, int] | None:
         """(first, last) stored open time, or None when the series holds nothing."""
         sid = self._series_id(key, create=False)
@@ -200,6 +224,7 @@ class CandleStore:
                                   [sid])
         return None if first is None else (int(first), int(last))
 
+    @_locked
     def gaps(self, key: SeriesKey) -> pd.DataFrame:
         """Missing stretches of one series: after and before (the neighbours' open times) and
         how many candles are missing between them."""
@@ -209,6 +234,7 @@ class CandleStore:
         frame = self._con.execute(_GAPS_SQL.format(where="WHERE c.series_id = ?"), [sid]).df()
         return frame.drop(columns="series_id")
 
+    @_locked
     def series(self) -> pd.DataFrame:
         """Every stored series with rows, first, last, gaps and missing candles."""
         return self._con.execute(f"""

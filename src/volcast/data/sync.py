@@ -63,19 +63,31 @@ def page_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
 
 async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
                     start: int, stop: int, result: SyncResult, progress: Progress) -> None:
+    """Page through [start, stop). A page is written on a worker thread while the next one is
+    requested, so the database never waits for the network or the network for the database;
+    the previous write finishes before the next starts, keeping pages in order."""
     limit = client.page_limit(key.symbol)
     cursor = start
-    while cursor < stop:
-        rows = await client.fetch_candles(key.symbol, key.timeframe, cursor, limit)
-        result.pages += 1
-        newest = max((int(r[0]) for r in rows), default=None)
-        keep = [r for r in rows if cursor <= r[0] < stop]
-        if keep:
-            result.added += store.upsert(key, page_frame(keep))
-        if newest is None or newest < cursor:  # nothing newer: the exchange has no more
-            break
-        cursor = newest + key.tf_ms
-        progress(key, result.added, min(cursor, stop) - start, stop - start)
+    writing: asyncio.Future[int] | None = None
+    try:
+        while cursor < stop:
+            rows = await client.fetch_candles(key.symbol, key.timeframe, cursor, limit)
+            result.pages += 1
+            newest = max((int(r[0]) for r in rows), default=None)
+            keep = [r for r in rows if cursor <= r[0] < stop]
+            if writing is not None:
+                result.added += await writing
+                writing = None
+            if keep:
+                writing = asyncio.ensure_future(
+                    asyncio.to_thread(lambda page=keep: store.upsert(key, page_frame(page))))
+            if newest is None or newest < cursor:  # nothing newer: the exchange has no more
+                break
+            cursor = newest + key.tf_ms
+            progress(key, result.added, min(cursor, stop) - start, stop - start)
+    finally:
+        if writing is not None:
+            result.added += await writing
 
 
 async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey,

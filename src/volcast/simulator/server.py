@@ -25,7 +25,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @dataclass
 class SimulatorConfig:
     """What to serve and how badly. ``now_ms`` starts the exchange clock (default: when the
-    newest candle closes), which then runs at ``speed`` times real time."""
+    newest candle closes), which then runs at ``speed`` times real time; ``latency_s`` delays
+    every answer as a distant exchange would."""
 
     data_dir: Path
     venue: str = "binance"
@@ -36,6 +37,7 @@ class SimulatorConfig:
     now_ms: int | None = None
     speed: float = 1.0
     faults: tuple[str, ...] = FAULTS
+    latency_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fail_rate <= 1.0:
@@ -70,6 +72,8 @@ def _fault_middleware(config: SimulatorConfig, stats: Counter[str]) -> Callable[
     async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
         stats["requests"] += 1
         stats[request.path] += 1
+        if config.latency_s:
+            await asyncio.sleep(config.latency_s)
         with lock:
             fault = rng.choice(config.faults) if rng.random() < config.fail_rate else None
         if fault is None:
