@@ -183,7 +183,9 @@ def simulate_exchange(
     fail_rate: Annotated[float, typer.Option(help="share of requests answered with a "
                                              "fault")] = 0.0,
     seed: Annotated[int, typer.Option(help="seed of the fault generator")] = 0,
-    venue: Annotated[str, typer.Option(help="subfolder of --data to serve")] = "binance",
+    dialect: Annotated[str, typer.Option(help="REST dialect: binance or kraken")] = "binance",
+    venue: Annotated[str | None, typer.Option(help="subfolder of --data to serve "
+                                              "[default: the dialect's name]")] = None,
     now: Annotated[str | None, typer.Option(help="exchange clock start (ISO 8601 or ms) "
                                             "[default: when the newest candle closes]")] = None,
     speed: Annotated[float, typer.Option(help="exchange clock speed, times real time")] = 1.0,
@@ -195,16 +197,18 @@ def simulate_exchange(
                                                     "[default: all: 429 418 500 502 503 stall "
                                                     "truncated]")] = None,
 ) -> None:
-    """Serve candle files over HTTP in Binance's REST dialect, for tests and offline demos."""
+    """Serve candle files over HTTP in Binance's (or Kraken's) REST dialect, for tests and
+    offline demos."""
     from volcast.simulator import SimulatorConfig, serve_forever
 
-    config = SimulatorConfig(data, venue=venue, fail_rate=fail_rate, seed=seed,
+    config = SimulatorConfig(data, dialect=dialect, venue=venue, fail_rate=fail_rate, seed=seed,
                              retry_after_s=retry_after, stall_s=stall, now_ms=_time(now),
                              speed=speed, latency_s=latency_ms / 1000,
                              **({"faults": tuple(fault)} if fault else {}))
     try:
         serve_forever(config, port, lambda url: out.print(
-            f"simulating {venue} at {url} (use --exchange-url {url}); Ctrl-C stops",
+            f"simulating {config.venue} ({dialect} dialect) at {url} "
+            f"(use --exchange-url {url}); Ctrl-C stops",
             soft_wrap=True))
     except OSError as exc:
         raise VolcastError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None

@@ -37,11 +37,12 @@ def fetch_progress(console: Console) -> Iterator["Progress"]:
 
 def results_table(results: list["SyncResult"]) -> Table:
     table = Table(title="fetch summary")
-    for column in ("series", "new candles", "requests", "gaps (missing)", "status"):
-        table.add_column(column)
+    for column in ("series", "new candles", "requests", "stored from", "to", "gaps (missing)",
+                   "status"):
+        table.add_column(column, no_wrap=column != "status")
     for r in results:
-        table.add_row(str(r.key), str(r.added), str(r.pages), f"{r.gaps} ({r.missing})",
-                      r.error or "ok")
+        table.add_row(str(r.key), str(r.added), str(r.pages), format_time(r.first),
+                      format_time(r.last), f"{r.gaps} ({r.missing})", r.error or "ok")
     return table
 
 

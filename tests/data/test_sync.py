@@ -6,12 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from volcast.config import FetchSettings
 from volcast.data import exchange as exchange_module
+from volcast.data.formats import read_candles
 from volcast.data.sample import sample_dir
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.data.sync import fetch, plan_ranges
@@ -184,3 +186,39 @@ def test_kill_9_mid_download_then_resume_equals_the_source(db, btc, tmp_path):
         resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     pd.testing.assert_frame_equal(stored(db), btc)
+
+
+KRAKEN = SeriesKey("kraken", "BTC/USD", "1h")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def kraken_btc():
+    return read_candles(FIXTURES / "kraken" / "BTC_USD-1h.csv.gz", HOUR)
+
+
+def test_kraken_answers_only_its_newest_720_and_the_loop_neither_spins_nor_stops_early(
+        db, kraken_btc):
+    last_open = int(kraken_btc["timestamp"].iloc[-1])
+    clock = SimulatorConfig(FIXTURES, dialect="kraken", now_ms=last_open + HOUR // 2, speed=0)
+    with running(clock) as sim:
+        [result] = asyncio.run(_kraken(db, sim.url, since=int(kraken_btc["timestamp"].iloc[0])))
+    window = kraken_btc[kraken_btc["timestamp"] > last_open - 720 * HOUR].iloc[:-1]  # open one
+    pd.testing.assert_frame_equal(stored(db, KRAKEN), window.reset_index(drop=True))
+    assert sim.stats["/0/public/OHLC"] == result.pages == 1
+    assert result.first == window["timestamp"].iloc[0]  # shown as "stored from" in the summary
+
+
+def test_kraken_incremental_sync_picks_up_closed_candles(db, kraken_btc):
+    last_open = int(kraken_btc["timestamp"].iloc[-1])
+    for now in (last_open - 10 * HOUR, last_open + HOUR):
+        with running(SimulatorConfig(FIXTURES, dialect="kraken", now_ms=now, speed=0)) as sim:
+            [result] = asyncio.run(_kraken(db, sim.url, since=last_open - 100 * HOUR))
+    assert result.added == 11
+    tail = kraken_btc[kraken_btc["timestamp"] >= last_open - 100 * HOUR]
+    pd.testing.assert_frame_equal(stored(db, KRAKEN), tail.reset_index(drop=True))
+
+
+async def _kraken(db, url, since):
+    with CandleStore(db) as store:
+        return await fetch("kraken", [KRAKEN], store, FAST, url=url, since=since)

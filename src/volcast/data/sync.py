@@ -33,6 +33,8 @@ class SyncResult:
     pages: int = 0
     gaps: int = 0
     missing: int = 0
+    first: int | None = None
+    last: int | None = None
     error: str | None = None
 
 
@@ -106,8 +108,11 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
         reached = format_time(bounds[1]) if bounds else "nothing"
         result.error = (f"{key}: {exc}; stored up to {reached} UTC ({result.added} new this run);"
                         " run the same command again to resume")
-    gaps = store.gaps(key) if store.bounds(key) else pd.DataFrame({"missing": []})
-    result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
+    bounds = store.bounds(key)
+    if bounds is not None:
+        result.first, result.last = bounds
+        gaps = store.gaps(key)
+        result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
     return result
 
 

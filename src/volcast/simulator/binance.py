@@ -9,7 +9,7 @@ import numpy as np
 from aiohttp import web
 
 from volcast.data.timeframe import timeframe_ms
-from volcast.simulator.market_data import Candles, MarketData
+from volcast.simulator.market_data import MarketData
 
 INTERVALS = ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d",
              "3d", "1w", "1M"]
@@ -113,17 +113,7 @@ class BinanceDialect:
             hi = min(hi, lo + limit)
         else:
             lo = max(0, hi - limit)
-        return web.json_response(self._rows(candles, lo, hi, timeframe_ms(interval), now))
-
-    @staticmethod
-    def _rows(candles: Candles, lo: int, hi: int, tf_ms: int, now: int) -> list[list[object]]:
-        rows = []
-        for i in range(lo, hi):
-            opened = int(candles.ts[i])
-            o, h, low, c, v = candles.ohlcv[i]
-            if opened + tf_ms > now:  # still open: only the share of the hour that has passed
-                v = v * (now - opened) / tf_ms
-            trades = int(candles.trades[i]) if candles.trades is not None else 0
-            rows.append([opened, _number(o), _number(h), _number(low), _number(c), _number(v),
-                         opened + tf_ms - 1, "0", trades, "0", "0", "0"])
-        return rows
+        tf_ms = timeframe_ms(interval)
+        return web.json_response([
+            [t, *map(_number, (o, h, low, c, v)), t + tf_ms - 1, "0", n, "0", "0", "0"]
+            for t, o, h, low, c, v, n in candles.served(lo, hi, tf_ms, now)])

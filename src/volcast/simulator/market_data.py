@@ -1,6 +1,7 @@
 """The candles a simulated venue serves, loaded lazily from one folder of candle files."""
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from volcast.errors import VolcastError
 _FILE_RE = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-(\d+[smhdw])\.csv(\.gz)?$")
 
 
+Served = tuple[int, float, float, float, float, float, int]
+"""(open time ms, open, high, low, close, volume, trades) as an exchange reports it."""
+
+
 @dataclass
 class Candles:
     """One series as arrays: open times (ms) and the [open, high, low, close, volume] matrix."""
@@ -20,6 +25,16 @@ class Candles:
     ts: np.ndarray
     ohlcv: np.ndarray
     trades: np.ndarray | None
+
+    def served(self, lo: int, hi: int, tf_ms: int, now: int) -> Iterator[Served]:
+        """Rows lo..hi as a live exchange reports them at ``now``: the candle still in progress
+        carries only the elapsed share of its volume."""
+        for i in range(lo, hi):
+            opened = int(self.ts[i])
+            o, h, low, c, v = (float(x) for x in self.ohlcv[i])
+            if opened + tf_ms > now:
+                v = v * (now - opened) / tf_ms
+            yield opened, o, h, low, c, v, int(self.trades[i]) if self.trades is not None else 0
 
 
 class MarketData:

@@ -15,8 +15,10 @@ from aiohttp import web
 
 from volcast.errors import VolcastError
 from volcast.simulator.binance import BinanceDialect
+from volcast.simulator.kraken import KrakenDialect
 from volcast.simulator.market_data import MarketData
 
+DIALECTS = {"binance": BinanceDialect, "kraken": KrakenDialect}
 FAULTS = ("429", "418", "500", "502", "503", "stall", "truncated")
 _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -29,7 +31,8 @@ class SimulatorConfig:
     every answer as a distant exchange would."""
 
     data_dir: Path
-    venue: str = "binance"
+    dialect: str = "binance"
+    venue: str | None = None
     fail_rate: float = 0.0
     seed: int = 0
     retry_after_s: int = 1
@@ -40,6 +43,10 @@ class SimulatorConfig:
     latency_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.dialect not in DIALECTS:
+            raise VolcastError(f"unknown dialect '{self.dialect}'; choose from "
+                               f"{', '.join(DIALECTS)}")
+        self.venue = self.venue or self.dialect
         if not 0.0 <= self.fail_rate <= 1.0:
             raise VolcastError(f"--fail-rate must be between 0 and 1, not {self.fail_rate}")
         unknown = [f for f in self.faults if f not in FAULTS]
@@ -60,7 +67,7 @@ class Clock:
 
 def _venue_folder(config: SimulatorConfig) -> Path:
     """``DIR/<venue>`` when DIR is laid out like shared/data, else DIR itself."""
-    nested = config.data_dir / config.venue
+    nested = config.data_dir / str(config.venue)
     return nested if nested.is_dir() else config.data_dir
 
 
@@ -108,7 +115,7 @@ def build_app(config: SimulatorConfig) -> tuple[web.Application, Counter[str]]:
     clock = Clock(config.now_ms if config.now_ms is not None else data.end_ms(), config.speed)
     stats: Counter[str] = Counter()
     app = web.Application(middlewares=[_fault_middleware(config, stats)])
-    app.add_routes(BinanceDialect(data, clock).routes())
+    app.add_routes(DIALECTS[config.dialect](data, clock).routes())
     return app, stats
 
 
