@@ -36,22 +36,37 @@ class FetchSettings(BaseModel):
         return RetryPolicy(retries=self.retries, base_s=self.backoff_s, max_s=self.backoff_max_s)
 
 
+class BacktestSettings(BaseModel):
+    """The protocol's knobs (shared/bench/PROTOCOL.md); defaults are the protocol's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    horizon: int = Field(24, ge=1, le=1024, description="candles forecast from each origin")
+    test_days: float = Field(60, gt=0, le=3650, description="test period when no cutoff")
+
+
 class Settings(BaseModel):
     """Everything a config file may set, one section per concern."""
 
     model_config = ConfigDict(extra="forbid")
 
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    model: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="[model.NAME] tables: settings of each model, "
+        "validated by the model itself")
+    backtest: "BacktestSettings" = Field(default_factory=lambda: BacktestSettings())
 
 
-def _describe(error: ValidationError) -> str:
+def describe(error: ValidationError, prefix: str = "") -> str:
+    """pydantic's first complaint as one line naming the setting."""
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    return f"setting '{where}': {first['msg']} (got {first.get('input')!r})"
+    return f"setting '{prefix}{where}': {first['msg']} (got {first.get('input')!r})"
 
 
 def load_settings(path: Path | None = None, **overrides: dict[str, Any]) -> Settings:
-    """Defaults, then the TOML file, then non-None CLI values given per section."""
+    """Defaults, then the TOML file, then non-None CLI values given per section
+    (``model={"lstm": {...}}`` for a model's settings)."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -61,12 +76,21 @@ def load_settings(path: Path | None = None, **overrides: dict[str, Any]) -> Sett
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise VolcastError(f"{path}: not valid TOML ({exc})") from None
     for section, values in overrides.items():
-        given = {k: v for k, v in values.items() if v is not None}
-        data[section] = {**data.get(section, {}), **given}
+        data[section] = _merge(data.get(section, {}), values)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise VolcastError(_describe(exc)) from None
+        raise VolcastError(describe(exc)) from None
+
+
+def _merge(base: Any, given: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base) if isinstance(base, dict) else {}
+    for key, value in given.items():
+        if isinstance(value, dict):
+            merged[key] = _merge(merged.get(key, {}), value)
+        elif value is not None:
+            merged[key] = value
+    return merged
 
 
 def db_path(option: Path | None) -> Path:

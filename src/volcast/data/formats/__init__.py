@@ -36,8 +36,9 @@ def _choose(path: Path, fmt: str | None, writing: bool) -> CandleFormat:
                        f"{', '.join(suffixes)}, or give --format")
 
 
-def read_candles(path: Path, tf_ms: int, fmt: str | None = None) -> pd.DataFrame:
-    """Read and validate one candle file; every problem is a one-line VolcastError."""
+def read_candles(path: Path, tf_ms: int | None = None, fmt: str | None = None) -> pd.DataFrame:
+    """Read and validate one candle file; every problem is a one-line VolcastError. Without
+    ``tf_ms`` the timeframe is the most common distance between candles."""
     if not path.is_file():
         raise VolcastError(f"no such file: {path}")
     handler = _choose(path, fmt, writing=False)

@@ -58,7 +58,7 @@ def _check_grid(ts: pd.Series, tf_ms: int, source: str) -> None:
                            f"minutes apart, not {tf_ms // 60_000}; is --timeframe right?")
 
 
-def normalise(raw: pd.DataFrame, tf_ms: int, source: str) -> pd.DataFrame:
+def normalise(raw: pd.DataFrame, tf_ms: int | None, source: str) -> pd.DataFrame:
     """Validate raw columns into a sorted candle frame with unique integer timestamps."""
     if raw.empty:
         raise VolcastError(f"{source}: no candles in the file")
@@ -73,5 +73,10 @@ def normalise(raw: pd.DataFrame, tf_ms: int, source: str) -> pd.DataFrame:
         when = format_time(int(frame.loc[clash, "timestamp"].iloc[0]))
         raise VolcastError(f"{source}: two different candles open at {when}")
     frame = frame.reset_index(drop=True)
+    if tf_ms is None:
+        steps = frame["timestamp"].diff().dropna()
+        if steps.empty:
+            raise VolcastError(f"{source}: one candle is not a series")
+        tf_ms = int(steps.mode().iloc[0])
     _check_grid(frame["timestamp"], tf_ms, source)
     return frame

@@ -1,0 +1,6 @@
+"""Walk-forward backtests of any Forecaster, exactly as shared/bench/PROTOCOL.md prescribes.
+
+Nothing in ``models/`` imports this package: the backtest drives a model from outside.
+Public: ``backtest`` and ``BacktestResult`` (``backtest.py``), ``score`` and ``STEPS``
+(``scores.py``).
+"""

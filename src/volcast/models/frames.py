@@ -1,0 +1,66 @@
+"""Long frames at the boundary between data and models, and the grid every model works on.
+
+A long frame has one row per (series, candle): ``unique_id, ds, y`` (ds = open time in ms UTC,
+y = volume) plus the candle's ``open, high, low, close`` and, when known, ``trades``. Models
+reindex each series onto its full timeframe grid (``on_grid``) and fill missing candles by
+interpolation, as the protocol allows; a missing candle is never scored.
+"""
+
+import numpy as np
+import pandas as pd
+
+from volcast.errors import VolcastError
+
+PRICE = ["open", "high", "low", "close"]
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+
+
+def to_long(candles: pd.DataFrame, unique_id: str) -> pd.DataFrame:
+    """A candle frame (timestamp, open, high, low, close, volume[, trades]) -> long frame."""
+    long = candles.rename(columns={"timestamp": "ds", "volume": "y"})
+    return long.assign(unique_id=unique_id)[["unique_id", "ds", "y", *PRICE,
+                                             *(["trades"] if "trades" in long else [])]]
+
+
+def step_ms(ds: pd.Series | np.ndarray) -> int:
+    """The series' timeframe: the most common distance between consecutive candles."""
+    diffs = np.diff(np.asarray(ds, dtype=np.int64))
+    if len(diffs) == 0:
+        raise VolcastError("a series needs at least two candles")
+    values, counts = np.unique(diffs, return_counts=True)
+    return int(values[counts.argmax()])
+
+
+def on_grid(series: pd.DataFrame, step: int, end: int | None = None) -> pd.DataFrame:
+    """One series reindexed onto its full grid (up to ``end``, exclusive), missing candles
+    interpolated (volume in log space) and flagged in ``missing``."""
+    first = int(series["ds"].iloc[0])
+    last = int(series["ds"].iloc[-1]) if end is None else end - step
+    grid = pd.DataFrame({"ds": np.arange(first, last + 1, step, dtype=np.int64)})
+    full = grid.merge(series.drop(columns="unique_id"), on="ds", how="left")
+    full["missing"] = full["y"].isna()
+    full["y"] = np.expm1(np.log1p(full["y"]).interpolate(limit_direction="both"))
+    for column in [c for c in [*PRICE, "trades"] if c in full]:
+        full[column] = full[column].astype(float).interpolate(limit_direction="both")
+    return full
+
+
+def split_series(long: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Long frame -> {unique_id: that series sorted by ds}, refusing an empty input."""
+    if long.empty:
+        raise VolcastError("no candles to work on")
+    return {uid: part.sort_values("ds").reset_index(drop=True)
+            for uid, part in long.groupby("unique_id", sort=True)}
+
+
+def calendar(ds: np.ndarray) -> np.ndarray:
+    """[N, 4] hour-of-day and day-of-week as sin/cos pairs (UTC): known for any future candle."""
+    ds = np.asarray(ds, dtype=np.int64)
+    day = (ds % DAY_MS) / DAY_MS * 2 * np.pi
+    week = ((ds + 3 * DAY_MS) % WEEK_MS) / WEEK_MS * 2 * np.pi  # 1970-01-01 was a Thursday
+    return np.stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)], axis=1)
+
+
+def future_ds(last_ds: int, step: int, horizon: int) -> np.ndarray:
+    return last_ds + step * np.arange(1, horizon + 1, dtype=np.int64)

@@ -1,0 +1,219 @@
+"""The core forecaster: an LSTM over the past window, a direct multi-horizon quantile head.
+
+Shapes in comments: B windows, L lookback, F past features, H horizon, Q quantiles. The median
+is predicted as a correction to the 7-day same-slot mean (a strong seasonal guess the network
+then improves), the other quantiles as positive distances from it, so they never cross.
+"""
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from volcast.errors import VolcastError
+from volcast.models.base import EpochProgress, Forecaster, ModelSettings, training_info
+from volcast.models.frames import calendar, future_ds, on_grid, split_series, step_ms
+from volcast.models.windows import (
+    BASE_COLUMN,
+    FEATURES,
+    N_FUTURE,
+    SeriesArrays,
+    make_windows,
+    n_past_features,
+)
+
+Feature = Literal["volume", "range", "abs_return", "trades", "calendar"]
+
+
+class LSTMSettings(ModelSettings):
+    lookback: int = Field(168, ge=24, le=4096, description="past candles the model reads")
+    horizon: int = Field(24, ge=1, le=1024, description="candles forecast at once")
+    hidden_size: int = Field(64, ge=4, le=1024)
+    layers: int = Field(1, ge=1, le=4)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    epochs: int = Field(30, ge=1, le=1000)
+    batch_size: int = Field(256, ge=8, le=8192)
+    learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
+    patience: int = Field(5, ge=1, le=100, description="epochs without improvement before "
+                                                     "early stopping")
+    quantiles: list[float] = Field([0.1, 0.5, 0.9], min_length=1)
+    features: list[Feature] = Field(list(FEATURES), min_length=1)
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="newest share of the "
+                                                                "training windows kept for "
+                                                                "validation")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, le=256, description="CPU threads [default: all]")
+
+    @field_validator("quantiles")
+    @classmethod
+    def _median_and_order(cls, value: list[float]) -> list[float]:
+        if any(not 0 < q < 1 for q in value) or 0.5 not in value:
+            raise ValueError("quantiles must lie strictly between 0 and 1 and include 0.5")
+        return sorted(set(value))
+
+    @field_validator("features")
+    @classmethod
+    def _volume_first(cls, value: list[str]) -> list[str]:
+        if "volume" not in value:
+            raise ValueError("features must include volume")
+        return [f for f in FEATURES if f in value]
+
+
+@dataclass
+class NetConfig:
+    n_past: int
+    horizon: int
+    quantiles: list[float]
+    hidden: int
+    layers: int
+    dropout: float
+
+
+class VolumeLSTM(nn.Module):
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = nn.LSTM(cfg.n_past, cfg.hidden, cfg.layers, batch_first=True,
+                               dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.step = nn.Embedding(cfg.horizon, 16)
+        self.head = nn.Sequential(
+            nn.Linear(cfg.hidden + N_FUTURE + 16, cfg.hidden), nn.GELU(),
+            nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, len(cfg.quantiles)))
+        self.median = cfg.quantiles.index(0.5)
+
+    def forward(self, past: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+        batch, horizon = future.shape[0], future.shape[1]
+        _, (h, _) = self.encoder(past)  # h [layers, B, hidden]
+        context = h[-1].unsqueeze(1).expand(-1, horizon, -1)  # [B, H, hidden]
+        steps = self.step.weight[:horizon].unsqueeze(0).expand(batch, -1, -1)  # [B, H, 16]
+        raw = self.head(torch.cat([context, future, steps], dim=-1))  # [B, H, Q]
+        mid = future[..., BASE_COLUMN] + raw[..., self.median]  # [B, H]
+        gaps = nn.functional.softplus(raw)  # [B, H, Q], distances between neighbours
+        below = mid.unsqueeze(-1) - gaps[..., : self.median].flip(-1).cumsum(-1).flip(-1)
+        above = mid.unsqueeze(-1) + gaps[..., self.median + 1:].cumsum(-1)
+        return torch.cat([below, mid.unsqueeze(-1), above], dim=-1)  # [B, H, Q] ascending
+
+
+def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+    """Mean quantile loss; pred [B, H, Q], target [B, H], quantiles [Q]."""
+    diff = target.unsqueeze(-1) - pred
+    return torch.maximum(quantiles * diff, (quantiles - 1) * diff).mean()
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise VolcastError("device 'cuda' asked for, but torch sees no CUDA GPU")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+class LSTMForecaster(Forecaster):
+    name = "lstm"
+    Settings = LSTMSettings
+    supports_quantiles = True
+
+    def __init__(self, settings: LSTMSettings | None = None) -> None:
+        super().__init__(settings)
+        self.net: VolumeLSTM | None = None
+        self.scales: list[float] = []
+        self.has_trades = False
+        self.history: list[dict[str, float]] = []
+
+    @property
+    def s(self) -> LSTMSettings:
+        return self.settings  # type: ignore[return-value]
+
+    def _arrays(self, series: pd.DataFrame) -> SeriesArrays:
+        """Inputs on the grid; trade counts only when the model was trained with them."""
+        if self.has_trades and ("trades" not in series or series["trades"].isna().any()):
+            raise VolcastError("this model was trained with trade counts; the data has none")
+        features = tuple(f for f in self.s.features if f != "trades" or self.has_trades)
+        step = step_ms(series["ds"])
+        return SeriesArrays.build(on_grid(series, step), step, features)
+
+    def fit(self, long: pd.DataFrame, progress: EpochProgress | None = None) -> None:
+        from volcast.models.train import train
+
+        parts = split_series(long)
+        self.has_trades = bool("trades" in self.s.features and "trades" in long
+                               and long["trades"].notna().all())
+        arrays = [self._arrays(series) for series in parts.values()]
+        cfg = NetConfig(n_past_features(tuple(self.s.features), self.has_trades),
+                        self.s.horizon, self.s.quantiles, self.s.hidden_size, self.s.layers,
+                        self.s.dropout)
+        self.net, self.scales, self.history = train(cfg, arrays, self.s, progress)
+        self.info = training_info(long) | {"epochs_run": len(self.history),
+                                            "best_val_loss": min(h["val"] for h in self.history)}
+
+    def predict(self, long: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        if self.net is None:
+            raise VolcastError("the LSTM has not been trained")
+        if horizon > self.s.horizon:
+            raise VolcastError(f"this model forecasts {self.s.horizon} candles at most, "
+                               f"not {horizon}")
+        frames = []
+        for uid, series in split_series(long).items():
+            step = step_ms(series["ds"])
+            tail = series[series["ds"] > series["ds"].iloc[-1] - (self.s.lookback + 1) * step]
+            arrays = self._arrays(tail)
+            if len(arrays.raw) < self.s.lookback:
+                raise VolcastError(f"{uid}: the LSTM needs {self.s.lookback} candles of "
+                                   f"history, got {len(arrays.raw)}")
+            ds = future_ds(int(tail["ds"].iloc[-1]), step, self.s.horizon)
+            windows = make_windows(arrays, np.array([len(arrays.raw)]), self.s.lookback,
+                                   self.s.horizon, calendar(ds)[None].astype(np.float32)
+                                   if "calendar" in self.s.features else None)
+            values = self._quantiles(windows)[0, :horizon]  # [H, Q]
+            frame = pd.DataFrame(values, columns=[f"q{round(q * 100)}"
+                                                  for q in self.s.quantiles])
+            frames.append(frame.assign(unique_id=uid, ds=ds[:horizon]))
+        out = pd.concat(frames, ignore_index=True)
+        for column in ("q10", "q90"):
+            if column not in out:
+                out[column] = np.nan
+        return out[["unique_id", "ds", "q10", "q50", "q90",
+                    *[c for c in out if c.startswith("q") and c not in ("q10", "q50", "q90")]]]
+
+    @torch.no_grad()
+    def _quantiles(self, windows: dict[str, np.ndarray]) -> np.ndarray:
+        """Calibrated quantiles of volume [B, H, Q] for prepared windows."""
+        if "calendar" not in self.s.features:
+            windows["future"][..., :4] = 0.0
+        device = next(self.net.parameters()).device
+        self.net.eval()
+        pred = self.net(torch.from_numpy(windows["past"]).to(device),
+                        torch.from_numpy(windows["future"]).to(device)).cpu().numpy()
+        pred = calibrate(pred, self.scales, self.net.median)
+        log_volume = pred * windows["sigma"][:, None, None] + windows["mu"][:, None, None]
+        return np.expm1(log_volume).clip(min=0.0)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.net is None:
+            raise VolcastError("the LSTM has not been trained")
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        return ({"net": asdict(self.net.cfg), "scales": self.scales,
+                 "has_trades": self.has_trades, "history": self.history}, weights)
+
+    def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        try:
+            self.net = VolumeLSTM(NetConfig(**state["net"]))
+            self.net.load_state_dict(tensors)
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise VolcastError(f"saved LSTM does not match this volcast ({str(exc)[:160]})"
+                               ) from None
+        self.scales, self.has_trades = state["scales"], state["has_trades"]
+        self.history = state.get("history", [])
+
+
+def calibrate(pred: np.ndarray, scales: list[float], median: int) -> np.ndarray:
+    """Stretch each quantile's distance from the median by its validation-fitted scale."""
+    if not scales:
+        return pred
+    mid = pred[..., median : median + 1]
+    return mid + (pred - mid) * np.asarray(scales, dtype=pred.dtype)

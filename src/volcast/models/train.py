@@ -1,0 +1,129 @@
+"""The LSTM's training loop, kept apart from the network as nanoGPT keeps train.py apart.
+
+Windows come from every series (a global model), split in time: the newest ``val_fraction`` of
+window end times is validation, and training windows end at least one horizon before it, so no
+target is seen by both. Adam, gradient clipping at 1, early stopping on validation pinball loss
+with the best weights restored, then a per-quantile scale fitted on validation (conformal-style)
+so that the intervals cover what they claim.
+"""
+
+import os
+
+import numpy as np
+import torch
+
+from volcast.errors import VolcastError
+from volcast.models.base import EpochProgress
+from volcast.models.lstm import LSTMSettings, NetConfig, VolumeLSTM, pick_device, pinball
+from volcast.models.windows import SeriesArrays, make_windows
+
+Index = list[tuple[int, np.ndarray]]
+"""(series number, window end positions) pairs."""
+
+
+def split_windows(arrays: list[SeriesArrays], lookback: int, horizon: int,
+                  val_fraction: float) -> tuple[Index, Index]:
+    """Train and validation windows by time, with a horizon-long gap between them."""
+    train, val = [], []
+    for number, a in enumerate(arrays):
+        ends = np.arange(lookback, len(a.raw) - horizon + 1)
+        if len(ends) < 20:
+            continue
+        cut = ends[int(len(ends) * (1 - val_fraction))]
+        train.append((number, ends[ends <= cut - horizon]))
+        val.append((number, ends[ends >= cut]))
+    if not train or sum(len(e) for _, e in train) < 10:
+        need = lookback + horizon + 40
+        raise VolcastError(f"too little history to train: each series needs well over {need} "
+                           "candles (lookback + horizon + validation)")
+    return train, val
+
+
+def batches(arrays: list[SeriesArrays], index: Index, settings: LSTMSettings,
+            rng: np.random.Generator | None) -> list[dict[str, np.ndarray]]:
+    """Window batches, shuffled across series when rng is given."""
+    pairs = np.concatenate([np.stack([np.full(len(e), n), e], axis=1) for n, e in index])
+    if rng is not None:
+        pairs = pairs[rng.permutation(len(pairs))]
+    out = []
+    for start in range(0, len(pairs), settings.batch_size):
+        chunk = pairs[start:start + settings.batch_size]
+        parts = [make_windows(arrays[n], chunk[chunk[:, 0] == n, 1], settings.lookback,
+                              settings.horizon) for n in np.unique(chunk[:, 0])]
+        out.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+    return out
+
+
+def _to(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+
+
+def train(cfg: NetConfig, arrays: list[SeriesArrays], settings: LSTMSettings,
+          progress: EpochProgress | None) -> tuple[VolumeLSTM, list[float], list[dict]]:
+    """Train a network; returns it (best weights, on the CPU), quantile scales, loss history."""
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads or os.cpu_count() or 1)
+    rng = np.random.default_rng(settings.seed)
+    device = pick_device(settings.device)
+    net = VolumeLSTM(cfg).to(device)
+    quantiles = torch.tensor(cfg.quantiles, device=device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    train_index, val_index = split_windows(arrays, settings.lookback, settings.horizon,
+                                           settings.val_fraction)
+    val_batches = [_to(b, device) for b in batches(arrays, val_index, settings, None)]
+    best, best_state, history, stale = float("inf"), None, [], 0
+    for epoch in range(1, settings.epochs + 1):
+        net.train()
+        losses = []
+        for batch in batches(arrays, train_index, settings, rng):
+            b = _to(batch, device)
+            loss = pinball(net(b["past"], b["future"]), b["target"], quantiles)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimiser.step()
+            losses.append(loss.item())
+        val = evaluate(net, val_batches, quantiles)
+        history.append({"epoch": epoch, "train": float(np.mean(losses)), "val": val})
+        if progress:
+            progress(epoch, settings.epochs, history[-1]["train"], val)
+        if val < best - 1e-5:
+            best, stale = val, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                break
+    net.load_state_dict(best_state)
+    scales = fit_scales(net, val_batches, cfg)
+    return net.cpu(), scales, history
+
+
+@torch.no_grad()
+def evaluate(net: VolumeLSTM, val_batches: list[dict[str, torch.Tensor]],
+             quantiles: torch.Tensor) -> float:
+    net.eval()
+    total = sum(pinball(net(b["past"], b["future"]), b["target"], quantiles).item()
+                * len(b["target"]) for b in val_batches)
+    return total / sum(len(b["target"]) for b in val_batches)
+
+
+@torch.no_grad()
+def fit_scales(net: VolumeLSTM, val_batches: list[dict[str, torch.Tensor]], cfg: NetConfig
+               ) -> list[float]:
+    """Per quantile q, the factor s on its distance d from the median such that a share q of
+    validation targets lies below median + s * d (median: 1)."""
+    net.eval()
+    pred = torch.cat([net(b["past"], b["future"]) for b in val_batches]).cpu().numpy()
+    target = torch.cat([b["target"] for b in val_batches]).cpu().numpy()
+    mid = pred[..., net.median]
+    scales = []
+    for i, q in enumerate(cfg.quantiles):
+        distance = pred[..., i] - mid
+        if i == net.median:
+            scales.append(1.0)
+            continue
+        ratio = (target - mid) / np.where(np.abs(distance) < 1e-6, 1e-6, distance)
+        level = q if q > 0.5 else 1 - q
+        scales.append(float(np.clip(np.quantile(ratio, level), 0.05, 20.0)))
+    return scales
