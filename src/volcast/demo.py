@@ -1,8 +1,9 @@
 """The offline main job on the bundled sample (README's first command).
 
-Imports one sample file, starts the local exchange simulator on the sample folder, downloads a
-second series from it through the real ccxt client, and prints what the store holds. Running it
-again adds nothing: both paths are idempotent.
+1. import one sample file into the store; 2. download a second series through the real ccxt
+client from the local exchange simulator; 3. backtest the LSTM against the reference models and
+MSTL under the protocol; 4. forecast the next 24 hours with q10/q50/q90. Steps 1-2 are
+idempotent: running the demo again adds no candles.
 """
 
 import asyncio
@@ -10,14 +11,24 @@ from pathlib import Path
 
 from rich.console import Console
 
-from volcast.config import FetchSettings
+from volcast.config import BacktestSettings, FetchSettings
 from volcast.data.formats import read_candles
 from volcast.data.sample import SAMPLE_SINCE, sample_dir, sample_file
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.data.sync import fetch
 from volcast.data.timeframe import parse_time
+from volcast.evaluation.compare import run_backtests
+from volcast.models.frames import to_long
+from volcast.series import series_id
 from volcast.simulator import SimulatorConfig, running
-from volcast.ui import fetch_progress, results_table, series_table
+from volcast.ui import (
+    backtest_progress,
+    fetch_progress,
+    forecast_table,
+    results_table,
+    scores_table,
+    series_table,
+)
 
 
 def run_demo(db: Path, console: Console) -> None:
@@ -36,6 +47,15 @@ def run_demo(db: Path, console: Console) -> None:
                                             since=parse_time(SAMPLE_SINCE), url=sim.url,
                                             progress=progress))
         console.print(results_table(results))
-        console.print("3. the store now holds:")
         console.print(series_table(store.series()))
+        long = to_long(store.read(fetched), series_id(fetched))
+    console.print(f"3. backtest on {fetched} (last 60 days, 24-hour forecasts every 24 hours)",
+                  soft_wrap=True)
+    with backtest_progress(console) as progress:
+        backtests = run_backtests(["lstm", "mstl"], {}, long, BacktestSettings(), None, progress)
+    console.print(scores_table(backtests))
+    lstm = backtests[0].forecaster
+    console.print("4. the next 24 hours from the latest candle (LSTM trained before the test "
+                  "period; capacity is planned on q90):", soft_wrap=True)
+    console.print(forecast_table(lstm.predict(long, 24), "lstm"))
     console.print(f"database: {db.resolve()}", soft_wrap=True)

@@ -12,10 +12,14 @@ from rich.table import Table
 from volcast.data.timeframe import format_time
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from volcast.data.store import SeriesKey
     from volcast.data.sync import Progress, SyncResult
+    from volcast.evaluation.backtest import BacktestResult
+    from volcast.models.base import EpochProgress
 
 
 @contextmanager
@@ -63,4 +67,95 @@ def gaps_table(gaps: "pd.DataFrame") -> Table:
         table.add_column(column, no_wrap=True)
     for row in gaps.itertuples():
         table.add_row(format_time(row.after), format_time(row.before), str(row.missing))
+    return table
+
+
+@contextmanager
+def epoch_progress(console: Console) -> Iterator["EpochProgress"]:
+    """A bar over training epochs showing train and validation loss."""
+    bars = progress.Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+        "epoch {task.completed}/{task.total}"), TextColumn("train {task.fields[train]:.4f}"),
+        TextColumn("val {task.fields[val]:.4f}"), TimeElapsedColumn(), console=console)
+    task: list[TaskID] = []
+
+    def update(epoch: int, epochs: int, train: float, val: float) -> None:
+        if not task:
+            task.append(bars.add_task("training", total=epochs, train=train, val=val))
+        bars.update(task[0], completed=epoch, train=train, val=val)
+
+    with bars:
+        yield update
+
+
+class BacktestBars:
+    """Per model: a bar over training epochs (learned models) and one over forecast origins."""
+
+    def __init__(self, bars: progress.Progress) -> None:
+        self.bars = bars
+
+    def epochs(self, model: str) -> "EpochProgress":
+        task: list[TaskID] = []
+
+        def update(epoch: int, epochs: int, train: float, val: float) -> None:
+            if not task:
+                task.append(self.bars.add_task(f"{model} training", total=epochs))
+            self.bars.update(task[0], completed=epoch,
+                             description=f"{model} training (val loss {val:.4f})")
+
+        return update
+
+    def origins(self, model: str) -> "Callable[[int, int], None]":
+        task: list[TaskID] = []
+
+        def update(done: int, total: int) -> None:
+            if not task:
+                task.append(self.bars.add_task(f"{model} forecasts", total=total))
+            self.bars.update(task[0], completed=done)
+
+        return update
+
+
+@contextmanager
+def backtest_progress(console: Console) -> Iterator[BacktestBars]:
+    bars = progress.Progress(TextColumn("{task.description}"), BarColumn(),
+                             TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                             console=console)
+    with bars:
+        yield BacktestBars(bars)
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "-" if value != value else format(value, spec)  # NaN -> "-"
+
+
+def scores_table(results: list["BacktestResult"]) -> Table:
+    """The protocol's overall scores per model, best MAE first, with the gap to the best
+    reference model stated plainly."""
+    from volcast.evaluation.compare import versus_best_reference
+
+    relative = versus_best_reference(results)
+    table = Table(title="backtest (shared/bench/PROTOCOL.md), overall")
+    for column in ("model", "MAE", "vs best reference", "RMSE", "sMAPE %", "MASE", "MAE log1p",
+                   "pinball", "q10-q90 coverage", "train s", "predict s"):
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    for r in sorted(results, key=lambda r: r.scores["overall"]["mae"]):
+        o = r.scores["overall"]
+        gap = relative.get(r.model)
+        verdict = "-" if gap is None else f"{gap:+.1%}"
+        table.add_row(r.model + (" (refit per origin)" if r.refits_per_origin else ""),
+                      _fmt(o["mae"], ",.2f"), verdict, _fmt(o["rmse"], ",.2f"),
+                      _fmt(o["smape"], ".2f"), _fmt(o["mase"], ".3f"),
+                      _fmt(o["mae_log1p"], ".4f"), _fmt(o["pinball"], ",.2f"),
+                      _fmt(o["coverage"], ".3f"), f"{r.train_s:.1f}", f"{r.predict_s:.2f}")
+    return table
+
+
+def forecast_table(forecast: "pd.DataFrame", model: str) -> Table:
+    table = Table(title=f"{model} forecast of volume (times UTC)")
+    for column in ("series", "candle", "q10", "q50 (median)", "q90"):
+        table.add_column(column, justify="left" if column in ("series", "candle") else "right",
+                         no_wrap=True)
+    for row in forecast.itertuples():
+        table.add_row(row.unique_id, format_time(row.ds), _fmt(row.q10, ",.2f"),
+                      _fmt(row.q50, ",.2f"), _fmt(row.q90, ",.2f"))
     return table

@@ -8,7 +8,7 @@ what makes look-ahead impossible by construction (a test checks it anyway).
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,13 +31,13 @@ class BacktestResult:
     peak_rss_mb: float
     cutoff: int
     refits_per_origin: bool
-    notes: dict[str, object] = field(default_factory=dict)
+    forecaster: Forecaster
 
 
 def default_cutoff(ds: pd.Series, step: int, test_days: float) -> int:
     """The open time of the first candle of the last ``test_days`` days (on the grid)."""
     last = int(ds.max())
-    return last + step - int(round(test_days * DAY_MS / step)) * step
+    return last + step - round(test_days * DAY_MS / step) * step
 
 
 def origins(first: int, last: int, cutoff: int, step: int, horizon: int) -> list[int]:
@@ -82,7 +82,7 @@ def backtest(model: Forecaster, long: pd.DataFrame, *, horizon: int = 24,
     predictions = pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return BacktestResult(model.name, predictions, score(predictions, naive_scale(train, step)),
-                          train_s, predict_s, peak, cutoff, model.refits_per_origin)
+                          train_s, predict_s, peak, cutoff, model.refits_per_origin, model)
 
 
 def _before(long: pd.DataFrame, origin: int, step: int) -> pd.DataFrame:

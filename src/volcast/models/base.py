@@ -76,7 +76,9 @@ class Forecaster(ABC):
         return {}, {}
 
     def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        """Inverse of ``state``."""
+        """Inverse of ``state``; a stateless model refuses state it cannot use."""
+        if state or tensors:
+            raise VolcastError(f"saved {self.name} model carries state this volcast cannot use")
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from volcast.models.base import EpochProgress, Forecaster, ModelSettings, FORECAST_COLUMNS
+from volcast.models.base import FORECAST_COLUMNS, EpochProgress, Forecaster, ModelSettings
 from volcast.models.frames import DAY_MS, future_ds, on_grid, split_series, step_ms
 
 

@@ -14,7 +14,8 @@ import torch
 
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress
-from volcast.models.lstm import LSTMSettings, NetConfig, VolumeLSTM, pick_device, pinball
+from volcast.models.lstm import NetConfig, VolumeLSTM, pick_device, pinball
+from volcast.models.settings import LSTMSettings
 from volcast.models.windows import SeriesArrays, make_windows
 
 Index = list[tuple[int, np.ndarray]]

@@ -13,7 +13,6 @@ import pandas as pd
 
 from volcast.models.frames import DAY_MS, WEEK_MS, calendar
 
-FEATURES = ("volume", "range", "abs_return", "trades", "calendar")
 EPS = 1e-3
 N_FUTURE = 7  # calendar (4), value a day back, a week back, mean of the same slot over 7 days
 BASE_COLUMN = 6

@@ -1,62 +1,29 @@
-"""The ``volcast`` command: parse, call one library function, print with rich.
-
-Heavy libraries (ccxt, pandas, duckdb) are imported inside commands so ``volcast --help`` is
-quick. Every ``VolcastError`` becomes one line on stderr and exit status 2; a download that gives
-up exits 1 saying how far it got; Ctrl-C exits 130 with the stored candles kept.
-"""
+"""Data commands: fetch, import, export, data list/gaps, simulate-exchange."""
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
+from volcast.cli.common import (
+    DbOpt,
+    ExchangeOpt,
+    SymbolOpt,
+    TimeframeOpt,
+    app,
+    data_app,
+    err,
+    open_store,
+    out,
+    series_key,
+    time_ms,
+)
 from volcast.errors import FetchFailed, VolcastError
 from volcast.ui import fetch_progress, results_table, series_table
 
 if TYPE_CHECKING:
-    from volcast.data.store import CandleStore, SeriesKey
     from volcast.data.sync import SyncResult
-
-app = typer.Typer(help="Analyse and forecast cryptocurrency trading volume.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-data_app = typer.Typer(help="Inspect the candle store.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-_PIPED_WIDTH = 160
-"""Rich's default of 80 columns truncates tables written to a pipe or file; use more there."""
-out = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
-
-DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file [default: $VOLCAST_DB, "
-                                            "else volcast.duckdb in your user data folder]")]
-ExchangeOpt = Annotated[str, typer.Option("--exchange", "-e", help="ccxt exchange id")]
-SymbolOpt = Annotated[str, typer.Option("--symbol", "-s", help="BASE/QUOTE, as ccxt spells it")]
-TimeframeOpt = Annotated[str, typer.Option("--timeframe", "-t", help="ccxt timeframe")]
-
-
-def _store(db: Path | None, read_only: bool = False) -> "CandleStore":
-    from volcast.config import db_path
-    from volcast.data.store import CandleStore
-
-    return CandleStore(db_path(db), read_only=read_only)
-
-
-def _key(exchange: str, symbol: str, timeframe: str) -> "SeriesKey":
-    from volcast.data.store import SeriesKey, check_symbol
-    from volcast.data.timeframe import timeframe_ms
-
-    timeframe_ms(timeframe)
-    return SeriesKey(exchange, check_symbol(symbol), timeframe)
-
-
-def _time(text: str | None) -> int | None:
-    from volcast.data.timeframe import parse_time
-
-    return None if text is None else parse_time(text)
-
 
 @app.command()
 def fetch(
@@ -88,9 +55,9 @@ def fetch(
     settings = load_settings(config, fetch={"poll_s": poll, "retries": retries,
                                             "timeout_ms": timeout_ms}).fetch
     check_exchange_id(exchange)
-    keys = [_key(exchange, s, timeframe) for s in dict.fromkeys(symbol)]
-    since_ms, until_ms = _time(since), _time(until)
-    with _store(db) as store, fetch_progress(out) as progress:
+    keys = [series_key(exchange, s, timeframe) for s in dict.fromkeys(symbol)]
+    since_ms, until_ms = time_ms(since), time_ms(until)
+    with open_store(db) as store, fetch_progress(out) as progress:
         def show(results: "list[SyncResult]") -> None:
             out.print(results_table(results))
 
@@ -124,9 +91,9 @@ def import_file(
     from volcast.data.formats import read_candles
 
     check_exchange_id(exchange)
-    key = _key(exchange, symbol, timeframe)
+    key = series_key(exchange, symbol, timeframe)
     frame = read_candles(path, key.tf_ms, fmt)
-    with _store(db) as store:
+    with open_store(db) as store:
         added = store.upsert(key, frame)
     out.print(f"{key}: {len(frame)} candles read, {added} new", soft_wrap=True)
 
@@ -146,9 +113,9 @@ def export(
     """Write one stored series to a file (volcast CSV unless the suffix says otherwise)."""
     from volcast.data.formats import write_candles
 
-    key = _key(exchange, symbol, timeframe)
-    with _store(db, read_only=True) as store:
-        frame = store.read(key, _time(since), _time(until))
+    key = series_key(exchange, symbol, timeframe)
+    with open_store(db, read_only=True) as store:
+        frame = store.read(key, time_ms(since), time_ms(until))
     write_candles(frame, out_path, fmt)
     out.print(f"{key}: {len(frame)} candles written to {out_path}", soft_wrap=True)
 
@@ -156,7 +123,7 @@ def export(
 @data_app.command("list")
 def data_list(db: DbOpt = None) -> None:
     """Every stored series with rows, first and last candle, and gaps."""
-    with _store(db, read_only=True) as store:
+    with open_store(db, read_only=True) as store:
         out.print(series_table(store.series()))
 
 
@@ -166,8 +133,8 @@ def data_gaps(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOpt,
     """The missing candles of one series, one row per gap (never filled in)."""
     from volcast.ui import gaps_table
 
-    key = _key(exchange, symbol, timeframe)
-    with _store(db, read_only=True) as store:
+    key = series_key(exchange, symbol, timeframe)
+    with open_store(db, read_only=True) as store:
         gaps = store.gaps(key)
     out.print(f"{key}: {len(gaps)} gaps, {int(gaps['missing'].sum())} missing candles",
               soft_wrap=True)
@@ -202,7 +169,7 @@ def simulate_exchange(
     from volcast.simulator import SimulatorConfig, serve_forever
 
     config = SimulatorConfig(data, dialect=dialect, venue=venue, fail_rate=fail_rate, seed=seed,
-                             retry_after_s=retry_after, stall_s=stall, now_ms=_time(now),
+                             retry_after_s=retry_after, stall_s=stall, now_ms=time_ms(now),
                              speed=speed, latency_s=latency_ms / 1000,
                              **({"faults": tuple(fault)} if fault else {}))
     try:
@@ -214,35 +181,3 @@ def simulate_exchange(
         raise VolcastError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
-
-
-@app.command()
-def demo(db: Annotated[Path, typer.Option(help="DuckDB file for the demo")] = Path(
-        "demo-data/volcast.duckdb")) -> None:
-    """The main job, offline, on the bundled sample: import a file, download another series
-    through ccxt from the local simulator, and summarise the store."""
-    from volcast.demo import run_demo
-
-    run_demo(db, out)
-
-
-def main() -> None:
-    """Entry point: the one place errors turn into messages and exit codes."""
-    try:
-        app(prog_name="volcast")
-    except VolcastError as exc:
-        err.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
-        sys.exit(2)
-    except FetchFailed as exc:
-        err.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
-        sys.exit(1)
-    except Exception as exc:
-        if os.environ.get("VOLCAST_DEBUG"):
-            raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (set VOLCAST_DEBUG=1 for the "
-                  "traceback, and please report it)", soft_wrap=True, markup=False)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

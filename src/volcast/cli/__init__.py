@@ -1,0 +1,34 @@
+"""The ``volcast`` command: parse, call one library function, print with rich.
+
+Commands live by concern (``data.py``, ``forecast.py``); ``main`` is the one place errors become
+messages and exit codes: a ``VolcastError`` is one line on stderr and exit 2, a download that
+gives up exits 1 saying how far it got, Ctrl-C exits 130. Heavy libraries are imported inside
+commands so ``volcast --help`` stays quick.
+"""
+
+import os
+import sys
+
+from volcast.cli import data, forecast  # noqa: F401  (registers the commands)
+from volcast.cli.common import app, err
+from volcast.errors import FetchFailed, VolcastError
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point: the one place errors turn into messages and exit codes."""
+    try:
+        app(prog_name="volcast")
+    except VolcastError as exc:
+        err.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
+        sys.exit(2)
+    except FetchFailed as exc:
+        err.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("VOLCAST_DEBUG"):
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc} (set VOLCAST_DEBUG=1 for the "
+                  "traceback, and please report it)", soft_wrap=True, markup=False)
+        sys.exit(1)

@@ -1,0 +1,48 @@
+"""What every command shares: the typer apps, the consoles and the common options."""
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from volcast.data.store import CandleStore, SeriesKey
+
+app = typer.Typer(help="Analyse and forecast cryptocurrency trading volume.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  rich_markup_mode=None)
+data_app = typer.Typer(help="Inspect the candle store.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+_PIPED_WIDTH = 160
+"""Rich's default of 80 columns truncates tables written to a pipe or file; use more there."""
+out = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
+
+DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file [default: $VOLCAST_DB, "
+                                            "else volcast.duckdb in your user data folder]")]
+ExchangeOpt = Annotated[str, typer.Option("--exchange", "-e", help="ccxt exchange id")]
+SymbolOpt = Annotated[str, typer.Option("--symbol", "-s", help="BASE/QUOTE, as ccxt spells it")]
+TimeframeOpt = Annotated[str, typer.Option("--timeframe", "-t", help="ccxt timeframe")]
+
+
+def open_store(db: Path | None, read_only: bool = False) -> "CandleStore":
+    from volcast.config import db_path
+    from volcast.data.store import CandleStore
+
+    return CandleStore(db_path(db), read_only=read_only)
+
+
+def series_key(exchange: str, symbol: str, timeframe: str) -> "SeriesKey":
+    from volcast.data.store import SeriesKey, check_symbol
+    from volcast.data.timeframe import timeframe_ms
+
+    timeframe_ms(timeframe)
+    return SeriesKey(exchange, check_symbol(symbol), timeframe)
+
+
+def time_ms(text: str | None) -> int | None:
+    from volcast.data.timeframe import parse_time
+
+    return None if text is None else parse_time(text)

@@ -1,0 +1,42 @@
+"""Several models through the same protocol on the same series, reference models included,
+and how each compares with the best reference (the floor every learned model must beat)."""
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import pandas as pd
+
+from volcast.config import BacktestSettings
+from volcast.evaluation.backtest import BacktestResult, backtest
+from volcast.models import REFERENCE_MODELS, create
+from volcast.models.base import EpochProgress
+
+
+class Progress(Protocol):
+    def epochs(self, model: str) -> EpochProgress: ...
+    def origins(self, model: str) -> Any: ...
+
+
+def run_backtests(names: Sequence[str], settings: dict[str, dict[str, Any]], long: pd.DataFrame,
+                  protocol: BacktestSettings, cutoff: int | None, progress: Progress | None
+                  ) -> list[BacktestResult]:
+    """Backtest each named model; with more than one, add every reference model too."""
+    wanted = list(names) + ([r for r in REFERENCE_MODELS if r not in names]
+                            if len(names) > 1 else [])
+    results = []
+    for name in wanted:
+        model = create(name, settings.get(name))
+        results.append(backtest(
+            model, long, horizon=protocol.horizon, cutoff=cutoff, test_days=protocol.test_days,
+            progress=progress.origins(name) if progress else None,
+            epoch_progress=progress.epochs(name) if progress else None))
+    return results
+
+
+def versus_best_reference(results: Sequence[BacktestResult]) -> dict[str, float]:
+    """MAE of each model relative to the best reference model's (negative = better)."""
+    references = [r for r in results if r.model in REFERENCE_MODELS]
+    if not references:
+        return {}
+    best = min(r.scores["overall"]["mae"] for r in references)
+    return {r.model: r.scores["overall"]["mae"] / best - 1 for r in results}
