@@ -133,10 +133,13 @@ def test_fetch_settings_from_a_config_file(cli, db, tmp_path):
 
 
 def test_demo_runs_end_to_end_and_again_adds_nothing(cli, db):
-    first = cli("demo", "--db", db)
+    first = cli("demo", "--db", db, "--epochs", "1")
     assert first.code == 0, first.err
     assert "17543" in first.out
-    again = cli("demo", "--db", db)
+    for model in ("lstm", "mstl", "hour_of_week_median_4w", "seasonal_naive_24"):
+        assert model in first.out
+    assert "2024-08-01 23:00" in first.out  # the 24th forecast hour
+    again = cli("demo", "--db", db, "--epochs", "1")
     assert again.code == 0
     assert "17543 candles, 0 new" in again.out
     with CandleStore(db) as store:

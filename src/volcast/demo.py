@@ -31,7 +31,7 @@ from volcast.ui import (
 )
 
 
-def run_demo(db: Path, console: Console) -> None:
+def run_demo(db: Path, console: Console, epochs: int = 30) -> None:
     imported = SeriesKey("binance", "ETH/USDT", "1h")
     fetched = SeriesKey("binance", "BTC/USDT", "1h")
     with CandleStore(db) as store:
@@ -52,7 +52,8 @@ def run_demo(db: Path, console: Console) -> None:
     console.print(f"3. backtest on {fetched} (last 60 days, 24-hour forecasts every 24 hours)",
                   soft_wrap=True)
     with backtest_progress(console) as progress:
-        backtests = run_backtests(["lstm", "mstl"], {}, long, BacktestSettings(), None, progress)
+        backtests = run_backtests(["lstm", "mstl"], {"lstm": {"epochs": epochs}}, long,
+                                  BacktestSettings(), None, progress)
     console.print(scores_table(backtests))
     lstm = backtests[0].forecaster
     console.print("4. the next 24 hours from the latest candle (LSTM trained before the test "

@@ -154,11 +154,12 @@ def backtest(
     if horizon is not None:
         options.setdefault("horizon", horizon)
     names = list(dict.fromkeys(model))
+    cutoff_ms = None if cutoff is None else parse_time(cutoff)
     long = load_long(csv, exchange, symbol, timeframe, db)
     with backtest_progress(out) as progress:
         results = run_backtests(
             names, {n: _settings_for(n, config, options) for n in names}, long,
-            settings.backtest, None if cutoff is None else parse_time(cutoff), progress)
+            settings.backtest, cutoff_ms, progress)
     for result, path in zip(results, _output_paths(out_path, [r.model for r in results]),
                             strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,10 +179,11 @@ def _output_paths(out_path: Path, names: list[str]) -> list[Path]:
 
 @app.command()
 def demo(db: Annotated[Path, typer.Option(help="DuckDB file for the demo")] = Path(
-        "demo-data/volcast.duckdb")) -> None:
+        "demo-data/volcast.duckdb"),
+         epochs: Annotated[int, typer.Option(help="LSTM training epochs at most")] = 30) -> None:
     """The main job, offline, on the bundled sample: import and download candles, train the
     LSTM, backtest it against the reference models and forecast the next 24 hours."""
     from volcast.demo import run_demo
 
-    run_demo(db, out)
+    run_demo(db, out, epochs)
 

@@ -39,8 +39,11 @@ def on_grid(series: pd.DataFrame, step: int, end: int | None = None) -> pd.DataF
     last = int(series["ds"].iloc[-1]) if end is None else end - step
     grid = pd.DataFrame({"ds": np.arange(first, last + 1, step, dtype=np.int64)})
     full = grid.merge(series.drop(columns="unique_id"), on="ds", how="left")
-    full["missing"] = full["y"].isna()
-    full["y"] = np.expm1(np.log1p(full["y"]).interpolate(limit_direction="both"))
+    missing = full["y"].isna()
+    full["missing"] = missing
+    if missing.any():  # only the gaps change: present candles keep their exact values
+        filled = np.expm1(np.log1p(full["y"]).interpolate(limit_direction="both"))
+        full.loc[missing, "y"] = filled[missing]
     for column in [c for c in [*PRICE, "trades"] if c in full]:
         full[column] = full[column].astype(float).interpolate(limit_direction="both")
     return full

@@ -1,0 +1,100 @@
+"""The backtest emits exactly the protocol's rows, without look-ahead, and scores them right."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from volcast.errors import VolcastError
+from volcast.evaluation.backtest import PREDICTION_COLUMNS, backtest, default_cutoff
+from volcast.evaluation.scores import naive_scale, score
+from volcast.models import create
+from volcast.models.frames import to_long
+
+from ..models.conftest import TINY, H, hand_made
+
+DAY = 24 * H
+
+
+@pytest.fixture(scope="module")
+def series(btc):
+    return to_long(btc.iloc[-24 * 100:].reset_index(drop=True), "btc")  # 100 days
+
+
+def test_rows_and_origins_follow_the_protocol(series):
+    result = backtest(create("seasonal_naive_24"), series)
+    p = result.predictions
+    last = int(series["ds"].iloc[-1])
+    cutoff = last + H - 60 * DAY
+    assert result.cutoff == cutoff == default_cutoff(series["ds"], H, 60)
+    assert list(p.columns) == PREDICTION_COLUMNS
+    assert sorted(p["origin"].unique()) == [cutoff + k * DAY for k in range(60)]
+    assert len(p) == 60 * 24 and p["step"].tolist() == list(range(1, 25)) * 60
+    assert (p["timestamp"] == p["origin"] + (p["step"] - 1) * H).all()
+    actual = series.set_index("ds")["y"]
+    assert (p["y_true"].to_numpy() == actual.reindex(p["timestamp"]).to_numpy()).all()
+    assert p["q10"].isna().all()
+
+
+def test_origins_stop_when_a_full_horizon_no_longer_remains(series):
+    cutoff = int(series["ds"].iloc[-1]) - 30 * H  # 31 candles left: one origin, not two
+    p = backtest(create("seasonal_naive_24"), series, cutoff=cutoff).predictions
+    assert p["origin"].unique().tolist() == [cutoff]
+
+
+@pytest.mark.parametrize("name", ["hour_of_week_median_4w", "mstl", "lstm"])
+def test_changing_candles_after_an_origin_does_not_change_its_forecast(series, name):
+    settings = TINY | {"horizon": 24} if name == "lstm" else None
+    cutoff = int(series["ds"].iloc[-1]) + H - 3 * DAY
+    first = backtest(create(name, settings), series, cutoff=cutoff)
+    origin = cutoff + DAY
+    tampered = series.copy()
+    tampered.loc[tampered["ds"] >= origin, ["y", "high"]] *= 50
+    second = backtest(create(name, settings), tampered, cutoff=cutoff)
+    mine = first.predictions["origin"] <= origin
+    pd.testing.assert_frame_equal(
+        first.predictions.loc[mine, ["origin", "y_pred", "q10", "q90"]],
+        second.predictions.loc[mine, ["origin", "y_pred", "q10", "q90"]])
+    assert not first.predictions["y_true"].equals(second.predictions["y_true"])
+
+
+def test_a_gap_just_before_an_origin_is_filled_and_never_scored():
+    series = hand_made(40 * 24)
+    cutoff = 30 * DAY
+    holed = series[~series["ds"].isin([cutoff - H, cutoff + 2 * H])]
+    p = backtest(create("seasonal_naive_24"), holed, cutoff=cutoff, test_days=10).predictions
+    first = p[p["origin"] == cutoff]
+    assert np.isnan(first["y_true"].iloc[2])
+    assert first["y_pred"].iloc[0] == 29000.0  # day 29 hour 0, not shifted by the gap
+
+
+def test_scores_on_hand_made_predictions():
+    predictions = pd.DataFrame({
+        "origin": 0, "timestamp": [0, H, 2 * H, 3 * H], "step": [1, 2, 3, 4],
+        "y_true": [10.0, 20.0, 0.0, np.nan], "y_pred": [12.0, 20.0, 0.0, 5.0],
+        "q10": [8.0, 21.0, 0.0, 1.0], "q90": [13.0, 25.0, 1.0, 9.0]})
+    overall = score(predictions, scale=2.0)["overall"]
+    assert overall["n"] == 3  # the missing actual is not scored
+    assert overall["mae"] == pytest.approx(2 / 3)
+    assert overall["rmse"] == pytest.approx(np.sqrt(4 / 3))
+    assert overall["smape"] == pytest.approx(100 * (2 * 2 / 22) / 3)
+    assert overall["mase"] == pytest.approx(1 / 3)
+    assert overall["coverage"] == pytest.approx(2 / 3)
+    q10 = np.mean([0.1 * 2, 0.9 * 1, 0])  # y above q10 costs 0.1 per unit, below 0.9
+    q50 = np.mean([0.5 * 2, 0, 0])
+    q90 = np.mean([0.1 * 3, 0.1 * 5, 0.1 * 1])  # y below q90 costs 0.1 per unit
+    pinball = np.mean([q10, q50, q90])
+    assert overall["pinball"] == pytest.approx(pinball)
+
+
+def test_mase_scale_is_the_in_sample_24_step_naive_error():
+    train = hand_made(10 * 24)  # y(t) - y(t - 24) = 1000 everywhere
+    assert naive_scale(train, H) == 1000.0
+
+
+def test_bad_cutoffs(series):
+    with pytest.raises(VolcastError, match="no training data"):
+        backtest(create("seasonal_naive_24"), series, cutoff=int(series["ds"].iloc[0]))
+    with pytest.raises(VolcastError, match="less than one full horizon"):
+        backtest(create("seasonal_naive_24"), series, cutoff=int(series["ds"].iloc[-1]))
+    with pytest.raises(VolcastError, match="not on the series' timeframe grid"):
+        backtest(create("seasonal_naive_24"), series, cutoff=int(series["ds"].iloc[-100]) + 1)

@@ -1,0 +1,26 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from volcast.models.frames import to_long
+
+H = 3_600_000
+TINY = {"lookback": 48, "horizon": 6, "hidden_size": 8, "epochs": 3, "batch_size": 64,
+        "patience": 3, "learning_rate": 1e-2, "threads": 1}
+"""An LSTM small enough to train in a second or two."""
+
+
+@pytest.fixture(scope="session")
+def recent(btc) -> pd.DataFrame:
+    """The last 1,200 real hourly BTC/USDT candles of the sample, as a long frame."""
+    return to_long(btc.iloc[-1200:].reset_index(drop=True), "btc")
+
+
+def hand_made(hours: int, start: int = 0) -> pd.DataFrame:
+    """y = 1000 * day number + hour of day: every seasonal forecast is known exactly."""
+    ds = start + np.arange(hours, dtype=np.int64) * H
+    hour = (ds // H) % 24
+    day = ds // (24 * H)
+    y = (1000 * day + hour).astype(float)
+    return pd.DataFrame({"unique_id": "x", "ds": ds, "y": y, "open": 1.0, "high": 2.0,
+                         "low": 1.0, "close": 1.5})

@@ -1,0 +1,113 @@
+"""The LSTM: it learns, it is reproducible, it round-trips, and it refuses bad settings."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from volcast.errors import VolcastError
+from volcast.models import create, load
+
+from .conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def trained(recent):
+    model = create("lstm", TINY | {"epochs": 6})
+    model.fit(recent)
+    return model
+
+
+def test_a_tiny_lstm_learns(trained):
+    losses = [h["train"] for h in trained.history]
+    assert losses[-1] < losses[0]
+    assert trained.info["fingerprint"] and trained.info["series"] == ["btc"]
+
+
+def test_forecast_shape_order_and_positivity(trained, recent):
+    f = trained.predict(recent, 6)
+    last = recent["ds"].iloc[-1]
+    assert f["ds"].tolist() == [last + k * 3_600_000 for k in range(1, 7)]
+    assert (f["q10"] <= f["q50"]).all() and (f["q50"] <= f["q90"]).all()
+    assert (f["q10"] >= 0).all()
+
+
+def test_same_seed_same_model(recent, trained):
+    again = create("lstm", TINY | {"epochs": 6})
+    again.fit(recent)
+    np.testing.assert_array_equal(again.predict(recent, 6)[["q10", "q50", "q90"]].to_numpy(),
+                                  trained.predict(recent, 6)[["q10", "q50", "q90"]].to_numpy())
+
+
+def test_save_load_round_trips_to_identical_forecasts(trained, recent, tmp_path):
+    trained.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert manifest["model"] == "lstm" and manifest["versions"]["torch"] == "2.13.0+cpu"
+    assert not list(tmp_path.glob("m/*.pkl")) and (tmp_path / "m" / "weights.safetensors").exists()
+    loaded = load(tmp_path / "m")
+    assert loaded.predict(recent, 6).equals(trained.predict(recent, 6))
+
+
+def test_global_model_on_two_series(recent):
+    other = recent.assign(unique_id="btc_x3", y=recent["y"] * 3)
+    model = create("lstm", TINY | {"epochs": 1})
+    model.fit(pd.concat([recent, other]))
+    f = model.predict(pd.concat([recent, other]), 6)
+    assert sorted(f["unique_id"].unique()) == ["btc", "btc_x3"]
+    # per-window scaling: three times the volume, three times the forecast
+    q50 = {uid: part["q50"].to_numpy() for uid, part in f.groupby("unique_id")}
+    ratio = q50["btc_x3"] / q50["btc"]
+    np.testing.assert_allclose(ratio, 3, rtol=0.02)
+
+
+def test_other_quantiles_are_supported(recent):
+    model = create("lstm", TINY | {"epochs": 1, "quantiles": [0.05, 0.5, 0.95]})
+    model.fit(recent)
+    f = model.predict(recent, 6)
+    assert (f["q5"] <= f["q50"]).all() and (f["q50"] <= f["q95"]).all()
+    assert f["q10"].isna().all()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"quantiles": [0.1, 0.9]}, "include 0.5"),
+    ({"quantiles": [0.5, 1.2]}, "between 0 and 1"),
+    ({"features": ["range"]}, "must include volume"),
+    ({"features": ["volume", "sentiment"]}, "lstm.features"),
+    ({"epochs": 0}, "lstm.epochs"),
+    ({"dropout": 1.0}, "lstm.dropout"),
+    ({"hidden": 8}, "lstm.hidden"),
+    ({"device": "tpu"}, "lstm.device"),
+])
+def test_bad_settings_are_one_line_errors(settings, message):
+    with pytest.raises(VolcastError, match=message) as info:
+        create("lstm", settings)
+    assert "\n" not in str(info.value)
+
+
+def test_too_little_history_is_a_clear_error(recent):
+    with pytest.raises(VolcastError, match="too little history"):
+        create("lstm", TINY).fit(recent.iloc[:60])
+
+
+def test_horizon_beyond_training_is_refused(trained, recent):
+    with pytest.raises(VolcastError, match="forecasts 6 candles at most"):
+        trained.predict(recent, 7)
+
+
+def test_damaged_model_folders_fail_clearly(trained, tmp_path):
+    with pytest.raises(VolcastError, match="not a volcast model folder"):
+        load(tmp_path)
+    trained.save(tmp_path / "m")
+    (tmp_path / "m" / "weights.safetensors").write_bytes(b"garbage")
+    with pytest.raises(VolcastError, match="damaged weights"):
+        load(tmp_path / "m")
+    trained.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "model.json").read_text())
+    manifest["state"]["net"]["hidden"] = 16
+    (tmp_path / "m" / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(VolcastError, match="does not match"):
+        load(tmp_path / "m")
+    (tmp_path / "m" / "model.json").write_text("{not json")
+    with pytest.raises(VolcastError, match="is damaged"):
+        load(tmp_path / "m")

@@ -1,0 +1,99 @@
+"""train / predict / backtest as a user runs them."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from volcast.data.formats import write_candles
+
+TINY_FLAGS = ["--lookback", "48", "--horizon", "6", "--hidden-size", "8", "--epochs", "2",
+              "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def csv_file(btc, tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "BTC_USDT-1h.csv"
+    write_candles(btc.iloc[-24 * 90:], path)
+    return path
+
+
+def test_train_then_predict_in_every_format(cli, csv_file, tmp_path):
+    model = tmp_path / "model"
+    trained = cli("train", "--model", "lstm", "--csv", csv_file, "--out", model, *TINY_FLAGS)
+    assert trained.code == 0, trained.err
+    settings = json.loads((model / "model.json").read_text())["settings"]
+    assert settings["hidden_size"] == 8 and settings["lookback"] == 48
+    as_json = cli("predict", "--model-dir", model, "--csv", csv_file, "--format", "json")
+    rows = json.loads(as_json.out)
+    assert len(rows) == 6 and all(r["q10"] <= r["q50"] <= r["q90"] for r in rows)
+    as_csv = cli("predict", "--model-dir", model, "--csv", csv_file, "--format", "csv")
+    assert as_csv.out.splitlines()[0] == "unique_id,ds,q10,q50,q90"
+    table = cli("predict", "--model-dir", model, "--csv", csv_file)
+    assert "2024-08-01 05:00" in table.out
+
+
+def test_train_from_the_store_with_a_config_file(cli, db, tmp_path):
+    from volcast.data.sample import sample_file
+
+    cli("import", sample_file(), "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--db", db)
+    config = tmp_path / "volcast.toml"
+    config.write_text("[model.lstm]\nlookback = 48\nhorizon = 6\nhidden_size = 8\nepochs = 1\n")
+    result = cli("train", "--model", "lstm", "-e", "binance", "-s", "BTC/USDT", "--db", db,
+                 "--config", config, "--hidden-size", "12", "--out", tmp_path / "m")
+    assert result.code == 0, result.err
+    settings = json.loads((tmp_path / "m" / "model.json").read_text())["settings"]
+    assert settings["hidden_size"] == 12 and settings["lookback"] == 48  # flag beats file
+
+
+def test_backtest_compares_models_and_writes_protocol_files(cli, csv_file, tmp_path):
+    out = tmp_path / "bt.csv"
+    result = cli("backtest", "--model", "seasonal_naive_24", "--model", "hour_of_day_median_7d",
+                 "--csv", csv_file, "--test-days", "10", "--out", out)
+    assert result.code == 0, result.err
+    for name in ("seasonal_naive_24", "hour_of_day_median_7d", "hour_of_week_median_4w"):
+        assert name in result.out
+        predictions = pd.read_csv(tmp_path / f"bt.{name}.csv")
+        assert list(predictions.columns) == ["origin", "timestamp", "step", "y_true", "y_pred",
+                                             "q10", "q90"]
+        assert len(predictions) == 10 * 24
+        scores = json.loads((tmp_path / f"bt.{name}.scores.json").read_text())
+        assert scores["scores"]["overall"]["n"] == 240
+
+
+def test_single_model_backtest_writes_exactly_the_given_file(cli, csv_file, tmp_path):
+    out = tmp_path / "preds.csv"
+    result = cli("backtest", "--model", "lstm", "--csv", csv_file, "--test-days", "3",
+                 "--lookback", "48", "--hidden-size", "8", "--epochs", "1", "--out", out)
+    assert result.code == 0, result.err
+    assert len(pd.read_csv(out)) == 3 * 24
+
+
+def assert_error(result, fragment):
+    assert result.code == 2, result.out + result.err
+    assert result.err.count("\n") == 1 and fragment in result.err
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["train", "--model", "lstm", "--out", "m", *TINY_FLAGS], "give either --csv"),
+    (["train", "--model", "arima", "--csv", "x.csv", "--out", "m"], "unknown model 'arima'"),
+    (["train", "--model", "lstm", "--csv", "x.csv", "--out", "m", "--quantiles", "0.1,abc"],
+     "--quantiles: 'abc' is not a number"),
+    (["train", "--model", "lstm", "--csv", "x.csv", "--out", "m", "--layers", "9"],
+     "setting 'lstm.layers'"),
+    (["predict", "--model-dir", "nowhere", "--csv", "x.csv"], "not a volcast model folder"),
+    (["predict", "--model-dir", "nowhere", "--csv", "x.csv", "--format", "xml"],
+     "unknown --format 'xml'"),
+    (["backtest", "--model", "lstm", "--csv", "x.csv", "--out", "o.csv", "--cutoff", "soon"],
+     "bad date 'soon'"),
+])
+def test_bad_forecasting_input(cli, args, fragment):
+    assert_error(cli(*args), fragment)
+
+
+def test_backtest_config_section_is_validated(cli, csv_file, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[backtest]\nhorizon = 0\n")
+    assert_error(cli("backtest", "--model", "seasonal_naive_24", "--csv", csv_file, "--out",
+                     tmp_path / "o.csv", "--config", config), "setting 'backtest.horizon'")
