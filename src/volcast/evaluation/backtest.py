@@ -55,8 +55,13 @@ def origins(first: int, last: int, cutoff: int, step: int, horizon: int) -> list
 def backtest(model: Forecaster, long: pd.DataFrame, *, horizon: int = 24,
              cutoff: int | None = None, test_days: float = 60,
              progress: Callable[[int, int], None] | None = None,
-             epoch_progress: EpochProgress | None = None) -> BacktestResult:
-    """Train ``model`` before the cutoff and forecast every origin of one series."""
+             epoch_progress: EpochProgress | None = None, extra: pd.DataFrame | None = None,
+             fit: bool = True) -> BacktestResult:
+    """Train ``model`` before the cutoff and forecast every origin of one series.
+
+    ``extra``: other series (long frame) a global model also learns from, cut at the same
+    cutoff, so nothing at or after it is seen. ``fit=False``: the model was already trained
+    on data before this cutoff (several series tested with one global model)."""
     if long["unique_id"].nunique() != 1:
         raise VolcastError("a backtest runs on one series at a time")
     long = long.sort_values("ds").reset_index(drop=True)
@@ -66,7 +71,10 @@ def backtest(model: Forecaster, long: pd.DataFrame, *, horizon: int = 24,
     train = long[long["ds"] < cutoff]
 
     began = time.perf_counter()
-    model.fit(train, epoch_progress)
+    if fit:
+        learn = train if extra is None else pd.concat([train, extra[extra["ds"] < cutoff]],
+                                                      ignore_index=True)
+        model.fit(learn, epoch_progress)
     train_s = time.perf_counter() - began
 
     actual = long.set_index("ds")["y"]

@@ -15,10 +15,11 @@ from torch import nn
 
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, Forecaster, training_info
-from volcast.models.frames import calendar, future_ds, on_grid, split_series, step_ms
+from volcast.models.frames import DAY_MS, calendar, future_ds, on_grid, split_series, step_ms
 from volcast.models.settings import LSTMSettings
 from volcast.models.windows import (
     BASE_COLUMN,
+    CONTEXT_DAYS,
     N_FUTURE,
     SeriesArrays,
     make_windows,
@@ -122,7 +123,8 @@ class LSTMForecaster(Forecaster):
         frames = []
         for uid, series in split_series(long).items():
             step = step_ms(series["ds"])
-            tail = series[series["ds"] > series["ds"].iloc[-1] - (self.s.lookback + 1) * step]
+            reach = max(self.s.lookback + 1, CONTEXT_DAYS * DAY_MS // step + 1)
+            tail = series[series["ds"] > series["ds"].iloc[-1] - reach * step]
             arrays = self._arrays(tail)
             if len(arrays.raw) < self.s.lookback:
                 raise VolcastError(f"{uid}: the LSTM needs {self.s.lookback} candles of "

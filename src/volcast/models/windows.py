@@ -14,8 +14,10 @@ import pandas as pd
 from volcast.models.frames import DAY_MS, WEEK_MS, calendar
 
 EPS = 1e-3
-N_FUTURE = 7  # calendar (4), value a day back, a week back, mean of the same slot over 7 days
+N_FUTURE = 9  # calendar (4), a day back, a week back, same-slot means over 7d, 28d, 4 weeks
 BASE_COLUMN = 6
+CONTEXT_DAYS = 28
+"""History the seasonal inputs reach back to, beyond the LSTM's lookback."""
 """The future feature the median is predicted relative to: the 7-day same-slot mean."""
 
 
@@ -51,7 +53,7 @@ def n_past_features(features: tuple[str, ...], has_trades: bool) -> int:
 
 def make_windows(arrays: SeriesArrays, ends: np.ndarray, lookback: int, horizon: int,
                  future_cal: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Windows whose past is [end - lookback, end): past [B, L, F], future [B, H, 7],
+    """Windows whose past is [end - lookback, end): past [B, L, F], future [B, H, 9],
     mu/sigma [B] (log-volume scale), and target [B, H] where the series has one."""
     past_idx = ends[:, None] + np.arange(-lookback, 0)[None, :]  # [B, L]
     raw = arrays.raw[past_idx]  # [B, L, C]
@@ -63,7 +65,8 @@ def make_windows(arrays: SeriesArrays, ends: np.ndarray, lookback: int, horizon:
     target_idx = ends[:, None] + np.arange(horizon)[None, :]  # [B, H]
     if future_cal is None:
         future_cal = arrays.cal[target_idx]  # [B, H, 4]
-    lags = _seasonal_lags(norm[:, :, 0], lookback, horizon, arrays.step)  # [B, H, 3]
+    lags = _seasonal_lags(arrays.raw[:, 0], ends, mu[:, :, 0], sigma[:, :, 0], horizon,
+                          arrays.step)  # [B, H, 5]
     windows = {"past": past, "future": np.concatenate([future_cal, lags], axis=2),
                "mu": mu[:, 0, 0], "sigma": sigma[:, 0, 0]}
     if target_idx.max() < len(arrays.raw):
@@ -71,26 +74,24 @@ def make_windows(arrays: SeriesArrays, ends: np.ndarray, lookback: int, horizon:
     return {k: v.astype(np.float32) for k, v in windows.items()}
 
 
-def _seasonal_lags(norm_volume: np.ndarray, lookback: int, horizon: int, step: int
-                   ) -> np.ndarray:
-    """For each future step j: normalised log volume one day and one week earlier, and the
-    mean of the same slot over the past 7 days (each only if inside the window, else 0)."""
+def _seasonal_lags(log_volume: np.ndarray, ends: np.ndarray, mu: np.ndarray,
+                   sigma: np.ndarray, horizon: int, step: int) -> np.ndarray:
+    """[B, H, 5] for each future step j of each window: (normalised) log volume one day and one
+    week earlier, and the mean of the same slot over the past 7 and 28 days and over the same
+    hour of the week in the past 4 weeks; always from candles before the window's end."""
     day, week = max(1, DAY_MS // step), max(1, WEEK_MS // step)
-    batch = norm_volume.shape[0]
-    j = np.arange(horizon)
+    target = ends[:, None] + np.arange(horizon)[None, :]  # [B, H]
 
-    def back(k: int) -> tuple[np.ndarray, np.ndarray]:
-        idx = lookback + j - k  # position in the window of the candle k steps before step j
-        ok = (idx >= 0) & (idx < lookback)
-        values = np.where(ok[None, :], norm_volume[:, np.clip(idx, 0, lookback - 1)], 0.0)
-        return values, ok
+    def mean_back(period: int, count: int) -> np.ndarray:
+        sums = np.zeros(target.shape)
+        counts = np.zeros(target.shape)
+        for k in range(1, count + 1):
+            idx = target - k * period
+            ok = (idx >= 0) & (idx < ends[:, None])  # only candles before the origin
+            sums += np.where(ok, log_volume[np.clip(idx, 0, None)], 0.0)
+            counts += ok
+        mean = sums / np.maximum(counts, 1)
+        return np.where(counts > 0, (mean - mu) / sigma, 0.0)
 
-    lag_day, _ = back(day)
-    lag_week, _ = back(week)
-    sums, counts = np.zeros((batch, horizon)), np.zeros(horizon)
-    for k in range(1, 8):
-        values, ok = back(k * day)
-        sums += values
-        counts += ok
-    mean7 = sums / np.maximum(counts, 1)[None, :]
-    return np.stack([lag_day, lag_week, mean7], axis=2)
+    return np.stack([mean_back(day, 1), mean_back(week, 1), mean_back(day, 7),
+                     mean_back(day, 28), mean_back(week, 4)], axis=2)
