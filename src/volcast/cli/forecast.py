@@ -30,7 +30,9 @@ def _model_option(name: str, field: Any) -> inspect.Parameter:
         kind = str  # Literal choices and optional ints are passed through as text
     default = field.default if name not in _LISTS else ",".join(map(str, field.default))
     help_text = f"{field.description or name.replace('_', ' ')} [default: {default}]"
-    option = typer.Option(f"--{name.replace('_', '-')}", help=help_text, show_default=False,
+    flag = name.replace("_", "-")
+    declaration = f"--{flag}/--no-{flag}" if kind is bool else f"--{flag}"
+    option = typer.Option(declaration, help=help_text, show_default=False,
                           rich_help_panel="LSTM settings (also [model.lstm] in --config)")
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[kind | None, option])

@@ -83,8 +83,8 @@ class LSTMForecaster(Forecaster):
 
     def __init__(self, settings: LSTMSettings | None = None) -> None:
         super().__init__(settings)
-        self.net: VolumeLSTM | None = None
-        self.scales: list[float] = []
+        self.nets: list[VolumeLSTM] = []
+        self.scales: list[list[float]] = []
         self.has_trades = False
         self.history: list[dict[str, float]] = []
 
@@ -110,12 +110,23 @@ class LSTMForecaster(Forecaster):
         cfg = NetConfig(n_past_features(tuple(self.s.features), self.has_trades),
                         self.s.horizon, self.s.quantiles, self.s.hidden_size, self.s.layers,
                         self.s.dropout)
-        self.net, self.scales, self.history = train(cfg, arrays, self.s, progress)
+        self.nets, self.scales, self.history, done = [], [], [], 0
+        for member in range(self.s.members):  # same data, seeds seed, seed + 1, ...
+            def shown(epoch: int, epochs: int, loss: float, val: float, base: int = done) -> None:
+                if progress:
+                    progress(base + epoch, base + epochs, loss, val)
+
+            seeded = self.s.model_copy(update={"seed": self.s.seed + member})
+            net, scales, history = train(cfg, arrays, seeded, shown)
+            self.nets.append(net)
+            self.scales.append(scales)
+            self.history += [h | {"member": member} for h in history]
+            done += len(history)
         self.info = training_info(long) | {"epochs_run": len(self.history),
                                             "best_val_loss": min(h["val"] for h in self.history)}
 
     def predict(self, long: pd.DataFrame, horizon: int) -> pd.DataFrame:
-        if self.net is None:
+        if not self.nets:
             raise VolcastError("the LSTM has not been trained")
         if horizon > self.s.horizon:
             raise VolcastError(f"this model forecasts {self.s.horizon} candles at most, "
@@ -149,25 +160,34 @@ class LSTMForecaster(Forecaster):
         """Calibrated quantiles of volume [B, H, Q] for prepared windows."""
         if "calendar" not in self.s.features:
             windows["future"][..., :4] = 0.0
-        device = next(self.net.parameters()).device
-        self.net.eval()
-        pred = self.net(torch.from_numpy(windows["past"]).to(device),
-                        torch.from_numpy(windows["future"]).to(device)).cpu().numpy()
-        pred = calibrate(pred, self.scales, self.net.median)
+        past, future = torch.from_numpy(windows["past"]), torch.from_numpy(windows["future"])
+        members = []
+        for net, scales in zip(self.nets, self.scales, strict=True):
+            net.eval()
+            raw = net(past, future).numpy()  # [B, H, Q], normalised log volume
+            members.append(calibrate(raw, scales, net.median))
+        pred = np.mean(members, axis=0)  # an average of ordered quantiles stays ordered
         log_volume = pred * windows["sigma"][:, None, None] + windows["mu"][:, None, None]
         return np.expm1(log_volume).clip(min=0.0)
 
     def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        if self.net is None:
+        if not self.nets:
             raise VolcastError("the LSTM has not been trained")
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        return ({"net": asdict(self.net.cfg), "scales": self.scales,
-                 "has_trades": self.has_trades, "history": self.history}, weights)
+        weights = {f"{i}.{k}": v.detach().cpu().contiguous()
+                   for i, net in enumerate(self.nets) for k, v in net.state_dict().items()}
+        return ({"net": asdict(self.nets[0].cfg), "members": len(self.nets),
+                 "scales": self.scales, "has_trades": self.has_trades,
+                 "history": self.history}, weights)
 
     def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         try:
-            self.net = VolumeLSTM(NetConfig(**state["net"]))
-            self.net.load_state_dict(tensors)
+            self.nets = []
+            for i in range(state["members"]):
+                net = VolumeLSTM(NetConfig(**state["net"]))
+                prefix = f"{i}."
+                net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
+                                     if k.startswith(prefix)})
+                self.nets.append(net)
         except (KeyError, TypeError, RuntimeError) as exc:
             raise VolcastError(f"saved LSTM does not match this volcast ({str(exc)[:160]})"
                                ) from None

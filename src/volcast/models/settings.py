@@ -28,13 +28,17 @@ class LSTMSettings(ModelSettings):
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="newest share of the "
                                                                 "training windows kept for "
                                                                 "validation")
-    train_days: int | None = Field(None, ge=7, le=36500, description="train on the newest "
-                                   "days of each series only (None: all)")
+    train_days: int | None = Field(365, ge=7, le=36500, description="train on the newest "
+                                   "days of each series only (a large number: all)")
     stride: int = Field(1, ge=1, le=168, description="use every n-th window per epoch, from a "
                         "random offset (neighbouring windows nearly repeat each other)")
+    refit: bool = Field(True, description="after early stopping, train again on every window "
+                        "(validation included) for the best number of epochs")
+    members: int = Field(1, ge=1, le=16, description="networks trained with seeds seed, "
+                         "seed + 1, ... whose quantiles are averaged")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(None, ge=1, le=256, description="CPU threads (None: all)")
+    threads: int | None = Field(None, ge=1, le=256, description="CPU threads (default: all)")
 
     @field_validator("quantiles")
     @classmethod

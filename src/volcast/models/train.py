@@ -24,14 +24,18 @@ Index = list[tuple[int, np.ndarray]]
 """(series number, window end positions) pairs."""
 
 
+def window_ends(a: SeriesArrays, lookback: int, horizon: int, newest: int | None) -> np.ndarray:
+    """Every window end with a full past and a full target, within the newest candles."""
+    first = lookback if newest is None else max(lookback, len(a.raw) - newest)
+    return np.arange(first, len(a.raw) - horizon + 1)
+
+
 def split_windows(arrays: list[SeriesArrays], lookback: int, horizon: int,
-                  val_fraction: float, history: int | None) -> tuple[Index, Index]:
-    """Train and validation windows by time, with a horizon-long gap between them; only the
-    newest ``history`` candles of each series when given."""
+                  val_fraction: float, newest: int | None) -> tuple[Index, Index]:
+    """Train and validation windows by time, with a horizon-long gap between them."""
     train, val = [], []
     for number, a in enumerate(arrays):
-        first = lookback if history is None else max(lookback, len(a.raw) - history)
-        ends = np.arange(first, len(a.raw) - horizon + 1)
+        ends = window_ends(a, lookback, horizon, newest)
         if len(ends) < 20:
             continue
         cut = ends[int(len(ends) * (1 - val_fraction))]
@@ -79,27 +83,54 @@ def keep_freed_memory() -> None:
 
 def train(cfg: NetConfig, arrays: list[SeriesArrays], settings: LSTMSettings,
           progress: EpochProgress | None) -> tuple[VolumeLSTM, list[float], list[dict]]:
-    """Train a network; returns it (best weights, on the CPU), quantile scales, loss history."""
+    """Train a network; returns it (on the CPU), quantile scales and the loss history.
+
+    Early stopping on validation picks the number of epochs and the calibration; with
+    ``refit`` the network is then trained again from scratch on every window, validation
+    included, for that many epochs, so the newest weeks (most like the future) are learned too.
+    """
     keep_freed_memory()
-    torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads or os.cpu_count() or 1)
-    rng = np.random.default_rng(settings.seed)
     device = pick_device(settings.device)
+    newest = None
+    if settings.train_days is not None:
+        newest = settings.train_days * 86_400_000 // arrays[0].step
+    train_index, val_index = split_windows(arrays, settings.lookback, settings.horizon,
+                                           settings.val_fraction, newest)
+    val_batches = [_to(b, device) for b in batches(arrays, val_index, settings, None)]
+    net, history = _fit(cfg, arrays, train_index, val_batches, settings.epochs, settings,
+                        device, progress)
+    scales = fit_scales(net, val_batches, cfg)
+    if settings.refit:
+        best = min(history, key=lambda h: h["val"])
+        everything = [(n, window_ends(a, settings.lookback, settings.horizon, newest))
+                      for n, a in enumerate(arrays) if n in {i for i, _ in train_index}]
+        shown = len(history)
+
+        def more(epoch: int, epochs: int, loss: float, val: float) -> None:
+            if progress:
+                progress(shown + epoch, shown + epochs, loss, best["val"])
+
+        net, _ = _fit(cfg, arrays, everything, None, best["epoch"], settings, device, more)
+    return net.cpu(), scales, history
+
+
+def _fit(cfg: NetConfig, arrays: list[SeriesArrays], index: Index,
+         val_batches: list[dict[str, torch.Tensor]] | None, epochs: int,
+         settings: LSTMSettings, device: torch.device, progress: EpochProgress | None
+         ) -> tuple[VolumeLSTM, list[dict]]:
+    """One training run from a seeded start; with validation batches it stops early and
+    restores the best weights."""
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
     net = VolumeLSTM(cfg).to(device)
     quantiles = torch.tensor(cfg.quantiles, device=device)
     optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
-    history = None
-    if settings.train_days is not None:
-        history = settings.train_days * 86_400_000 // arrays[0].step
-    train_index, val_index = split_windows(arrays, settings.lookback, settings.horizon,
-                                           settings.val_fraction, history)
-    val_batches = [_to(b, device) for b in batches(arrays, val_index, settings, None)]
     best, best_state, history, stale = float("inf"), None, [], 0
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(1, epochs + 1):
         net.train()
         losses = []
-        epoch_index = [(n, e[rng.integers(settings.stride):: settings.stride])
-                       for n, e in train_index]
+        epoch_index = [(n, e[rng.integers(settings.stride):: settings.stride]) for n, e in index]
         for batch in batches(arrays, epoch_index, settings, rng):
             b = _to(batch, device)
             loss = pinball(net(b["past"], b["future"]), b["target"], quantiles)
@@ -108,10 +139,12 @@ def train(cfg: NetConfig, arrays: list[SeriesArrays], settings: LSTMSettings,
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimiser.step()
             losses.append(loss.item())
-        val = evaluate(net, val_batches, quantiles)
+        val = evaluate(net, val_batches, quantiles) if val_batches else float("nan")
         history.append({"epoch": epoch, "train": float(np.mean(losses)), "val": val})
         if progress:
-            progress(epoch, settings.epochs, history[-1]["train"], val)
+            progress(epoch, epochs, history[-1]["train"], val)
+        if val_batches is None:
+            continue
         if val < best - 1e-5:
             best, stale = val, 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -119,9 +152,9 @@ def train(cfg: NetConfig, arrays: list[SeriesArrays], settings: LSTMSettings,
             stale += 1
             if stale >= settings.patience:
                 break
-    net.load_state_dict(best_state)
-    scales = fit_scales(net, val_batches, cfg)
-    return net.cpu(), scales, history
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return net, history
 
 
 @torch.no_grad()
