@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--pairs", nargs="+", default=["BTC", "ETH"])
-    parser.add_argument("--also", nargs="*", default=["BNB", "SOL", "DOGE"],
+    parser.add_argument("--also", nargs="*", default=[],
                         help="pairs the global LSTM also learns from (never tested)")
     parser.add_argument("--lstm", type=json.loads, default={}, help="LSTM settings as JSON")
     parser.add_argument("--models", nargs="+", default=["lstm", "mstl", *REFERENCE_MODELS])

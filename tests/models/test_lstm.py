@@ -111,3 +111,31 @@ def test_damaged_model_folders_fail_clearly(trained, tmp_path):
     (tmp_path / "m" / "model.json").write_text("{not json")
     with pytest.raises(VolcastError, match="is damaged"):
         load(tmp_path / "m")
+
+
+def test_a_seed_ensemble_averages_its_members_and_round_trips(recent, tmp_path):
+    model = create("lstm", TINY | {"epochs": 1, "members": 2})
+    model.fit(recent)
+    assert len(model.nets) == 2 and {h["member"] for h in model.history} == {0, 1}
+    model.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["state"]["members"] == 2
+    assert load(tmp_path / "m").predict(recent, 6).equals(model.predict(recent, 6))
+
+
+def test_refit_trains_again_on_every_window(recent):
+    with_refit = create("lstm", TINY | {"epochs": 2})
+    without = create("lstm", TINY | {"epochs": 2, "refit": False})
+    with_refit.fit(recent)
+    without.fit(recent)
+    assert with_refit.scales == without.scales  # calibrated on the same held-out windows
+    assert not with_refit.predict(recent, 6).equals(without.predict(recent, 6))
+
+
+def test_a_model_saved_by_volcast_0_1_0_still_loads_and_forecasts(recent):
+    from pathlib import Path
+
+    saved = Path(__file__).resolve().parents[1] / "fixtures" / "models" / "lstm-0.1.0"
+    model = load(saved)
+    forecast = model.predict(recent, 6)
+    assert len(forecast) == 6 and (forecast["q10"] <= forecast["q90"]).all()
+    assert model.info["series"] == ["btc"]
