@@ -86,12 +86,14 @@ def print_table(rows: list[dict[str, Any]], lstm: dict[str, Any], wall: float) -
     for pair in dict.fromkeys(r["pair"] for r in rows):
         mine = sorted((r for r in rows if r["pair"] == pair),
                       key=lambda r: r["scores"]["overall"]["mae"])
-        best = min(r["scores"]["overall"]["mae"] for r in mine if r["model"] in REFERENCE_MODELS)
+        best = min((r["scores"]["overall"]["mae"] for r in mine
+                    if r["model"] in REFERENCE_MODELS), default=float("nan"))
         for r in mine:
             s = r["scores"]
             o = s["overall"]
             steps = "/".join(f"{s[f'step_{k}']['mae']:,.0f}" for k in (1, 6, 12, 24))
-            table.add_row(pair, r["model"], f"{o['mae']:,.1f}", f"{o['mae'] / best - 1:+.1%}",
+            gap = "-" if best != best else f"{o['mae'] / best - 1:+.1%}"  # NaN: no reference
+            table.add_row(pair, r["model"], f"{o['mae']:,.1f}", gap,
                           f"{o['mase']:.3f}", f"{o['smape']:.1f}", f"{o['mae_log1p']:.4f}",
                           "-" if o["pinball"] != o["pinball"] else f"{o['pinball']:,.1f}",
                           "-" if o["coverage"] != o["coverage"] else f"{o['coverage']:.3f}",

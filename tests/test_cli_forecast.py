@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from volcast.data.formats import write_candles
+from volcast.data.formats import read_candles, write_candles
+from volcast.data.sample import sample_file
 
 TINY_FLAGS = ["--lookback", "48", "--horizon", "6", "--hidden-size", "8", "--epochs", "2",
               "--threads", "1"]
@@ -34,8 +35,6 @@ def test_train_then_predict_in_every_format(cli, csv_file, tmp_path):
 
 
 def test_train_from_the_store_with_a_config_file(cli, db, tmp_path):
-    from volcast.data.sample import sample_file
-
     cli("import", sample_file(), "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--db", db)
     config = tmp_path / "volcast.toml"
     config.write_text("[model.lstm]\nlookback = 48\nhorizon = 6\nhidden_size = 8\nepochs = 1\n")
@@ -67,6 +66,17 @@ def test_single_model_backtest_writes_exactly_the_given_file(cli, csv_file, tmp_
                  "--lookback", "48", "--hidden-size", "8", "--epochs", "1", "--out", out)
     assert result.code == 0, result.err
     assert len(pd.read_csv(out)) == 3 * 24
+
+
+def test_a_global_backtest_learns_from_more_files(cli, csv_file, tmp_path):
+    other = tmp_path / "ETH_USDT-1h.csv"
+    write_candles(read_candles(sample_file(pair="ETH_USDT")).iloc[-24 * 90:], other)
+    result = cli("backtest", "--model", "lstm", "--csv", csv_file, "--also-csv", other,
+                 "--test-days", "3", "--lookback", "48", "--hidden-size", "8", "--epochs", "1",
+                 "--out", tmp_path / "p.csv")
+    assert result.code == 0, result.err
+    scores = json.loads((tmp_path / "p.scores.json").read_text())
+    assert scores["trained_on"] == ["BTC_USDT-1h", "ETH_USDT-1h"]
 
 
 def assert_error(result, fragment):

@@ -141,6 +141,9 @@ def backtest(
                                                "[default: start of the last --test-days]")] = None,
     test_days: Annotated[float | None, typer.Option(help="test period [default: 60]")] = None,
     horizon: Annotated[int | None, typer.Option(help="candles per forecast [default: 24]")] = None,
+    also_csv: Annotated[list[Path] | None, typer.Option(
+        help="more candle files a global model also learns from (before the same cutoff); "
+             "never tested")] = None,
     config: ConfigOpt = None, db: DbOpt = None,
     model_options: dict[str, Any] | None = None,
 ) -> None:
@@ -158,10 +161,11 @@ def backtest(
     names = list(dict.fromkeys(model))
     cutoff_ms = None if cutoff is None else parse_time(cutoff)
     long = load_long(csv, exchange, symbol, timeframe, db)
+    extra = load_long(also_csv, None, None, timeframe, db) if also_csv else None
     with backtest_progress(out) as progress:
         results = run_backtests(
             names, {n: _settings_for(n, config, options) for n in names}, long,
-            settings.backtest, cutoff_ms, progress)
+            settings.backtest, cutoff_ms, progress, extra)
     for result, path in zip(results, _output_paths(out_path, [r.model for r in results]),
                             strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +173,8 @@ def backtest(
         path.with_suffix(".scores.json").write_text(json.dumps(
             {"model": result.model, "scores": result.scores, "train_s": result.train_s,
              "predict_s": result.predict_s, "peak_rss_mb": result.peak_rss_mb,
-             "cutoff": result.cutoff, "refits_per_origin": result.refits_per_origin}, indent=2))
+             "cutoff": result.cutoff, "refits_per_origin": result.refits_per_origin,
+             "trained_on": result.forecaster.info.get("series")}, indent=2))
     out.print(scores_table(results))
 
 

@@ -18,9 +18,10 @@ class Progress(Protocol):
 
 
 def run_backtests(names: Sequence[str], settings: dict[str, dict[str, Any]], long: pd.DataFrame,
-                  protocol: BacktestSettings, cutoff: int | None, progress: Progress | None
-                  ) -> list[BacktestResult]:
-    """Backtest each named model; with more than one, add every reference model too."""
+                  protocol: BacktestSettings, cutoff: int | None, progress: Progress | None,
+                  extra: pd.DataFrame | None = None) -> list[BacktestResult]:
+    """Backtest each named model; with more than one, add every reference model too.
+    ``extra`` series are learned from (before the cutoff) by global models, never tested."""
     wanted = list(names) + ([r for r in REFERENCE_MODELS if r not in names]
                             if len(names) > 1 else [])
     results = []
@@ -29,7 +30,8 @@ def run_backtests(names: Sequence[str], settings: dict[str, dict[str, Any]], lon
         results.append(backtest(
             model, long, horizon=protocol.horizon, cutoff=cutoff, test_days=protocol.test_days,
             progress=progress.origins(name) if progress else None,
-            epoch_progress=progress.epochs(name) if progress else None))
+            epoch_progress=progress.epochs(name) if progress else None,
+            extra=extra if model.supports_global else None))
     return results
 
 
