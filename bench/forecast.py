@@ -58,13 +58,15 @@ def main() -> None:
     parser.add_argument("--also", nargs="*", default=[],
                         help="pairs the global LSTM also learns from (never tested)")
     parser.add_argument("--lstm", type=json.loads, default={}, help="LSTM settings as JSON")
-    parser.add_argument("--models", nargs="+", default=["lstm", "mstl", *REFERENCE_MODELS])
+    parser.add_argument("--models", nargs="+",
+                        default=["lstm", "ensemble", "mstl", *REFERENCE_MODELS])
     parser.add_argument("--json", type=Path, help="also write all figures here")
     args = parser.parse_args()
 
-    jobs = [{"data": str(args.data), "pairs": args.pairs, "also": args.also if m == "lstm"
-             else [], "model": m, "settings": args.lstm if m == "lstm" else {},
-             "global": m == "lstm"} for m in args.models]
+    neural = ("lstm", "ensemble")  # global models that take the LSTM settings
+    jobs = [{"data": str(args.data), "pairs": args.pairs, "also": args.also if m in neural
+             else [], "model": m, "settings": args.lstm if m in neural else {},
+             "global": m in neural} for m in args.models]
     began = time.perf_counter()
     rows = []
     context = mp.get_context("spawn")

@@ -10,7 +10,8 @@ from .conftest import TINY
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_model_fits_predicts_saves_and_loads(name, recent, tmp_path):
-    model = create(name, TINY if name == "lstm" else None)
+    settings = {"lstm": TINY, "ensemble": TINY | {"gbm_rounds": 20}}.get(name)
+    model = create(name, settings)
     model.fit(recent)
     forecast = model.predict(recent, 6)
     assert list(forecast.columns[:5]) == ["unique_id", "ds", "q10", "q50", "q90"]

@@ -73,7 +73,7 @@ def _settings_for(name: str, config: Path | None, options: dict[str, Any]) -> di
     """[model.NAME] from the config file overridden by flags (flags only given for the LSTM)."""
     from volcast.config import load_settings
 
-    model_flags = options if name == "lstm" else {}
+    model_flags = options if name in ("lstm", "ensemble") else {}
     return load_settings(config, model={name: model_flags}).model.get(name, {})
 
 

@@ -2,6 +2,7 @@
 
 Models are imported lazily, so torch loads only when a torch model is used. Names:
 - ``lstm``: the core, a probabilistic PyTorch LSTM (``lstm.py`` network, ``train.py`` loop);
+- ``ensemble``: the LSTM with a LightGBM second opinion on the median (``ensemble.py``);
 - ``mstl``: statsforecast's MSTL with intervals;
 - reference points of the protocol: ``seasonal_naive_24``, ``seasonal_naive_168``,
   ``hour_of_day_median_7d``, ``hour_of_day_median_28d``, ``hour_of_week_median_4w``.
@@ -21,6 +22,7 @@ from volcast.models.base import Forecaster, read_manifest
 
 _REGISTRY = {
     "lstm": "volcast.models.lstm:LSTMForecaster",
+    "ensemble": "volcast.models.ensemble:EnsembleForecaster",
     "mstl": "volcast.models.mstl:MSTLForecaster",
     "seasonal_naive_24": "volcast.models.baselines:SeasonalNaive24",
     "seasonal_naive_168": "volcast.models.baselines:SeasonalNaive168",
@@ -29,7 +31,8 @@ _REGISTRY = {
     "hour_of_week_median_4w": "volcast.models.baselines:HourOfWeekMedian4w",
 }
 MODEL_NAMES = list(_REGISTRY)
-REFERENCE_MODELS = MODEL_NAMES[2:]
+REFERENCE_MODELS = ["seasonal_naive_24", "seasonal_naive_168", "hour_of_day_median_7d",
+                    "hour_of_day_median_28d", "hour_of_week_median_4w"]
 
 
 def model_class(name: str) -> type[Forecaster]:

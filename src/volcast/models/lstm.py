@@ -111,17 +111,19 @@ class LSTMForecaster(Forecaster):
                         self.s.horizon, self.s.quantiles, self.s.hidden_size, self.s.layers,
                         self.s.dropout)
         self.nets, self.scales, self.history, done = [], [], [], 0
+        self.validation: list[dict[str, np.ndarray]] = []  # for models built on this one
         for member in range(self.s.members):  # same data, seeds seed, seed + 1, ...
             def shown(epoch: int, epochs: int, loss: float, val: float, base: int = done) -> None:
                 if progress:
                     progress(base + epoch, base + epochs, loss, val)
 
             seeded = self.s.model_copy(update={"seed": self.s.seed + member})
-            net, scales, history = train(cfg, arrays, seeded, shown)
-            self.nets.append(net)
-            self.scales.append(scales)
-            self.history += [h | {"member": member} for h in history]
-            done += len(history)
+            trained = train(cfg, arrays, seeded, shown)
+            self.nets.append(trained.net)
+            self.scales.append(trained.scales)
+            self.history += [h | {"member": member} for h in trained.history]
+            self.validation.append(trained.validation)
+            done += len(trained.history)
         self.info = training_info(long) | {"epochs_run": len(self.history),
                                             "best_val_loss": min(h["val"] for h in self.history)}
 
@@ -144,7 +146,9 @@ class LSTMForecaster(Forecaster):
             windows = make_windows(arrays, np.array([len(arrays.raw)]), self.s.lookback,
                                    self.s.horizon, calendar(ds)[None].astype(np.float32)
                                    if "calendar" in self.s.features else None)
-            values = self._quantiles(windows)[0, :horizon]  # [H, Q]
+            sigma, mu = windows["sigma"][:, None, None], windows["mu"][:, None, None]
+            log_volume = self._normalised(windows) * sigma + mu  # [1, H, Q]
+            values = np.expm1(log_volume).clip(min=0.0)[0, :horizon]  # [H, Q]
             frame = pd.DataFrame(values, columns=[f"q{round(q * 100)}"
                                                   for q in self.s.quantiles])
             frames.append(frame.assign(unique_id=uid, ds=ds[:horizon]))
@@ -156,8 +160,8 @@ class LSTMForecaster(Forecaster):
                     *[c for c in out if c.startswith("q") and c not in ("q10", "q50", "q90")]]]
 
     @torch.no_grad()
-    def _quantiles(self, windows: dict[str, np.ndarray]) -> np.ndarray:
-        """Calibrated quantiles of volume [B, H, Q] for prepared windows."""
+    def _normalised(self, windows: dict[str, np.ndarray]) -> np.ndarray:
+        """Calibrated quantiles [B, H, Q] for prepared windows, in normalised log volume."""
         if "calendar" not in self.s.features:
             windows["future"][..., :4] = 0.0
         past, future = torch.from_numpy(windows["past"]), torch.from_numpy(windows["future"])
@@ -166,9 +170,7 @@ class LSTMForecaster(Forecaster):
             net.eval()
             raw = net(past, future).numpy()  # [B, H, Q], normalised log volume
             members.append(calibrate(raw, scales, net.median))
-        pred = np.mean(members, axis=0)  # an average of ordered quantiles stays ordered
-        log_volume = pred * windows["sigma"][:, None, None] + windows["mu"][:, None, None]
-        return np.expm1(log_volume).clip(min=0.0)
+        return np.mean(members, axis=0)  # an average of ordered quantiles stays ordered
 
     def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if not self.nets:

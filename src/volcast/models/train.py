@@ -10,6 +10,7 @@ so that the intervals cover what they claim.
 import ctypes
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -81,9 +82,25 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 1 << 30)
 
 
+@dataclass
+class Trained:
+    """A trained network (on the CPU), its quantile scales, its loss history, and what the
+    early-stopped network predicted for the held-out validation windows (normalised log
+    volume: pred [N, H, Q] before calibration, target [N, H], and each window's mu and sigma)."""
+
+    net: VolumeLSTM
+    scales: list[float]
+    history: list[dict]
+    validation: dict[str, np.ndarray]
+
+
+def history_candles(settings: LSTMSettings, step: int) -> int | None:
+    return None if settings.train_days is None else settings.train_days * 86_400_000 // step
+
+
 def train(cfg: NetConfig, arrays: list[SeriesArrays], settings: LSTMSettings,
-          progress: EpochProgress | None) -> tuple[VolumeLSTM, list[float], list[dict]]:
-    """Train a network; returns it (on the CPU), quantile scales and the loss history.
+          progress: EpochProgress | None) -> Trained:
+    """Train a network.
 
     Early stopping on validation picks the number of epochs and the calibration; with
     ``refit`` the network is then trained again from scratch on every window, validation
@@ -92,15 +109,14 @@ def train(cfg: NetConfig, arrays: list[SeriesArrays], settings: LSTMSettings,
     keep_freed_memory()
     torch.set_num_threads(settings.threads or os.cpu_count() or 1)
     device = pick_device(settings.device)
-    newest = None
-    if settings.train_days is not None:
-        newest = settings.train_days * 86_400_000 // arrays[0].step
+    newest = history_candles(settings, arrays[0].step)
     train_index, val_index = split_windows(arrays, settings.lookback, settings.horizon,
                                            settings.val_fraction, newest)
     val_batches = [_to(b, device) for b in batches(arrays, val_index, settings, None)]
     net, history = _fit(cfg, arrays, train_index, val_batches, settings.epochs, settings,
                         device, progress)
-    scales = fit_scales(net, val_batches, cfg)
+    validation = predict_batches(net, val_batches)
+    scales = fit_scales(validation, cfg, net.median)
     if settings.refit:
         best = min(history, key=lambda h: h["val"])
         everything = [(n, window_ends(a, settings.lookback, settings.horizon, newest))
@@ -112,7 +128,7 @@ def train(cfg: NetConfig, arrays: list[SeriesArrays], settings: LSTMSettings,
                 progress(shown + epoch, shown + epochs, loss, best["val"])
 
         net, _ = _fit(cfg, arrays, everything, None, best["epoch"], settings, device, more)
-    return net.cpu(), scales, history
+    return Trained(net.cpu(), scales, history, validation)
 
 
 def _fit(cfg: NetConfig, arrays: list[SeriesArrays], index: Index,
@@ -167,18 +183,23 @@ def evaluate(net: VolumeLSTM, val_batches: list[dict[str, torch.Tensor]],
 
 
 @torch.no_grad()
-def fit_scales(net: VolumeLSTM, val_batches: list[dict[str, torch.Tensor]], cfg: NetConfig
-               ) -> list[float]:
+def predict_batches(net: VolumeLSTM, val_batches: list[dict[str, torch.Tensor]]
+                    ) -> dict[str, np.ndarray]:
+    net.eval()
+    found = {"pred": torch.cat([net(b["past"], b["future"]) for b in val_batches])}
+    found |= {k: torch.cat([b[k] for b in val_batches]) for k in ("target", "mu", "sigma")}
+    return {k: v.cpu().numpy() for k, v in found.items()}
+
+
+def fit_scales(validation: dict[str, np.ndarray], cfg: NetConfig, median: int) -> list[float]:
     """Per quantile q, the factor s on its distance d from the median such that a share q of
     validation targets lies below median + s * d (median: 1)."""
-    net.eval()
-    pred = torch.cat([net(b["past"], b["future"]) for b in val_batches]).cpu().numpy()
-    target = torch.cat([b["target"] for b in val_batches]).cpu().numpy()
-    mid = pred[..., net.median]
+    pred, target = validation["pred"], validation["target"]
+    mid = pred[..., median]
     scales = []
     for i, q in enumerate(cfg.quantiles):
         distance = pred[..., i] - mid
-        if i == net.median:
+        if i == median:
             scales.append(1.0)
             continue
         ratio = (target - mid) / np.where(np.abs(distance) < 1e-6, 1e-6, distance)
