@@ -31,7 +31,8 @@ def _scores(rows: pd.DataFrame, scale: float) -> dict[str, float]:
     out = {"n": float(len(rows)), "mae": float(error.mean()),
            "rmse": float(np.sqrt(((y - pred) ** 2).mean())), "smape": float(100 * smape.mean()),
            "mase": float(error.mean() / scale) if scale > 0 else float("nan"),
-           "mae_log1p": float(np.abs(np.log1p(y) - np.log1p(pred)).mean()),
+           # a negative volume forecast (raw-scale models can make one) counts as 0 here
+           "mae_log1p": float(np.abs(np.log1p(y) - np.log1p(pred.clip(min=0))).mean()),
            "pinball": float("nan"), "coverage": float("nan")}
     if rows["q10"].notna().all() and rows["q90"].notna().all() and len(rows):
         out["pinball"] = float(np.mean([_pinball(y, rows[c].to_numpy(float), q).mean()

@@ -102,7 +102,8 @@ class EnsembleForecaster(LSTMForecaster):
         quantiles = super()._normalised(windows)  # [B, H, Q]
         median = self.nets[0].median
         batch, horizon = quantiles.shape[:2]
-        gbm = self.booster.predict(gbm_features(windows)).reshape(batch, horizon)
+        # one thread: a few dozen rows do not pay for waking a thread pool (was ~80 ms)
+        gbm = self.booster.predict(gbm_features(windows), num_threads=1).reshape(batch, horizon)
         blended = self.weight * quantiles[..., median] + (1 - self.weight) * gbm
         return quantiles + (blended - quantiles[..., median])[..., None]
 
