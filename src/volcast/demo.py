@@ -1,9 +1,10 @@
 """The offline main job on the bundled sample (README's first command).
 
 1. import one sample file into the store; 2. download a second series through the real ccxt
-client from the local exchange simulator; 3. backtest the LSTM against the reference models and
-MSTL under the protocol; 4. forecast the next 24 hours with q10/q50/q90. Steps 1-2 are
-idempotent: running the demo again adds no candles.
+client from the local exchange simulator; 3. backtest the LSTM (one global model that also
+learns from the imported pair) against MSTL and the reference models under the protocol;
+4. forecast the next 24 hours with q10/q50/q90. Steps 1-2 are idempotent: running the demo
+again adds no candles.
 """
 
 import asyncio
@@ -49,11 +50,13 @@ def run_demo(db: Path, console: Console, epochs: int = 30) -> None:
         console.print(results_table(results))
         console.print(series_table(store.series()))
         long = to_long(store.read(fetched), series_id(fetched))
-    console.print(f"3. backtest on {fetched} (last 60 days, 24-hour forecasts every 24 hours)",
+        other = to_long(store.read(imported), series_id(imported))
+    console.print(f"3. backtest on {fetched} (last 60 days, 24-hour forecasts every 24 hours); "
+                  f"the LSTM is one global model that also learns from {imported}",
                   soft_wrap=True)
     with backtest_progress(console) as progress:
         backtests = run_backtests(["lstm", "mstl"], {"lstm": {"epochs": epochs}}, long,
-                                  BacktestSettings(), None, progress)
+                                  BacktestSettings(), None, progress, extra=other)
     console.print(scores_table(backtests))
     lstm = backtests[0].forecaster
     console.print("4. the next 24 hours from the latest candle (LSTM trained before the test "
