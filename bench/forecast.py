@@ -13,6 +13,7 @@ import json
 import multiprocessing as mp
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from volcast.data.formats import read_candles
-from volcast.evaluation.backtest import backtest
+from volcast.evaluation.backtest import BacktestResult, backtest
 from volcast.models import REFERENCE_MODELS, create
 from volcast.models.frames import to_long
 
@@ -41,13 +42,31 @@ def run(job: dict[str, Any]) -> list[dict[str, Any]]:
         extra = None
         if job["global"] and trains_here:
             extra = pd.concat([v for k, v in longs.items() if k != pair], ignore_index=True)
-        result = backtest(model, longs[pair], extra=extra, fit=trains_here)
-        origins = result.predictions["origin"].nunique()
-        rows.append({"pair": pair, "model": job["model"], "scores": result.scores,
-                     "train_s": result.train_s, "predict_ms": 1000 * result.predict_s / origins,
-                     "epochs": model.info.get("epochs_run")})
+        rows.append(row(pair, backtest(model, longs[pair], extra=extra, fit=trains_here)))
+    return with_peak(rows)
+
+
+def row(pair: str, result: BacktestResult) -> dict[str, Any]:
+    """One table row: the protocol's scores and the cost of one model on one pair."""
+    origins = result.predictions["origin"].nunique()
+    return {"pair": pair, "model": result.model, "scores": result.scores,
+            "train_s": result.train_s, "predict_ms": 1000 * result.predict_s / origins}
+
+
+def with_peak(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [r | {"peak_mb": peak} for r in rows]
+
+
+def isolated(run_job: Callable[[dict[str, Any]], list[dict[str, Any]]],
+             jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each job in a fresh process, so each model's peak memory is its own."""
+    rows = []
+    context = mp.get_context("spawn")
+    for job in jobs:
+        with context.Pool(1) as pool:
+            rows += pool.apply(run_job, (job,))
+    return rows
 
 
 def main() -> None:
@@ -68,11 +87,7 @@ def main() -> None:
              else [], "model": m, "settings": args.lstm if m in neural else {},
              "global": m in neural} for m in args.models]
     began = time.perf_counter()
-    rows = []
-    context = mp.get_context("spawn")
-    for job in jobs:
-        with context.Pool(1) as pool:
-            rows += pool.apply(run, (job,))
+    rows = isolated(run, jobs)
     print_table(rows, args.lstm, time.perf_counter() - began)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -12,8 +12,6 @@ trained on each tested pair alone, as their quick-start guides do.
 """
 
 import argparse
-import multiprocessing as mp
-import resource
 import sys
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from forecast import load, print_table
+from forecast import isolated, load, print_table, row, with_peak
 from forecast import run as run_ours
 
 from volcast.evaluation.backtest import backtest
@@ -134,15 +132,8 @@ PEERS = {"nf_lstm": lambda: NeuralPeer("LSTM"), "nf_nhits": lambda: NeuralPeer("
 
 
 def run(job: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for pair in job["pairs"]:
-        model = PEERS[job["peer"]]()
-        result = backtest(model, load(Path(job["data"]), pair))
-        origins = result.predictions["origin"].nunique()
-        rows.append({"pair": pair, "model": model.name, "scores": result.scores,
-                     "train_s": result.train_s, "predict_ms": 1000 * result.predict_s / origins})
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return [r | {"peak_mb": peak} for r in rows]
+    return with_peak([row(pair, backtest(PEERS[job["peer"]](), load(Path(job["data"]), pair)))
+                      for pair in job["pairs"]])
 
 
 def main() -> None:
@@ -153,17 +144,11 @@ def main() -> None:
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     args = parser.parse_args()
     began = time.perf_counter()
-    rows = []
-    context = mp.get_context("spawn")
-    jobs = [{"data": str(args.data), "pairs": args.pairs, "peer": p} for p in args.peers]
-    for job in jobs:
-        with context.Pool(1) as pool:
-            rows += pool.apply(run, (job,))
-    for name in REFERENCE_MODELS:  # for the 'vs best ref' column
-        with context.Pool(1) as pool:
-            rows += pool.apply(run_ours, ({"data": str(args.data), "pairs": args.pairs,
-                                           "also": [], "model": name, "settings": {},
-                                           "global": False},))
+    rows = isolated(run, [{"data": str(args.data), "pairs": args.pairs, "peer": p}
+                          for p in args.peers])
+    rows += isolated(run_ours, [{"data": str(args.data), "pairs": args.pairs, "also": [],
+                                 "model": name, "settings": {}, "global": False}
+                                for name in REFERENCE_MODELS])  # the 'vs best ref' column
     print_table(rows, {}, time.perf_counter() - began)
 
 
