@@ -7,8 +7,7 @@ import pandas as pd
 
 from volcast.config import db_path
 from volcast.data.formats import read_candles
-from volcast.data.store import CandleStore, SeriesKey, check_symbol
-from volcast.data.timeframe import timeframe_ms
+from volcast.data.store import CandleStore, SeriesKey
 from volcast.errors import VolcastError
 from volcast.models.frames import to_long
 
@@ -28,8 +27,7 @@ def load_long(csv: list[Path] | None, exchange: str | None, symbols: list[str] |
                           for path in csv], ignore_index=True)
     if not (exchange and symbols):
         raise VolcastError("--exchange needs at least one --symbol (and the other way round)")
-    timeframe_ms(timeframe)
-    keys = [SeriesKey(exchange, check_symbol(s), timeframe) for s in symbols]
+    keys = [SeriesKey.parse(exchange, s, timeframe) for s in symbols]
     with CandleStore(db_path(db), read_only=True) as store:
         return pd.concat([to_long(store.read(k), series_id(k)) for k in keys],
                          ignore_index=True)

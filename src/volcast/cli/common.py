@@ -35,11 +35,9 @@ def open_store(db: Path | None, read_only: bool = False) -> "CandleStore":
 
 
 def series_key(exchange: str, symbol: str, timeframe: str) -> "SeriesKey":
-    from volcast.data.store import SeriesKey, check_symbol
-    from volcast.data.timeframe import timeframe_ms
+    from volcast.data.store import SeriesKey
 
-    timeframe_ms(timeframe)
-    return SeriesKey(exchange, check_symbol(symbol), timeframe)
+    return SeriesKey.parse(exchange, symbol, timeframe)
 
 
 def time_ms(text: str | None) -> int | None:

@@ -68,6 +68,12 @@ class SeriesKey:
     symbol: str
     timeframe: str
 
+    @classmethod
+    def parse(cls, exchange: str, symbol: str, timeframe: str) -> "SeriesKey":
+        """A key from user input: symbol and timeframe checked, one-line errors."""
+        timeframe_ms(timeframe)
+        return cls(exchange, check_symbol(symbol), timeframe)
+
     @property
     def tf_ms(self) -> int:
         return timeframe_ms(self.timeframe)

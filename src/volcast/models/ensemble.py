@@ -65,9 +65,9 @@ class EnsembleForecaster(LSTMForecaster):
                   "learning_rate": s.gbm_learning_rate, "seed": s.seed, "deterministic": True,
                   "num_threads": s.threads or 0}
         x_train, y_train = self._rows(arrays, train_index, s)
-        booster = lgb.train(params, lgb.Dataset(x_train, y_train), s.gbm_rounds)
-        self.weight = self._blend_weight(booster, arrays, val_index, s)
         x_val, y_val = self._rows(arrays, val_index, s)
+        booster = lgb.train(params, lgb.Dataset(x_train, y_train), s.gbm_rounds)
+        self.weight = self._blend_weight(booster.predict(x_val), y_val, s.horizon)
         self.booster = lgb.train(params, lgb.Dataset(np.concatenate([x_train, x_val]),
                                                      np.concatenate([y_train, y_val])),
                                  s.gbm_rounds)
@@ -83,15 +83,13 @@ class EnsembleForecaster(LSTMForecaster):
         y = np.concatenate([b["target"].reshape(-1) for b in parts])
         return x, y
 
-    def _blend_weight(self, booster: Any, arrays: list[SeriesArrays], val_index: list,
-                      s: EnsembleSettings) -> float:
-        """The LSTM's share of the median that minimises validation MAE in volume."""
-        x_val, y_val = self._rows(arrays, val_index, s)
-        gbm = booster.predict(x_val)
+    def _blend_weight(self, gbm: np.ndarray, y_val: np.ndarray, horizon: int) -> float:
+        """The LSTM's share of the median that minimises validation MAE in volume; ``gbm`` and
+        ``y_val`` are in the order of the LSTM's own validation windows."""
         lstm = np.mean([v["pred"][..., self.nets[0].median] for v in self.validation],
                        axis=0).reshape(-1)
-        mu = np.repeat(self.validation[0]["mu"], s.horizon)
-        sigma = np.repeat(self.validation[0]["sigma"], s.horizon)
+        mu = np.repeat(self.validation[0]["mu"], horizon)
+        sigma = np.repeat(self.validation[0]["sigma"], horizon)
         actual = np.expm1(y_val * sigma + mu)
         grid = np.linspace(0, 1, 21)
         errors = [np.abs(np.expm1((w * lstm + (1 - w) * gbm) * sigma + mu) - actual).mean()
