@@ -3,7 +3,8 @@
 1. import one sample file into the store; 2. download a second series through the real ccxt
 client from the local exchange simulator; 3. backtest the LSTM (one global model that also
 learns from the imported pair) against MSTL and the reference models under the protocol;
-4. forecast the next 24 hours with q10/q50/q90. Steps 1-2 are idempotent: running the demo
+4. forecast the next 24 hours with q10/q50/q90; 5. write the HTML report (analysis, plots,
+forecast, backtest table) beside the database. Steps 1-2 are idempotent: running the demo
 again adds no candles.
 """
 
@@ -30,6 +31,7 @@ from volcast.ui import (
     scores_table,
     series_table,
 )
+from volcast.viz.report import report_inputs, write_report
 
 
 def run_demo(db: Path, console: Console, epochs: int = 30) -> None:
@@ -62,4 +64,7 @@ def run_demo(db: Path, console: Console, epochs: int = 30) -> None:
     console.print("4. the next 24 hours from the latest candle (LSTM trained before the test "
                   "period; capacity is planned on q90):", soft_wrap=True)
     console.print(forecast_table(lstm.predict(long, 24), "lstm"))
+    report = write_report(report_inputs(long, lstm, backtests, 24), db.parent / "report.html")
+    console.print(f"5. report (opens offline in any browser): {report.resolve()}",
+                  soft_wrap=True)
     console.print(f"database: {db.resolve()}", soft_wrap=True)

@@ -124,38 +124,23 @@ def backtest_progress(console: Console) -> Iterator[BacktestBars]:
         yield BacktestBars(bars)
 
 
-def _fmt(value: float, spec: str) -> str:
-    return "-" if value != value else format(value, spec)  # NaN -> "-"
+def frame_table(frame: "pd.DataFrame", title: str) -> Table:
+    """A frame of text (``volcast.tables``) as a rich table: first column left, others right."""
+    table = Table(title=title)
+    for number, column in enumerate(frame.columns):
+        table.add_column(str(column), justify="left" if number == 0 else "right", no_wrap=True)
+    for row in frame.itertuples(index=False):
+        table.add_row(*map(str, row))
+    return table
 
 
 def scores_table(results: list["BacktestResult"]) -> Table:
-    """The protocol's overall scores per model, best MAE first, with the gap to the best
-    reference model stated plainly."""
-    from volcast.evaluation.compare import versus_best_reference
+    from volcast.tables import scores_frame
 
-    relative = versus_best_reference(results)
-    table = Table(title="backtest (shared/bench/PROTOCOL.md), overall")
-    for column in ("model", "MAE", "vs best reference", "RMSE", "sMAPE %", "MASE", "MAE log1p",
-                   "pinball", "q10-q90 coverage", "train s", "predict s"):
-        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
-    for r in sorted(results, key=lambda r: r.scores["overall"]["mae"]):
-        o = r.scores["overall"]
-        gap = relative.get(r.model)
-        verdict = "-" if gap is None else f"{gap:+.1%}"
-        table.add_row(r.model + (" (refit per origin)" if r.refits_per_origin else ""),
-                      _fmt(o["mae"], ",.2f"), verdict, _fmt(o["rmse"], ",.2f"),
-                      _fmt(o["smape"], ".2f"), _fmt(o["mase"], ".3f"),
-                      _fmt(o["mae_log1p"], ".4f"), _fmt(o["pinball"], ",.2f"),
-                      _fmt(o["coverage"], ".3f"), f"{r.train_s:.1f}", f"{r.predict_s:.2f}")
-    return table
+    return frame_table(scores_frame(results), "backtest (shared/bench/PROTOCOL.md), overall")
 
 
 def forecast_table(forecast: "pd.DataFrame", model: str) -> Table:
-    table = Table(title=f"{model} forecast of volume (times UTC)")
-    for column in ("series", "candle", "q10", "q50 (median)", "q90"):
-        table.add_column(column, justify="left" if column in ("series", "candle") else "right",
-                         no_wrap=True)
-    for row in forecast.itertuples():
-        table.add_row(row.unique_id, format_time(row.ds), _fmt(row.q10, ",.2f"),
-                      _fmt(row.q50, ",.2f"), _fmt(row.q90, ",.2f"))
-    return table
+    from volcast.tables import forecast_frame
+
+    return frame_table(forecast_frame(forecast), f"{model} forecast of volume (times UTC)")

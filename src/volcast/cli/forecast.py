@@ -2,7 +2,6 @@
 
 import functools
 import inspect
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -151,6 +150,7 @@ def backtest(
     from volcast.config import load_settings
     from volcast.data.timeframe import parse_time
     from volcast.evaluation.compare import run_backtests
+    from volcast.evaluation.predictions import write_predictions
     from volcast.series import load_long
     from volcast.ui import backtest_progress, scores_table
 
@@ -168,13 +168,7 @@ def backtest(
             settings.backtest, cutoff_ms, progress, extra)
     for result, path in zip(results, _output_paths(out_path, [r.model for r in results]),
                             strict=True):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        result.predictions.to_csv(path, index=False)
-        path.with_suffix(".scores.json").write_text(json.dumps(
-            {"model": result.model, "scores": result.scores, "train_s": result.train_s,
-             "predict_s": result.predict_s, "peak_rss_mb": result.peak_rss_mb,
-             "cutoff": result.cutoff, "refits_per_origin": result.refits_per_origin,
-             "trained_on": result.forecaster.info.get("series")}, indent=2))
+        write_predictions(result, path)
     out.print(scores_table(results))
 
 

@@ -1,0 +1,88 @@
+"""Volume analytics (issue 8): what the CLI's ``analyze``, the plots and the report show.
+
+``analyze`` gathers every figure for each series of a long frame (and shares when there are
+several); ``to_json`` turns the result into plain JSON values (times as ISO 8601 UTC).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from volcast.analysis.profile import coverage, distribution, drivers, seasonality, spikes
+from volcast.analysis.shares import overall_shares, shares
+from volcast.models.frames import split_series
+
+
+@dataclass
+class SeriesAnalysis:
+    unique_id: str
+    coverage: dict[str, Any]
+    seasonality: dict[str, Any]
+    distribution: dict[str, float]
+    spikes: pd.DataFrame
+    drivers: pd.DataFrame
+
+
+@dataclass
+class Analysis:
+    series: list[SeriesAnalysis]
+    shares: pd.DataFrame | None = None
+    overall_shares: dict[str, float] = field(default_factory=dict)
+
+
+def analyze_series(uid: str, series: pd.DataFrame, tz: str = "UTC", k: float = 6.0
+                   ) -> SeriesAnalysis:
+    return SeriesAnalysis(uid, coverage(series), seasonality(series, tz), distribution(series),
+                          spikes(series, k), drivers(series))
+
+
+def analyze(long: pd.DataFrame, tz: str = "UTC", k: float = 6.0) -> Analysis:
+    parts = split_series(long)
+    several = len(parts) > 1
+    return Analysis([analyze_series(uid, s, tz, k) for uid, s in parts.items()],
+                    shares(long) if several else None,
+                    overall_shares(long) if several else {})
+
+
+def _iso(ms: int) -> str:
+    return pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: (_iso(v) if k == "ds" else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+
+
+def _finite(value: Any) -> Any:
+    """NaN (an undefined figure) becomes null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
+
+
+def to_json(analysis: Analysis, top: int = 10) -> dict[str, Any]:
+    """Plain JSON values: the same figures the tables print, ``top`` spikes per series."""
+    out: dict[str, Any] = {"series": []}
+    for a in analysis.series:
+        season = a.seasonality
+        out["series"].append({
+            "unique_id": a.unique_id,
+            "coverage": a.coverage | {"first": _iso(a.coverage["first"]),
+                                      "last": _iso(a.coverage["last"])},
+            "seasonality": {"tz": season["tz"], "explained": season["explained"],
+                            **{k: season[k].to_dict(orient="records")
+                               for k in ("by_hour", "by_weekday", "hour_of_week")}},
+            "distribution": a.distribution,
+            "spikes": {"count": len(a.spikes), "largest": _records(a.spikes.head(top))},
+            "drivers": _records(a.drivers),
+        })
+    if analysis.shares is not None:
+        weekly = analysis.shares.reset_index()
+        weekly["period"] = weekly["period"].dt.strftime("%Y-%m-%d")
+        out["shares"] = {"unit": "quote volume (volume x close)",
+                         "overall": analysis.overall_shares,
+                         "weekly": weekly.to_dict(orient="records")}
+    return _finite(out)

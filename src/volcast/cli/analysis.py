@@ -1,0 +1,212 @@
+"""Looking at volume: analyze (tables or JSON), plot (PNG or interactive HTML), report."""
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from volcast.cli.common import DbOpt, app, out
+from volcast.cli.forecast import ConfigOpt, CsvOpt, ExchangesOpt, SymbolsOpt, TfOpt
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from volcast.analysis import Analysis
+    from volcast.config import BacktestSettings
+    from volcast.evaluation.backtest import BacktestResult
+    from volcast.models.base import Forecaster
+    from volcast.viz.spec import Chart
+
+TzOpt = Annotated[str, typer.Option("--tz", help="time zone for hours and weekdays, e.g. "
+                                    "Europe/Berlin")]
+PLOT_KINDS = ("history", "heatmap", "fan", "horizon", "comparison", "calibration")
+
+
+def _zone(tz: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from volcast.errors import VolcastError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise VolcastError(f"unknown time zone '{tz}'; use an IANA name such as UTC or "
+                           "Europe/Berlin") from None
+    return tz
+
+
+def _one_series(long: "pd.DataFrame", what: str) -> "pd.DataFrame":
+    from volcast.errors import VolcastError
+
+    if long["unique_id"].nunique() != 1:
+        raise VolcastError(f"{what} covers one series; give one --csv or one --symbol")
+    return long.sort_values("ds").reset_index(drop=True)
+
+
+@app.command()
+def analyze(
+    csv: CsvOpt = None,
+    exchange: Annotated[list[str] | None, typer.Option(
+        "--exchange", "-e", help="stored series: ccxt exchange id; repeatable (each with "
+                                 "every --symbol)")] = None,
+    symbol: SymbolsOpt = None, timeframe: TfOpt = "1h", db: DbOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    tz: TzOpt = "UTC",
+    spike_k: Annotated[float, typer.Option(help="spike: volume over the 7-day median plus "
+                                           "this many MADs")] = 6.0,
+    top: Annotated[int, typer.Option(help="largest spikes shown")] = 10,
+) -> None:
+    """Coverage, seasonality, distribution and spikes, drivers, and (several series) each
+    one's share of the volume."""
+    import pandas as pd
+
+    from volcast.analysis import analyze as run_analysis
+    from volcast.analysis import to_json
+    from volcast.errors import VolcastError
+    from volcast.series import load_long
+
+    if fmt not in ("table", "json"):
+        raise VolcastError(f"unknown --format '{fmt}'; choose table or json")
+    if spike_k <= 0 or top < 1:
+        raise VolcastError("--spike-k must be above 0 and --top at least 1")
+    long = (load_long(csv, None, None, timeframe, db) if csv or not exchange else
+            pd.concat([load_long(None, e, symbol, timeframe, db) for e in exchange],
+                      ignore_index=True))
+    result = run_analysis(long, _zone(tz), spike_k)
+    if fmt == "json":
+        out.print(json.dumps(to_json(result, top)), soft_wrap=True, markup=False)
+        return
+    _print_tables(result, top)
+
+
+def _print_tables(result: "Analysis", top: int) -> None:
+    from volcast import tables
+    from volcast.ui import frame_table
+
+    out.print(frame_table(tables.coverage_frame(result.series), "coverage"))
+    out.print(frame_table(tables.seasonality_frame(result.series),
+                          "seasonality (share of the detrended log-volume variance)"))
+    out.print(frame_table(tables.distribution_frame(result.series), "volume distribution"))
+    for a in result.series:
+        tz = a.seasonality["tz"]
+        out.print(frame_table(tables.profile_frame(a, "hour"), f"{a.unique_id}: by hour ({tz})"))
+        out.print(frame_table(tables.profile_frame(a, "weekday"), f"{a.unique_id}: by weekday"))
+        out.print(frame_table(tables.spikes_frame(a, top),
+                              f"{a.unique_id}: largest spikes ({len(a.spikes)} in all)"))
+        out.print(frame_table(tables.drivers_frame(a),
+                              f"{a.unique_id}: Spearman correlation with volume, by lag"))
+    if result.shares is not None:
+        out.print(frame_table(tables.shares_frame(result),
+                              "share of the quote volume (volume x close)"))
+
+
+@app.command()
+def plot(
+    kind: Annotated[str, typer.Argument(help=f"one of: {', '.join(PLOT_KINDS)}")],
+    out_path: Annotated[Path, typer.Option("--out", help="FILE.png (static) or FILE.html "
+                                           "(interactive)")],
+    csv: CsvOpt = None, exchange: ExchangesOpt = None, symbol: SymbolsOpt = None,
+    timeframe: TfOpt = "1h", db: DbOpt = None,
+    predictions: Annotated[list[Path] | None, typer.Option(
+        help="backtest predictions CSV (volcast backtest --out); repeatable")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="fan: forecast from the latest "
+                                                   "candle with this model")] = None,
+    origin: Annotated[str | None, typer.Option(help="fan: the backtest origin, ISO 8601 or "
+                                               "ms [default: the last]")] = None,
+    relative: Annotated[bool, typer.Option(help="heatmap: relative to the series' usual "
+                                           "level")] = False,
+    tz: TzOpt = "UTC",
+) -> None:
+    """Draw one plot: history (spikes marked), heatmap (hour x weekday), fan (a forecast with
+    its interval), horizon (error by step), comparison (MAE by model), calibration."""
+    from volcast.viz import save
+
+    chart = _chart(kind, csv, exchange, symbol, timeframe, db, predictions, model_dir, origin,
+                   relative, _zone(tz))
+    save(chart, out_path)
+    out.print(f"{kind} plot written to {out_path}", soft_wrap=True)
+
+
+def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list[str] | None,
+           timeframe: str, db: Path | None, predictions: list[Path] | None,
+           model_dir: Path | None, origin: str | None, relative: bool, tz: str) -> "Chart":
+    from volcast.data.timeframe import parse_time
+    from volcast.errors import VolcastError
+    from volcast.evaluation.predictions import read_predictions
+    from volcast.series import load_long
+    from volcast.viz import charts
+
+    if kind not in PLOT_KINDS:
+        raise VolcastError(f"unknown plot '{kind}'; choose one of {', '.join(PLOT_KINDS)}")
+    runs = dict(read_predictions(p) for p in predictions or [])
+    if kind in ("horizon", "comparison", "calibration"):
+        if not runs:
+            raise VolcastError(f"the {kind} plot needs --predictions (volcast backtest --out)")
+        return getattr(charts, f"{kind}_chart")(runs)
+    series = _one_series(load_long(csv, exchange, symbol, timeframe, db), f"the {kind} plot")
+    name = str(series["unique_id"].iloc[0])
+    if kind == "history":
+        return charts.history_chart(series, name, tz=tz)
+    if kind == "heatmap":
+        return charts.heatmap_chart(series, name, relative, tz)
+    if len(runs) == 1:
+        model, frame = next(iter(runs.items()))
+        return charts.origin_fan(series, frame, f"{name}, {model}",
+                                 None if origin is None else parse_time(origin))
+    if model_dir is None or runs:
+        raise VolcastError("the fan plot needs one --predictions file or a --model-dir")
+    from volcast.models import load
+
+    forecaster = load(model_dir)
+    horizon = getattr(forecaster.settings, "horizon", 24)
+    return charts.fan_chart(series, forecaster.predict(series, horizon), f"{name}, "
+                            f"{forecaster.name}")
+
+
+@app.command()
+def report(
+    csv: CsvOpt = None, exchange: ExchangesOpt = None, symbol: SymbolsOpt = None,
+    timeframe: TfOpt = "1h", db: DbOpt = None,
+    model_dir: Annotated[Path | None, typer.Option(help="forecast with this trained model "
+                                                   "[default: train an LSTM first]")] = None,
+    config: ConfigOpt = None,
+    out_path: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path(
+        "report.html"),
+) -> None:
+    """One self-contained HTML report (works offline): analysis, plots, the latest forecast
+    and a backtest of the model against the reference models."""
+    from volcast.config import load_settings
+    from volcast.series import load_long
+    from volcast.viz.report import report_inputs, write_report
+
+    if out_path.suffix.lower() != ".html":
+        from volcast.errors import VolcastError
+
+        raise VolcastError(f"--out must be an .html file, not '{out_path.name}'")
+    series = _one_series(load_long(csv, exchange, symbol, timeframe, db), "the report")
+    protocol = load_settings(config).backtest
+    forecaster, backtests = _report_models(series, model_dir, config, protocol)
+    path = write_report(report_inputs(series, forecaster, backtests, protocol.horizon),
+                        out_path)
+    out.print(f"report written to {path.resolve()}", soft_wrap=True)
+
+
+def _report_models(series: "pd.DataFrame", model_dir: Path | None, config: Path | None,
+                   protocol: "BacktestSettings") -> tuple["Forecaster", list["BacktestResult"]]:
+    """The model that forecasts, and the backtests. The backtest always trains a fresh model
+    (of the given folder's kind and settings, or the default LSTM) on candles before the
+    cutoff, so its scores are honest even when the folder's model has seen the test days."""
+    from volcast.cli.forecast import _settings_for
+    from volcast.evaluation.compare import run_backtests
+    from volcast.models import load
+    from volcast.ui import backtest_progress
+
+    loaded = load(model_dir) if model_dir else None
+    name = loaded.name if loaded else "lstm"
+    settings = (loaded.settings.model_dump() if loaded
+                else _settings_for(name, config, {}))
+    with backtest_progress(out) as progress:
+        backtests = run_backtests([name, "mstl"], {name: settings}, series, protocol, None,
+                                  progress)
+    return loaded or backtests[0].forecaster, backtests
