@@ -2,5 +2,6 @@
 # The whole test suite plus the linter: see README.md.
 source "$(dirname "$0")/env.sh" dev
 cd "$ROOT"
+bash scripts/chromium.sh
 ruff check .
 exec python -m pytest "$@"

@@ -1,5 +1,6 @@
 """Shared fixtures: the bundled sample, a running simulator, a store, the CLI in-process."""
 
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,3 +62,53 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+CHROMIUM = Path(os.environ.get("VOLCAST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+"""Debian's Chromium on a machine with no outside network: without the background-networking
+flags it keeps trying to reach Google's hosts."""
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (scripts/test.sh installs it)."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `apt-get install chromium` (scripts/test.sh "
+                    "does) or set VOLCAST_CHROMIUM")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+def drawn_charts(browser, url: str) -> tuple[list[int], list[str]]:
+    """Open ``url`` with every request to another origin refused; return, for each plotly
+    chart, how many SVG shapes it drew, and the page's errors (a refused request is one)."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    origin = url.split("/")[0] + "//" + url.split("/")[2]
+
+    def refuse_elsewhere(route) -> None:
+        if route.request.url.startswith(origin):
+            route.continue_()
+        else:
+            errors.append(f"request outside the page's origin: {route.request.url}")
+            route.abort()
+
+    page.route("**/*", refuse_elsewhere)
+    page.goto(url)
+    count = page.eval_on_selector_all(".js-plotly-plot", "els => els.length")
+    page.wait_for_function("n => document.querySelectorAll("
+                           "'.js-plotly-plot .main-svg .overplot').length >= n", arg=count)
+    shapes = page.eval_on_selector_all(
+        ".js-plotly-plot", "els => els.map(e => e.querySelectorAll("
+        "'.overplot path, .overplot image, .overplot rect').length)")
+    page.close()
+    return shapes, errors

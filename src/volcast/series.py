@@ -23,8 +23,13 @@ def load_long(csv: list[Path] | None, exchange: str | None, symbols: list[str] |
         raise VolcastError("give either --csv FILE or --exchange with --symbol, not both or "
                            "neither")
     if csv:
-        return pd.concat([to_long(read_candles(path), path.name.split(".")[0])
-                          for path in csv], ignore_index=True)
+        names = [path.name.split(".")[0] for path in csv]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise VolcastError(f"two --csv files would both be series '{twice[0]}' (a series is "
+                               "named after its file); give each file once, with distinct names")
+        return pd.concat([to_long(read_candles(path), name) for path, name in zip(
+            csv, names, strict=True)], ignore_index=True)
     if not (exchange and symbols):
         raise VolcastError("--exchange needs at least one --symbol (and the other way round)")
     keys = [SeriesKey.parse(exchange, s, timeframe) for s in symbols]
