@@ -139,6 +139,9 @@ def test_demo_runs_end_to_end_and_again_adds_nothing(cli, db):
     for model in ("lstm", "mstl", "hour_of_week_median_4w", "seasonal_naive_24"):
         assert model in first.out
     assert "2024-08-01 23:00" in first.out  # the 24th forecast hour
+    report = db.parent / "report.html"
+    assert f"report (opens offline in any browser): {report}" in first.out.replace("\n", "")
+    assert "Forecast: the next 24 candles (lstm)" in report.read_text()
     again = cli("demo", "--db", db, "--epochs", "1")
     assert again.code == 0
     assert "17543 candles, 0 new" in again.out
