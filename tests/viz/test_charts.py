@@ -20,6 +20,7 @@ def every_kind(history: pd.DataFrame, runs: dict[str, pd.DataFrame]) -> dict[str
     return {"history": c.history_chart(history, "BTC"),
             "heatmap": c.heatmap_chart(history, "BTC"),
             "heatmap_relative": c.heatmap_chart(history, "BTC", relative=True),
+            "shares": c.shares_chart(pd.concat([history, history.assign(unique_id="ETH")])),
             "fan": c.fan_chart(history, forecast, "BTC"),
             "origin_fan": c.origin_fan(history, runs["good"], "BTC"),
             "horizon": c.horizon_chart(runs), "comparison": c.comparison_chart(runs),
@@ -58,6 +59,15 @@ def test_calibration_plots_the_share_below_each_quantile(runs):
                                               "good (q10-q90 covers 100%)"]  # naive: no q
     # y_true = pred + 0.5 step: above the median every time, inside +/-15 up to step 30
     assert chart.traces[1].y == pytest.approx([0.0, 0.0, 1.0])
+
+
+def test_shares_need_several_series_and_draw_each_one(history):
+    with pytest.raises(VolcastError, match="several series"):
+        c.shares_chart(history)
+    two = pd.concat([history, history.assign(unique_id="ETH", close=30.0)])
+    lines = c.shares_chart(two).traces
+    assert [t.name for t in lines] == ["BTC", "ETH"]
+    assert lines[1].y == pytest.approx([0.75] * 6)
 
 
 def test_calibration_without_any_quantiles_is_a_clear_error(runs):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 TzOpt = Annotated[str, typer.Option("--tz", help="time zone for hours and weekdays, e.g. "
                                     "Europe/Berlin")]
-PLOT_KINDS = ("history", "heatmap", "fan", "horizon", "comparison", "calibration")
+PLOT_KINDS = ("history", "heatmap", "shares", "fan", "horizon", "comparison", "calibration")
 
 
 def _zone(tz: str) -> str:
@@ -118,8 +118,9 @@ def plot(
                                            "level")] = False,
     tz: TzOpt = "UTC",
 ) -> None:
-    """Draw one plot: history (spikes marked), heatmap (hour x weekday), fan (a forecast with
-    its interval), horizon (error by step), comparison (MAE by model), calibration."""
+    """Draw one plot: history (spikes marked), heatmap (hour x weekday), shares (several
+    series), fan (a forecast with its interval), horizon (error by step), comparison (MAE by
+    model), calibration."""
     from volcast.viz import save
 
     chart = _chart(kind, csv, exchange, symbol, timeframe, db, predictions, model_dir, origin,
@@ -144,7 +145,10 @@ def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list
         if not runs:
             raise VolcastError(f"the {kind} plot needs --predictions (volcast backtest --out)")
         return getattr(charts, f"{kind}_chart")(runs)
-    series = _one_series(load_long(csv, exchange, symbol, timeframe, db), f"the {kind} plot")
+    long = load_long(csv, exchange, symbol, timeframe, db)
+    if kind == "shares":
+        return charts.shares_chart(long)
+    series = _one_series(long, f"the {kind} plot")
     name = str(series["unique_id"].iloc[0])
     if kind == "history":
         return charts.history_chart(series, name, tz=tz)

@@ -1,14 +1,16 @@
 """What each plot kind shows, as a renderer-neutral ``Chart`` (see ``spec.py``).
 
 Volume history with its spikes, the hour-of-day by weekday heatmap (absolute or relative to the
-series' usual level), a forecast fan chart, and three views of backtests: error by horizon
-step, model comparison, calibration. Times are UTC unless a zone is asked for.
+series' usual level), several series' shares of the volume, a forecast fan chart, and three
+views of backtests: error by horizon step, model comparison, calibration. Times are UTC unless
+a zone is asked for.
 """
 
 import numpy as np
 import pandas as pd
 
 from volcast.analysis.profile import WEEKDAYS, local_times, spikes
+from volcast.analysis.shares import shares
 from volcast.errors import VolcastError
 from volcast.evaluation.scores import score
 from volcast.models.frames import DAY_MS, step_ms
@@ -30,6 +32,16 @@ def history_chart(series: pd.DataFrame, name: str, k: float = 6.0, tz: str = "UT
                  [Trace("line", "volume", local_times(series["ds"], tz), series["y"].tolist()),
                   Trace("points", f"spikes ({len(found)})", local_times(found["ds"], tz),
                         found["y"].tolist(), color=OKABE_ITO[3])])
+
+
+def shares_chart(long: pd.DataFrame) -> Chart:
+    """Each series' weekly share of the summed quote volume (``analysis.shares``)."""
+    weekly = shares(long)
+    if weekly.shape[1] < 2:
+        raise VolcastError("the shares plot compares several series; give two or more")
+    return Chart("share of the weekly quote volume (volume x close)", "week (UTC)", "share",
+                 [Trace("line", str(uid), weekly.index, weekly[uid].tolist())
+                  for uid in weekly.columns])
 
 
 def _usual_level(series: pd.DataFrame) -> pd.Series:
