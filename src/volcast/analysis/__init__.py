@@ -11,6 +11,7 @@ import pandas as pd
 
 from volcast.analysis.profile import coverage, distribution, drivers, seasonality, spikes
 from volcast.analysis.shares import overall_shares, shares
+from volcast.jsonvalues import finite, iso
 from volcast.models.frames import split_series
 
 
@@ -45,22 +46,9 @@ def analyze(long: pd.DataFrame, tz: str = "UTC", k: float = 6.0) -> Analysis:
                     overall_shares(long) if several else {})
 
 
-def _iso(ms: int) -> str:
-    return pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: (_iso(v) if k == "ds" else v) for k, v in row.items()}
+    return [{k: (iso(v) if k == "ds" else v) for k, v in row.items()}
             for row in frame.to_dict(orient="records")]
-
-
-def _finite(value: Any) -> Any:
-    """NaN (an undefined figure) becomes null: JSON has no NaN."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return None if isinstance(value, float) and value != value else value
 
 
 def to_json(analysis: Analysis, top: int = 10) -> dict[str, Any]:
@@ -70,8 +58,8 @@ def to_json(analysis: Analysis, top: int = 10) -> dict[str, Any]:
         season = a.seasonality
         out["series"].append({
             "unique_id": a.unique_id,
-            "coverage": a.coverage | {"first": _iso(a.coverage["first"]),
-                                      "last": _iso(a.coverage["last"])},
+            "coverage": a.coverage | {"first": iso(a.coverage["first"]),
+                                      "last": iso(a.coverage["last"])},
             "seasonality": {"tz": season["tz"], "explained": season["explained"],
                             **{k: season[k].to_dict(orient="records")
                                for k in ("by_hour", "by_weekday", "hour_of_week")}},
@@ -85,4 +73,4 @@ def to_json(analysis: Analysis, top: int = 10) -> dict[str, Any]:
         out["shares"] = {"unit": "quote volume (volume x close)",
                          "overall": analysis.overall_shares,
                          "weekly": weekly.to_dict(orient="records")}
-    return _finite(out)
+    return finite(out)

@@ -9,11 +9,24 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from volcast.errors import VolcastError
 from volcast.models.frames import DAY_MS, step_ms
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 DRIVER_LAGS = (0, 1, 2, 3, 6, 12, 24)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def check_zone(tz: str) -> str:
+    """An IANA time zone name, or a one-line error."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise VolcastError(f"unknown time zone '{tz}'; use an IANA name such as UTC or "
+                           "Europe/Berlin") from None
+    return tz
 
 
 def local_times(ds: pd.Series, tz: str = "UTC") -> pd.DatetimeIndex:

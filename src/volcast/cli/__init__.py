@@ -1,15 +1,15 @@
 """The ``volcast`` command: parse, call one library function, print with rich.
 
-Commands live by concern (``data.py``, ``forecast.py``, ``analysis.py``); ``main`` is the one
-place errors become messages and exit codes: a ``VolcastError`` is one line on stderr and exit 2,
-a download that gives up exits 1 saying how far it got, Ctrl-C exits 130. Heavy libraries are
-imported inside commands so ``volcast --help`` stays quick.
+Commands live by concern (``data.py``, ``forecast.py``, ``analysis.py``, ``web.py``);
+``main`` is the one place errors become messages and exit codes: a ``VolcastError`` is one
+line on stderr and exit 2, a download that gives up exits 1 saying how far it got, Ctrl-C exits
+130. Heavy libraries are imported inside commands so ``volcast --help`` stays quick.
 """
 
 import os
 import sys
 
-from volcast.cli import analysis, data, forecast  # noqa: F401  (registers the commands)
+from volcast.cli import analysis, data, forecast, web  # noqa: F401  (registers the commands)
 from volcast.cli.common import app, err
 from volcast.errors import FetchFailed, VolcastError
 

@@ -23,19 +23,6 @@ TzOpt = Annotated[str, typer.Option("--tz", help="time zone for hours and weekda
 PLOT_KINDS = ("history", "heatmap", "shares", "fan", "horizon", "comparison", "calibration")
 
 
-def _zone(tz: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    from volcast.errors import VolcastError
-
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise VolcastError(f"unknown time zone '{tz}'; use an IANA name such as UTC or "
-                           "Europe/Berlin") from None
-    return tz
-
-
 def _one_series(long: "pd.DataFrame", what: str) -> "pd.DataFrame":
     from volcast.errors import VolcastError
 
@@ -63,6 +50,7 @@ def analyze(
 
     from volcast.analysis import analyze as run_analysis
     from volcast.analysis import to_json
+    from volcast.analysis.profile import check_zone
     from volcast.errors import VolcastError
     from volcast.series import load_long
 
@@ -73,7 +61,7 @@ def analyze(
     long = (load_long(csv, None, None, timeframe, db) if csv or not exchange else
             pd.concat([load_long(None, e, symbol, timeframe, db) for e in exchange],
                       ignore_index=True))
-    result = run_analysis(long, _zone(tz), spike_k)
+    result = run_analysis(long, check_zone(tz), spike_k)
     if fmt == "json":
         out.print(json.dumps(to_json(result, top)), soft_wrap=True, markup=False)
         return
@@ -121,10 +109,11 @@ def plot(
     """Draw one plot: history (spikes marked), heatmap (hour x weekday), shares (several
     series), fan (a forecast with its interval), horizon (error by step), comparison (MAE by
     model), calibration."""
+    from volcast.analysis.profile import check_zone
     from volcast.viz import save
 
     chart = _chart(kind, csv, exchange, symbol, timeframe, db, predictions, model_dir, origin,
-                   relative, _zone(tz))
+                   relative, check_zone(tz))
     save(chart, out_path)
     out.print(f"{kind} plot written to {out_path}", soft_wrap=True)
 

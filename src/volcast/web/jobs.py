@@ -1,0 +1,130 @@
+"""Background jobs for the web API: a fetch, a training or a backtest runs in its own thread,
+reports progress, and can be cancelled. One job per series at a time, and a cap on how many
+run at once, so a dashboard cannot start a hundred trainings on two cores.
+
+Cancelling sets a flag that the job's progress callback checks (training stops at the next
+batch of epochs, a backtest at the next origin); a fetch is an asyncio task that is cancelled
+the way Ctrl-C cancels the CLI, which keeps every page already stored.
+"""
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from volcast.data.store import SeriesKey
+from volcast.errors import VolcastError
+
+State = Literal["queued", "running", "done", "failed", "cancelled"]
+ACTIVE = ("queued", "running")
+
+
+class JobCancelled(Exception):
+    """Raised inside a job by its progress callback once cancellation was asked for."""
+
+
+class JobConflict(VolcastError):
+    """A job for this series is already running (HTTP 409)."""
+
+
+class TooManyJobs(VolcastError):
+    """The cap on concurrent jobs is reached (HTTP 429)."""
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    key: SeriesKey
+    model: str | None
+    state: State = "queued"
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def progress(self, done: int, total: int, message: str = "") -> None:
+        """Record progress; the place a running job notices it was cancelled."""
+        self.done, self.total = done, total
+        if message:
+            self.message = message
+        if self.cancel_requested.is_set():
+            raise JobCancelled
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "exchange": self.key.exchange,
+                "symbol": self.key.symbol, "timeframe": self.key.timeframe,
+                "model": self.model, "state": self.state, "done": self.done,
+                "total": self.total, "message": self.message, "error": self.error,
+                "result": self.result, "created": self.created, "finished": self.finished}
+
+
+Runner = Callable[[Job], dict[str, Any]]
+
+
+class JobManager:
+    def __init__(self, max_running: int = 2, keep: int = 200) -> None:
+        self.max_running, self.keep = max_running, keep
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, kind: str, key: SeriesKey, model: str | None, run: Runner) -> Job:
+        with self._lock:
+            active = [j for j in self._jobs.values() if j.state in ACTIVE]
+            if any(j.key == key for j in active):
+                raise JobConflict(f"a job for {key} is already running; wait for it or cancel "
+                                  "it (DELETE /api/jobs/ID)")
+            if len(active) >= self.max_running:
+                raise TooManyJobs(f"{len(active)} jobs are running, the most allowed; try "
+                                  "again when one ends")
+            job = Job(uuid.uuid4().hex[:12], kind, key, model)
+            self._jobs[job.id] = job
+            self._forget_old()
+        threading.Thread(target=self._run, args=(job, run), daemon=True,
+                         name=f"volcast-job-{job.id}").start()
+        return job
+
+    def _forget_old(self) -> None:
+        ended = [j for j in self._jobs.values() if j.state not in ACTIVE]
+        for job in sorted(ended, key=lambda j: j.created)[: max(0, len(self._jobs) - self.keep)]:
+            del self._jobs[job.id]
+
+    def _run(self, job: Job, run: Runner) -> None:
+        job.state = "running"
+        try:
+            job.result = run(job)
+            job.state = "done"
+        except JobCancelled:
+            job.state = "cancelled"
+        except VolcastError as error:
+            job.state, job.error = "failed", str(error)
+        except Exception as error:  # a job must end in a state, never kill the server
+            job.state, job.error = "failed", f"internal error: {type(error).__name__}: {error}"
+        finally:
+            job.finished = time.time()
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def all(self) -> list[Job]:
+        return sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
+
+    def cancel(self, job_id: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.state in ACTIVE:
+            job.cancel_requested.set()
+        return job
+
+    def wait(self, job_id: str, timeout: float) -> Job | None:
+        """Until the job ends or ``timeout`` seconds pass (tests and the CLI)."""
+        deadline = time.monotonic() + timeout
+        job = self._jobs.get(job_id)
+        while job is not None and job.state in ACTIVE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return job
