@@ -86,9 +86,10 @@ def browser():
         launched.close()
 
 
-def drawn_charts(browser, url: str) -> tuple[list[int], list[str]]:
-    """Open ``url`` with every request to another origin refused; return, for each plotly
-    chart, how many SVG shapes it drew, and the page's errors (a refused request is one)."""
+def drawn_charts(browser, url: str, ready: str | None = None) -> tuple[list[int], list[str]]:
+    """Open ``url`` with every request to another origin refused (and wait for the selector
+    ``ready`` when the page draws later); return, for each plotly chart, how many SVG shapes it
+    drew, and the page's errors (a refused request is one)."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -104,6 +105,8 @@ def drawn_charts(browser, url: str) -> tuple[list[int], list[str]]:
 
     page.route("**/*", refuse_elsewhere)
     page.goto(url)
+    if ready:
+        page.wait_for_selector(ready)
     count = page.eval_on_selector_all(".js-plotly-plot", "els => els.length")
     page.wait_for_function("n => document.querySelectorAll("
                            "'.js-plotly-plot .main-svg .overplot').length >= n", arg=count)
