@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from volcast import __version__
 from volcast.analysis.profile import check_zone
 from volcast.data.store import SeriesKey
-from volcast.data.timeframe import parse_time
+from volcast.data.timeframe import parse_time, timeframe_ms
 from volcast.jsonvalues import finite, records
 from volcast.models import MODEL_NAMES, REFERENCE_MODELS, create
 from volcast.web.jobs import JobManager
@@ -193,7 +193,7 @@ def overview(space: Space,
              threshold: Annotated[float | None, Query(ge=0, le=1e18, description="volume per "
                                                       "candle")] = None) -> list[dict[str, Any]]:
     create(model)  # an unknown model name is a 422 here, not a note per series
-    SeriesKey.parse("any", "A/B", timeframe)
+    timeframe_ms(timeframe)
     return finite(space.overview(timeframe, model, threshold))
 
 

@@ -7,8 +7,10 @@ Layout of ``models_dir``: ``EXCHANGE/SYMBOL/TIMEFRAME/MODEL/`` holds a trained m
 """
 
 import asyncio
+import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from volcast.models import REFERENCE_MODELS, create, load
 from volcast.models.base import Forecaster
 from volcast.models.frames import DAY_MS, to_long
 from volcast.series import series_id
-from volcast.web.jobs import Job
+from volcast.web.jobs import Job, JobCancelled
 
 
 class NotFound(VolcastError):
@@ -92,7 +94,7 @@ class Workspace:
         return self._cached(("analysis", key, last, tz),
                             lambda: to_json(analyze(self.long(key), tz)))
 
-    def _cached(self, token: tuple[Any, ...], make: Any) -> Any:
+    def _cached(self, token: tuple[Any, ...], make: Callable[[], Any]) -> Any:
         with self._cache_lock:
             if token in self._cache:
                 return self._cache[token]
@@ -136,11 +138,9 @@ class Workspace:
             else float((q90 > threshold).mean())}, "note": None}
 
     # -- backtests ------------------------------------------------------------------------
-    def backtests(self, key: SeriesKey, model: str | None) -> list[tuple[str, pd.DataFrame,
-                                                                         dict[str, Any]]]:
+    def backtests(self, key: SeriesKey, model: str | None
+                  ) -> list[tuple[str, pd.DataFrame, dict[str, Any]]]:
         """(model, predictions, scores file) of every stored backtest of this series."""
-        import json
-
         from volcast.evaluation.predictions import read_predictions, scores_path
 
         self.bounds(key)
@@ -172,8 +172,6 @@ class Workspace:
         try:
             result = asyncio.run(cancellable())[0]
         except asyncio.CancelledError:
-            from volcast.web.jobs import JobCancelled
-
             raise JobCancelled from None
         if result.error:
             raise VolcastError(result.error)
