@@ -123,7 +123,8 @@ async function drawHistory(key, model) {
       traces.push({ x, y: f.forecast.map((r) => r.q90), mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(0,114,178,0.25)", name: "q10-q90 (80%)" });
     }
     traces.push({ x, y: f.forecast.map((r) => r.q50), mode: "lines", name: `${model} median`, line: { color: PALETTE[0], dash: "dash" } });
-    status(`forecast by ${model} from the latest candle`);
+    const trainedTo = f.trained.last_ds ? ` (trained on candles up to ${utc(f.trained.last_ds)} UTC)` : "";
+    status(`forecast by ${model} from the latest candle${trainedTo}`);
   } else {
     status(`${model} is not trained for this series yet: press "train model"`);
   }
