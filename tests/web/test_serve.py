@@ -23,11 +23,10 @@ def test_serve_answers_then_stops_on_ctrl_c(store, tmp_path):
          str(port), "--models", str(tmp_path / "models")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        health = None
-        for _ in range(100):
+        health, deadline = None, time.monotonic() + 60
+        while health is None and time.monotonic() < deadline:
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
-                break
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
             except httpx.TransportError:
                 time.sleep(0.1)
         assert health == {"status": "ok", "version": "0.1.0", "series": 2}
