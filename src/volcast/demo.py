@@ -19,7 +19,7 @@ from volcast.data.sample import SAMPLE_SINCE, sample_dir, sample_file
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.data.sync import fetch
 from volcast.data.timeframe import parse_time
-from volcast.evaluation.compare import run_backtests
+from volcast.evaluation.compare import run_backtests, verdicts
 from volcast.models.frames import to_long
 from volcast.series import series_id
 from volcast.simulator import SimulatorConfig, running
@@ -60,6 +60,8 @@ def run_demo(db: Path, console: Console, epochs: int = 30) -> None:
         backtests = run_backtests(["lstm", "mstl"], {"lstm": {"epochs": epochs}}, long,
                                   BacktestSettings(), None, progress, extra=other)
     console.print(scores_table(backtests))
+    for line in verdicts(backtests):
+        console.print(line, soft_wrap=True)
     lstm = backtests[0].forecaster
     console.print("4. the next 24 hours from the latest candle (LSTM trained before the test "
                   "period; capacity is planned on q90):", soft_wrap=True)

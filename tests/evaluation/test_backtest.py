@@ -98,3 +98,20 @@ def test_bad_cutoffs(series):
         backtest(create("seasonal_naive_24"), series, cutoff=int(series["ds"].iloc[-1]))
     with pytest.raises(VolcastError, match="not on the series' timeframe grid"):
         backtest(create("seasonal_naive_24"), series, cutoff=int(series["ds"].iloc[-100]) + 1)
+
+
+def test_the_verdict_says_plainly_when_a_model_loses_to_the_reference():
+    from types import SimpleNamespace
+
+    from volcast.evaluation.compare import verdicts
+
+    def result(model, mae):
+        return SimpleNamespace(model=model, scores={"overall": {"mae": mae}})
+
+    lines = verdicts([result("lstm", 90.0), result("mstl", 120.0),
+                      result("seasonal_naive_24", 130.0), result("hour_of_week_median_4w", 100.0)])
+    assert lines == [
+        "lstm: MAE 90.00, 10.0% below the best reference model (hour_of_week_median_4w, 100.00)",
+        "mstl: MAE 120.00, 20.0% ABOVE (worse than) the best reference model "
+        "(hour_of_week_median_4w, 100.00): it does not beat the seasonal reference"]
+    assert verdicts([result("lstm", 1.0)]) == []  # nothing to compare with

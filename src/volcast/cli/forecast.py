@@ -149,7 +149,7 @@ def backtest(
     """Walk-forward backtest exactly as shared/bench/PROTOCOL.md says; prints its scores."""
     from volcast.config import load_settings
     from volcast.data.timeframe import parse_time
-    from volcast.evaluation.compare import run_backtests
+    from volcast.evaluation.compare import run_backtests, verdicts
     from volcast.evaluation.predictions import write_predictions
     from volcast.series import load_long
     from volcast.ui import backtest_progress, scores_table
@@ -170,6 +170,8 @@ def backtest(
                             strict=True):
         write_predictions(result, path)
     out.print(scores_table(results))
+    for line in verdicts(results):
+        out.print(line, soft_wrap=True)
 
 
 def _output_paths(out_path: Path, names: list[str]) -> list[Path]:

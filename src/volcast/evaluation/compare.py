@@ -42,3 +42,25 @@ def versus_best_reference(results: Sequence[BacktestResult]) -> dict[str, float]
         return {}
     best = min(r.scores["overall"]["mae"] for r in references)
     return {r.model: r.scores["overall"]["mae"] / best - 1 for r in results}
+
+
+def verdicts(results: Sequence[BacktestResult]) -> list[str]:
+    """One plain sentence per learned model: does it beat the best reference, by how much?
+    (USERS.md: LSTMs on hourly series often lose to seasonal naive; say so when they do.)"""
+    references = [r for r in results if r.model in REFERENCE_MODELS]
+    if not references:
+        return []
+    best = min(references, key=lambda r: r.scores["overall"]["mae"])
+    floor = best.scores["overall"]["mae"]
+    out = []
+    for r in results:
+        if r.model in REFERENCE_MODELS:
+            continue
+        mae = r.scores["overall"]["mae"]
+        gap = mae / floor - 1
+        verdict = (f"{-gap:.1%} below" if gap < 0 else
+                   f"{gap:.1%} ABOVE (worse than)")
+        tail = "" if gap < 0 else ": it does not beat the seasonal reference"
+        out.append(f"{r.model}: MAE {mae:,.2f}, {verdict} the best reference model "
+                   f"({best.model}, {floor:,.2f}){tail}")
+    return out

@@ -13,6 +13,7 @@ from volcast import tables
 from volcast.analysis import SeriesAnalysis
 from volcast.data.timeframe import format_time
 from volcast.evaluation.backtest import BacktestResult
+from volcast.evaluation.compare import verdicts
 from volcast.models.base import Forecaster
 from volcast.viz import charts
 from volcast.viz.interactive import figure
@@ -73,6 +74,7 @@ def _sections(r: ReportInputs) -> list[tuple[str, list[str | Chart]]]:
             _table(tables.forecast_frame(r.forecast))]),
         ("Backtest (shared/bench/PROTOCOL.md)", [] if main is None else [
             _table(tables.scores_frame(r.backtests)),
+            *(f"<p><b>{html.escape(line)}</b></p>" for line in verdicts(r.backtests)),
             charts.comparison_chart(predictions), charts.horizon_chart(predictions),
             *([charts.calibration_chart(predictions)]
               if any(b.forecaster.supports_quantiles for b in r.backtests) else []),
