@@ -122,7 +122,7 @@ class JobManager:
         return job
 
     def wait(self, job_id: str, timeout: float) -> Job | None:
-        """Until the job ends or ``timeout`` seconds pass (tests and the CLI)."""
+        """Until the job ends or ``timeout`` seconds pass."""
         deadline = time.monotonic() + timeout
         job = self._jobs.get(job_id)
         while job is not None and job.state in ACTIVE and time.monotonic() < deadline:
