@@ -139,3 +139,16 @@ def test_a_model_saved_by_volcast_0_1_0_still_loads_and_forecasts(recent):
     forecast = model.predict(recent, 6)
     assert len(forecast) == 6 and (forecast["q10"] <= forecast["q90"]).all()
     assert model.info["series"] == ["btc"]
+
+
+def test_daily_candles_train_and_forecast(recent):
+    """One candle per day: the 'one day back' input is the candle just before each forecast
+    step, which for steps after the first lies beyond the origin and must stay masked."""
+    daily = recent.iloc[::24].reset_index(drop=True)  # hourly closes every 24 h: a daily grid
+    daily = pd.concat([daily] * 3, ignore_index=True).assign(
+        ds=lambda f: f["ds"].iloc[0] + 86_400_000 * np.arange(len(f)))
+    model = create("lstm", TINY | {"lookback": 30, "train_days": None})
+    model.fit(daily)
+    forecast = model.predict(daily, 6)
+    assert len(forecast) == 6 and (forecast["q50"] > 0).all()
+    assert (forecast["ds"].diff().dropna() == 86_400_000).all()

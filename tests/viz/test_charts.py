@@ -92,6 +92,13 @@ def test_local_time_moves_the_heatmap_and_says_so(history):
     assert np.nanargmax(chart.traces[0].z[0]) == 23  # 14:00 UTC is 23:00 in Tokyo
 
 
+def test_a_heatmap_of_daily_candles_is_refused_clearly():
+    daily = series(np.full(60, 100.0)).assign(ds=lambda f: f["ds"] * 0 + 1_704_067_200_000
+                                              + 86_400_000 * np.arange(60))
+    with pytest.raises(VolcastError, match="needs candles shorter than a day"):
+        c.heatmap_chart(daily, "d")
+
+
 def test_the_history_marks_the_spikes():
     volume = 100 + np.random.default_rng(0).normal(0, 3, 24 * 20)
     volume[24 * 10 + 3] = 10_000

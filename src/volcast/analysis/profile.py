@@ -7,7 +7,6 @@ report draws them and ``--format json`` serialises them from the same values.
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from volcast.errors import VolcastError
 from volcast.models.frames import DAY_MS, step_ms
@@ -93,20 +92,21 @@ def distribution(series: pd.DataFrame) -> dict[str, float]:
 def spikes(series: pd.DataFrame, k: float = 6.0, days: float = 7.0) -> pd.DataFrame:
     """Candles whose volume exceeds a robust baseline of the previous ``days``: the rolling
     median plus ``k`` times the rolling MAD (scaled to a standard deviation, and at least 1% of
-    the median so a flat stretch does not flag its noise). Largest first by ratio to the
+    the median so a flat stretch does not flag its noise). The MAD is the rolling median of
+    each past candle's distance from its own baseline, so both are O(n log window) rolling
+    medians (minute candles over years stay fast and small). Largest first by ratio to the
     median; only past candles enter each baseline, so a spike never hides itself."""
     step = step_ms(series["ds"])
     window = max(3, round(days * DAY_MS / step))
-    y = series["y"].to_numpy(dtype=float)
-    median, mad = np.full(len(y), np.nan), np.full(len(y), np.nan)
-    if len(y) > window:
-        past = sliding_window_view(y[:-1], window)  # row i: the window before candle i + window
-        median[window:] = np.median(past, axis=1)
-        mad[window:] = np.median(np.abs(past - median[window:, None]), axis=1) * 1.4826
+    y = series["y"].astype(float).reset_index(drop=True)
+    past = y.shift(1)  # candle t's baseline sees candles t - window .. t - 1
+    median = past.rolling(window, min_periods=window).median()
+    mad = (past - median.shift(1)).abs().rolling(window, min_periods=1).median() * 1.4826
     threshold = median + k * np.maximum(mad, 0.01 * median)
-    found = y > threshold
-    out = pd.DataFrame({"ds": series["ds"].to_numpy()[found], "y": y[found],
-                        "baseline": median[found], "threshold": threshold[found]})
+    found = (y > threshold).to_numpy()
+    out = pd.DataFrame({"ds": series["ds"].to_numpy()[found], "y": y[found].to_numpy(),
+                        "baseline": median[found].to_numpy(),
+                        "threshold": threshold[found].to_numpy()})
     out["ratio"] = out["y"] / out["baseline"].where(out["baseline"] > 0)
     return out.sort_values("ratio", ascending=False).reset_index(drop=True)
 

@@ -88,7 +88,7 @@ def _seasonal_lags(log_volume: np.ndarray, ends: np.ndarray, mu: np.ndarray,
         for k in range(1, count + 1):
             idx = target - k * period
             ok = (idx >= 0) & (idx < ends[:, None])  # only candles before the origin
-            sums += np.where(ok, log_volume[np.clip(idx, 0, None)], 0.0)
+            sums += np.where(ok, log_volume[np.clip(idx, 0, len(log_volume) - 1)], 0.0)
             counts += ok
         mean = sums / np.maximum(counts, 1)
         return np.where(counts > 0, (mean - mu) / sigma, 0.0)

@@ -44,6 +44,10 @@ def shares_chart(long: pd.DataFrame) -> Chart:
                   for uid in weekly.columns])
 
 
+def intraday(series: pd.DataFrame) -> bool:
+    return step_ms(series["ds"]) < DAY_MS
+
+
 def _usual_level(series: pd.DataFrame) -> pd.Series:
     """Each candle's volume over the median of the 7 days around it: 1.0 = a usual hour."""
     window = max(1, 7 * DAY_MS // step_ms(series["ds"]))
@@ -58,6 +62,9 @@ def heatmap_chart(series: pd.DataFrame, name: str, relative: bool = False, tz: s
     candle is first divided by the median of its surrounding week, the view traders know
     ("this hour is usually 1.6x a typical hour"), so a few high-volume months do not paint
     the whole map."""
+    if not intraday(series):
+        raise VolcastError(f"the hour-by-weekday heatmap needs candles shorter than a day; "
+                           f"{name} has daily or longer candles")
     times = local_times(series["ds"], tz)
     values = _usual_level(series) if relative else series["y"].astype(float).reset_index(
         drop=True)

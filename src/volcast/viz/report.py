@@ -60,8 +60,9 @@ def _sections(r: ReportInputs) -> list[tuple[str, list[str | Chart]]]:
         ("Data", [_table(tables.coverage_frame([a])), _table(tables.distribution_frame([a]))]),
         ("When volume comes", [
             _table(tables.seasonality_frame([a])),
-            charts.heatmap_chart(r.series, r.name),
-            charts.heatmap_chart(r.series, r.name, relative=True)]),
+            *([charts.heatmap_chart(r.series, r.name),
+               charts.heatmap_chart(r.series, r.name, relative=True)]
+              if charts.intraday(r.series) else [])]),
         ("Spikes", [charts.history_chart(r.series, r.name),
                     "<p class='note'>Largest spikes: volume over the median of the previous "
                     "7 days.</p>", _table(tables.spikes_frame(a))]),
