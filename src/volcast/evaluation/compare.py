@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from volcast.config import BacktestSettings
+from volcast.errors import VolcastError
 from volcast.evaluation.backtest import BacktestResult, backtest
 from volcast.models import REFERENCE_MODELS, create
 from volcast.models.base import EpochProgress
@@ -21,17 +22,24 @@ def run_backtests(names: Sequence[str], settings: dict[str, dict[str, Any]], lon
                   protocol: BacktestSettings, cutoff: int | None, progress: Progress | None,
                   extra: pd.DataFrame | None = None) -> list[BacktestResult]:
     """Backtest each named model; with more than one, add every reference model too.
-    ``extra`` series are learned from (before the cutoff) by global models, never tested."""
+    ``extra`` series are learned from (before the cutoff) by global models, never tested.
+    A reference added for comparison that cannot forecast this far on this timeframe (a daily
+    series has no 24-step hour-of-day median) is left out; a model asked for by name is not."""
     wanted = list(names) + ([r for r in REFERENCE_MODELS if r not in names]
                             if len(names) > 1 else [])
     results = []
     for name in wanted:
         model = create(name, settings.get(name))
-        results.append(backtest(
-            model, long, horizon=protocol.horizon, cutoff=cutoff, test_days=protocol.test_days,
-            progress=progress.origins(name) if progress else None,
-            epoch_progress=progress.epochs(name) if progress else None,
-            extra=extra if model.supports_global else None))
+        try:
+            results.append(backtest(
+                model, long, horizon=protocol.horizon, cutoff=cutoff,
+                test_days=protocol.test_days,
+                progress=progress.origins(name) if progress else None,
+                epoch_progress=progress.epochs(name) if progress else None,
+                extra=extra if model.supports_global else None))
+        except VolcastError:
+            if name in names:
+                raise
     return results
 
 

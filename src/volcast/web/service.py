@@ -21,7 +21,7 @@ from volcast.config import BacktestSettings, FetchSettings
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.errors import VolcastError
 from volcast.models import REFERENCE_MODELS, create, load
-from volcast.models.base import Forecaster
+from volcast.models.base import EpochProgress, Forecaster
 from volcast.models.frames import DAY_MS, to_long
 from volcast.series import series_id
 from volcast.web.jobs import Job, JobCancelled
@@ -192,25 +192,30 @@ class Workspace:
     def run_backtest(self, job: Job, settings: dict[str, Any]) -> dict[str, Any]:
         """The protocol's backtest of the model and of every reference model beside it (they
         take seconds), each written to its folder for GET /api/backtests."""
-        from volcast.evaluation.backtest import backtest
+        from volcast.evaluation.compare import run_backtests
         from volcast.evaluation.predictions import write_predictions
 
-        names = list(dict.fromkeys([job.model or "lstm", *REFERENCE_MODELS]))
-        long, scores = self.long(job.key), {}
-        for number, name in enumerate(names):
-            model = create(name, settings if number == 0 else None)
+        name = job.model or "lstm"
+        results = run_backtests([name, *REFERENCE_MODELS], {name: settings},
+                                self.long(job.key), self.protocol, None, JobProgress(job))
+        for result in results:
+            write_predictions(result, self.folder(job.key, result.model) / "backtest.csv")
+        return {"scores": {r.model: r.scores["overall"] for r in results}}
 
-            def origins(done: int, total: int, name: str = name) -> None:
-                job.progress(done, total, f"{name}: forecast {done} of {total}")
 
-            def epochs(epoch: int, total: int, loss: float, val: float, name: str = name
-                       ) -> None:
-                job.progress(0, 1, f"{name}: training before the cutoff, epoch {epoch} of "
-                                   f"{total}")
+@dataclass
+class JobProgress:
+    """``compare.Progress`` for a job: training epochs, then forecasts per origin."""
 
-            result = backtest(model, long, horizon=self.protocol.horizon,
-                              test_days=self.protocol.test_days, progress=origins,
-                              epoch_progress=epochs)
-            write_predictions(result, self.folder(job.key, name) / "backtest.csv")
-            scores[name] = result.scores["overall"]
-        return {"scores": scores}
+    job: Job
+
+    def epochs(self, model: str) -> EpochProgress:
+        def update(epoch: int, epochs: int, loss: float, val: float) -> None:
+            self.job.progress(0, 1, f"{model}: training before the cutoff, epoch {epoch} of "
+                                    f"{epochs}")
+        return update
+
+    def origins(self, model: str) -> Callable[[int, int], None]:
+        def update(done: int, total: int) -> None:
+            self.job.progress(done, total, f"{model}: forecast {done} of {total}")
+        return update
