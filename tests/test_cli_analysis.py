@@ -119,3 +119,17 @@ def test_the_report_opens_offline_with_every_chart_drawn(cli, csv_file, quick_co
     shapes, errors = drawn_charts(browser, path.as_uri())
     assert errors == []
     assert len(shapes) == 8 and min(shapes) > 0  # heatmaps x2, history, fan, 4 backtest views
+
+
+def test_the_report_forecasts_with_a_given_model_folder(cli, csv_file, quick_config, tmp_path):
+    model = tmp_path / "model"
+    trained = cli("train", "--model", "lstm", "--csv", csv_file, "--config", quick_config,
+                  "--out", model)
+    assert trained.code == 0, trained.err
+    path = tmp_path / "report.html"
+    result = cli("report", "--csv", csv_file, "--model-dir", model, "--config", quick_config,
+                 "--out", path)
+    assert result.code == 0, result.err
+    page = path.read_text()
+    assert "Model trained on BTC_USDT-1h, candles 2024-05-18 00:00 to 2024-07-31 23:00 UTC" in page
+    assert "lstm: MAE" in page  # the verdict against the best reference
