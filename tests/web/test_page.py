@@ -22,6 +22,26 @@ def test_the_page_draws_the_overview_and_the_charts_offline(browser, server):
     assert len(shapes) == 2 and min(shapes) > 0  # history with forecast, hour-of-week heatmap
 
 
+def test_the_page_refreshes_itself_when_new_candles_arrive(browser, server, store):
+    from volcast.data.store import SeriesKey
+
+    page = browser.new_page()
+    errors: list[str] = []
+    watch(page, errors)
+    page.goto(server + "/?refresh=1")
+    page.wait_for_selector("body[data-ready=true]")
+    assert "2024-07-31 23:00" in page.inner_text("#overview tbody tr:first-child")
+    key = SeriesKey("binance", "BTC/USDT", "1h")
+    last = store.read(key).iloc[[-1]].assign(timestamp=lambda f: f["timestamp"] + 3_600_000)
+    store.upsert(key, last)  # a new candle closes, as a fetch job or `volcast fetch` stores it
+    wait_text(page, "#overview tbody tr:first-child", "2024-08-01 00:00")
+    page.wait_for_function(  # the forecast now starts after the new candle
+        "() => { const d = document.getElementById('history-chart').data;"
+        " return d[d.length - 1].x[0] === '2024-08-01T01:00:00+00:00'; }")
+    assert errors == []
+    page.close()
+
+
 def test_selecting_a_series_and_training_shows_progress_until_done(browser, server, workspace):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []

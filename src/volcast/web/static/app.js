@@ -4,6 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#000000"];
 const DAY = 86400000;
+const REFRESH_S = Number(new URLSearchParams(location.search).get("refresh")) || 30;  // ?refresh=N
 const state = { models: [], references: [], series: [], job: null };
 
 async function api(path, options = {}) {
@@ -231,7 +232,8 @@ async function main() {
   for (const id of ["ov-timeframe", "ov-model", "ov-threshold"]) $(id).addEventListener("change", loadOverview);
   for (const kind of ["fetch", "train", "backtest"]) $(`job-${kind}`).addEventListener("click", () => startJob(kind));
   $("job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}`, { method: "DELETE" }));
-  setInterval(() => { if (!state.job) refresh(); }, 30000);
+  setInterval(() => { if (!state.job) refresh(); }, REFRESH_S * 1000);
+  $("refresh-s").textContent = String(REFRESH_S);
   document.body.dataset.ready = "true";
 }
 
