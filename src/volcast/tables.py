@@ -112,3 +112,27 @@ def shares_frame(analysis: "Analysis", last: int = 8) -> pd.DataFrame:
     rows += [{"period": f"week of {p:%Y-%m-%d}", **{k: f"{v:.1%}" for k, v in row.items()}}
              for p, row in weekly.iterrows()]
     return pd.DataFrame(rows)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h" if seconds < 2 * 86400 else f"{seconds / 86400:.0f} days"
+
+
+def overview_frame(rows: list[dict]) -> pd.DataFrame:
+    """The dashboard's overview (``web.service.Workspace.overview``) as text."""
+    out = []
+    for r in rows:
+        f = r["forecast"] or {}
+        share = f.get("share_over_threshold")
+        out.append({
+            "series": f"{r['exchange']} {r['symbol']} {r['timeframe']}",
+            "last candle (UTC)": format_time(r["last_candle"]),
+            "data age": _age(r["age_s"]) + (" (stale)" if r["stale"] else ""),
+            "expected volume, next day": fmt(f.get("expected_volume", float("nan")), ",.1f"),
+            "p90, next day": fmt(f.get("p90_volume", float("nan")), ",.1f"),
+            "peak hourly p90": fmt(f.get("peak_p90", float("nan")), ",.1f"),
+            "hours over threshold": "-" if share is None else f"{share:.0%}",
+            "note": (r["note"] or "").split(";")[0]})  # the reason, not the API hint
+    return pd.DataFrame(out)

@@ -125,10 +125,12 @@ def backtest_progress(console: Console) -> Iterator[BacktestBars]:
 
 
 def frame_table(frame: "pd.DataFrame", title: str) -> Table:
-    """A frame of text (``volcast.tables``) as a rich table: first column left, others right."""
+    """A frame of text (``volcast.tables``) as a rich table: first column left, others right;
+    only a ``note`` column wraps, so figures are never cut."""
     table = Table(title=title)
     for number, column in enumerate(frame.columns):
-        table.add_column(str(column), justify="left" if number == 0 else "right", no_wrap=True)
+        table.add_column(str(column), justify="left" if number == 0 else "right",
+                         no_wrap=column != "note", overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*map(str, row))
     return table

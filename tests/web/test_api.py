@@ -1,6 +1,7 @@
 """The HTTP API with a real DuckDB file holding the bundled sample."""
 
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -187,3 +188,20 @@ def test_a_fetch_job_downloads_from_the_exchange_simulator(tmp_path, simulator):
         failed = wait_for_job(fresh, unknown.json()["id"])
         assert failed["state"] == "failed"
         assert "does not list symbol 'SOL/USDT'" in failed["error"]
+
+
+def test_the_cli_overview_shows_what_the_dashboard_shows(cli, store, tmp_path):
+    path = store.path
+    store.close()
+    as_json = cli("overview", "--db", path, "--threshold", "0", "--format", "json")
+    assert as_json.code == 0, as_json.err
+    rows = json.loads(as_json.out)
+    assert [r["symbol"] for r in rows] == ["BTC/USDT", "ETH/USDT"]
+    assert rows[0]["stale"] and rows[0]["forecast"]["share_over_threshold"] == 1.0
+    table = cli("overview", "--db", path)
+    assert table.code == 0
+    assert "(stale)" in table.out and "binance ETH/USDT 1h" in table.out
+    untrained = json.loads(cli("overview", "--db", path, "--model", "lstm", "--format",
+                               "json").out)
+    assert untrained[0]["note"].startswith("no trained lstm for binance BTC/USDT 1h")
+    assert cli("overview", "--db", path, "--model", "nope").code == 2

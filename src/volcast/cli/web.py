@@ -1,4 +1,5 @@
-"""volcast serve: the web dashboard and HTTP API."""
+"""volcast serve (the web dashboard and HTTP API) and volcast overview (its first table, in the
+terminal: the CLI can do what the dashboard does)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -44,3 +45,43 @@ def serve(
         out.print(f"volcast dashboard on http://{host}:{port}/ (database {path}); Ctrl-C stops",
                   soft_wrap=True)
         uvicorn.run(create_app(space, max_jobs), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def overview(
+    timeframe: Annotated[str, typer.Option("--timeframe", "-t")] = "1h",
+    model: Annotated[str, typer.Option(help="forecasting model: a reference model, or one "
+                                       "trained with `volcast serve` or into --models")] = (
+        "hour_of_week_median_4w"),
+    threshold: Annotated[float | None, typer.Option(min=0, help="volume per candle: share of "
+                                                    "the next day's hours whose p90 is above "
+                                                    "it")] = None,
+    db: DbOpt = None,
+    models: Annotated[Path | None, typer.Option(help="folder of trained models [default: "
+                                                "models/ beside the database]")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """For every stored series: the next day's expected volume and its p90, the share of
+    hours over --threshold, and how old the data is (the dashboard's overview)."""
+    import json
+
+    from volcast.config import db_path
+    from volcast.data.store import CandleStore
+    from volcast.errors import VolcastError
+    from volcast.jsonvalues import finite
+    from volcast.models import create
+    from volcast.tables import overview_frame
+    from volcast.ui import frame_table
+    from volcast.web.service import Workspace
+
+    if fmt not in ("table", "json"):
+        raise VolcastError(f"unknown --format '{fmt}'; choose table or json")
+    create(model)
+    path = db_path(db)
+    with CandleStore(path, read_only=True) as store:
+        rows = Workspace(store, models or path.parent / "models").overview(timeframe, model,
+                                                                           threshold)
+    if fmt == "json":
+        out.print(json.dumps(finite(rows)), soft_wrap=True, markup=False)
+    else:
+        out.print(frame_table(overview_frame(rows), f"next day by {model} ({timeframe})"))
