@@ -17,7 +17,7 @@ from volcast.data.store import SeriesKey
 from volcast.data.timeframe import parse_time, timeframe_ms
 from volcast.jsonvalues import finite, records
 from volcast.models import MODEL_NAMES, REFERENCE_MODELS, create
-from volcast.web.jobs import JobManager
+from volcast.web.jobs import Job, JobManager
 from volcast.web.service import NotFound, Workspace
 
 MAX_CANDLES = 5000
@@ -218,17 +218,17 @@ def list_jobs(manager: Jobs) -> list[dict[str, Any]]:
 JobId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[a-f0-9]+$")]
 
 
-@router.get("/api/jobs/{job_id}", tags=["jobs"])
-def job_state(job_id: JobId, manager: Jobs) -> dict[str, Any]:
-    job = manager.get(job_id)
+def _public(job: Job | None, job_id: str) -> dict[str, Any]:
     if job is None:
         raise NotFound(f"no job {job_id}")
     return job.public()
+
+
+@router.get("/api/jobs/{job_id}", tags=["jobs"])
+def job_state(job_id: JobId, manager: Jobs) -> dict[str, Any]:
+    return _public(manager.get(job_id), job_id)
 
 
 @router.delete("/api/jobs/{job_id}", tags=["jobs"])
 def cancel_job(job_id: JobId, manager: Jobs) -> dict[str, Any]:
-    job = manager.cancel(job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    return job.public()
+    return _public(manager.cancel(job_id), job_id)

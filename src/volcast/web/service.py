@@ -62,14 +62,18 @@ class Workspace:
         return sorted(p.parent.name for p in base.glob("*/model.json")) if base.exists() else []
 
     # -- forecasts ------------------------------------------------------------------------
+    def _version(self, key: SeriesKey, model: str) -> int | None:
+        """The trained model's folder version (its model.json's mtime); None: not trained."""
+        manifest = self.folder(key, model) / "model.json"
+        return manifest.stat().st_mtime_ns if manifest.exists() else None
+
     def forecaster(self, key: SeriesKey, model: str) -> Forecaster:
         """The trained model of this series (reloaded when its folder changes); a reference
         model needs no training and is made on the spot."""
-        folder = self.folder(key, model)
-        manifest = folder / "model.json"
-        if manifest.exists():
-            return self._cached(("model", folder, manifest.stat().st_mtime_ns),
-                                lambda: load(folder))
+        version = self._version(key, model)
+        if version is not None:
+            folder = self.folder(key, model)
+            return self._cached(("model", folder, version), lambda: load(folder))
         if model in REFERENCE_MODELS:
             return create(model)
         create(model)  # an unknown name fails here with the list of names
@@ -81,9 +85,7 @@ class Workspace:
         last = self.bounds(key)[1]
         forecaster = self.forecaster(key, model)
         horizon = getattr(forecaster.settings, "horizon", self.protocol.horizon)
-        manifest = self.folder(key, model) / "model.json"
-        version = manifest.stat().st_mtime_ns if manifest.exists() else 0
-        frame = self._cached(("forecast", key, model, last, version),
+        frame = self._cached(("forecast", key, model, last, self._version(key, model)),
                              lambda: forecaster.predict(self.long(key), horizon))
         return forecaster, frame
 
