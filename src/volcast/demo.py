@@ -65,8 +65,9 @@ def run_demo(db: Path, console: Console, epochs: int = 30) -> None:
     lstm = backtests[0].forecaster
     console.print("4. the next 24 hours from the latest candle (LSTM trained before the test "
                   "period; capacity is planned on q90):", soft_wrap=True)
-    console.print(forecast_table(lstm.predict(long, 24), "lstm"))
-    report = write_report(report_inputs(long, lstm, backtests, 24), db.parent / "report.html")
+    inputs = report_inputs(long, lstm, backtests, 24)  # analysis and the forecast, once
+    console.print(forecast_table(inputs.forecast, "lstm"))
+    report = write_report(inputs, db.parent / "report.html")
     console.print(f"5. report (opens offline in any browser): {report.resolve()}",
                   soft_wrap=True)
     console.print(f"database: {db.resolve()}", soft_wrap=True)

@@ -24,9 +24,11 @@ def _zone(tz: str) -> str:
     return "UTC" if tz == "UTC" else f"local time, {tz}"
 
 
-def history_chart(series: pd.DataFrame, name: str, k: float = 6.0, tz: str = "UTC") -> Chart:
-    """Volume over time, with the spikes of ``analysis.profile.spikes`` marked."""
-    found = spikes(series, k)
+def history_chart(series: pd.DataFrame, name: str, k: float = 6.0, tz: str = "UTC",
+                  found: pd.DataFrame | None = None) -> Chart:
+    """Volume over time, with the spikes of ``analysis.profile.spikes`` marked (``found``:
+    those already computed with the same ``k``, as the report's analysis has them)."""
+    found = spikes(series, k) if found is None else found
     return Chart(f"{name}: volume history, spikes marked (> median + {k:g} MAD of the "
                  "previous 7 days)", f"time ({_zone(tz)})", "volume (base units per candle)",
                  [Trace("line", "volume", local_times(series["ds"], tz), series["y"].tolist()),

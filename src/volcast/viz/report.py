@@ -63,7 +63,7 @@ def _sections(r: ReportInputs) -> list[tuple[str, list[str | Chart]]]:
             *([charts.heatmap_chart(r.series, r.name),
                charts.heatmap_chart(r.series, r.name, relative=True)]
               if charts.intraday(r.series) else [])]),
-        ("Spikes", [charts.history_chart(r.series, r.name),
+        ("Spikes", [charts.history_chart(r.series, r.name, found=a.spikes),
                     "<p class='note'>Largest spikes: volume over the median of the previous "
                     "7 days.</p>", _table(tables.spikes_frame(a))]),
         ("What moves with volume", [
