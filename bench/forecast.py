@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from volcast.data.formats import read_candles
+from volcast.data.frames import to_long
 from volcast.evaluation.backtest import BacktestResult, backtest
 from volcast.models import REFERENCE_MODELS, create
-from volcast.models.frames import to_long
 
 
 def load(data: Path, pair: str) -> pd.DataFrame:

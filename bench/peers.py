@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from forecast import isolated, load, print_table, row, with_peak
 from forecast import run as run_ours
 
+from volcast.data.frames import on_grid, split_series, step_ms
 from volcast.evaluation.backtest import backtest
 from volcast.models import REFERENCE_MODELS
 from volcast.models.base import FORECAST_COLUMNS, Forecaster, ModelSettings
-from volcast.models.frames import on_grid, split_series, step_ms
 
 H, SEASON, LEVEL = 24, 24, 80
 

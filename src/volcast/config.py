@@ -7,15 +7,12 @@ every problem becomes one line naming the setting and what is allowed.
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from volcast.errors import VolcastError
-
-if TYPE_CHECKING:
-    from volcast.data.exchange import RetryPolicy
 
 
 class FetchSettings(BaseModel):
@@ -29,11 +26,6 @@ class FetchSettings(BaseModel):
     timeout_ms: int = Field(10_000, ge=100, le=600_000, description="per-request timeout")
     rate_limit: bool = Field(True, description="ccxt's built-in rate limiter")
     poll_s: float = Field(30.0, gt=0, le=86_400, description="--follow: seconds between polls")
-
-    def retry_policy(self) -> "RetryPolicy":
-        from volcast.data.exchange import RetryPolicy  # ccxt loads only when a fetch runs
-
-        return RetryPolicy(retries=self.retries, base_s=self.backoff_s, max_s=self.backoff_max_s)
 
 
 class BacktestSettings(BaseModel):

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from volcast.data.frames import to_long
 from volcast.errors import VolcastError
 from volcast.evaluation.backtest import PREDICTION_COLUMNS, backtest, default_cutoff
 from volcast.evaluation.scores import naive_scale, score
 from volcast.models import create
-from volcast.models.frames import to_long
 
 from ..models.conftest import TINY, H, hand_made
 

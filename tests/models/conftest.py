@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from volcast.models.frames import to_long
+from volcast.data.frames import to_long
 
 H = 3_600_000
 TINY = {"lookback": 48, "horizon": 6, "hidden_size": 8, "epochs": 3, "batch_size": 64,

@@ -11,8 +11,8 @@ import pandas as pd
 
 from volcast.analysis.profile import coverage, distribution, drivers, seasonality, spikes
 from volcast.analysis.shares import overall_shares, shares
-from volcast.jsonvalues import finite, iso
-from volcast.models.frames import split_series
+from volcast.data.frames import split_series
+from volcast.data.records import finite, iso
 
 
 @dataclass

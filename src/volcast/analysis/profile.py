@@ -8,8 +8,9 @@ report draws them and ``--format json`` serialises them from the same values.
 import numpy as np
 import pandas as pd
 
+from volcast.data.frames import step_ms
+from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
-from volcast.models.frames import DAY_MS, step_ms
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 DRIVER_LAGS = (0, 1, 2, 3, 6, 12, 24)

@@ -52,7 +52,7 @@ def analyze(
     from volcast.analysis import to_json
     from volcast.analysis.profile import check_zone
     from volcast.errors import VolcastError
-    from volcast.series import load_long
+    from volcast.workspace.sources import load_long
 
     if fmt not in ("table", "json"):
         raise VolcastError(f"unknown --format '{fmt}'; choose table or json")
@@ -69,8 +69,8 @@ def analyze(
 
 
 def _print_tables(result: "Analysis", top: int) -> None:
-    from volcast import tables
-    from volcast.ui import frame_table
+    from volcast.cli.ui import frame_table
+    from volcast.viz import tables
 
     out.print(frame_table(tables.coverage_frame(result.series), "coverage"))
     out.print(frame_table(tables.seasonality_frame(result.series),
@@ -124,8 +124,8 @@ def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list
     from volcast.data.timeframe import parse_time
     from volcast.errors import VolcastError
     from volcast.evaluation.predictions import read_predictions
-    from volcast.series import load_long
     from volcast.viz import charts
+    from volcast.workspace.sources import load_long
 
     if kind not in PLOT_KINDS:
         raise VolcastError(f"unknown plot '{kind}'; choose one of {', '.join(PLOT_KINDS)}")
@@ -170,8 +170,8 @@ def report(
     """One self-contained HTML report (works offline): analysis, plots, the latest forecast
     and a backtest of the model against the reference models."""
     from volcast.config import load_settings
-    from volcast.series import load_long
     from volcast.viz.report import report_inputs, write_report
+    from volcast.workspace.sources import load_long
 
     if out_path.suffix.lower() != ".html":
         from volcast.errors import VolcastError
@@ -191,9 +191,9 @@ def _report_models(series: "pd.DataFrame", model_dir: Path | None, config: Path 
     (of the given folder's kind and settings, or the default LSTM) on candles before the
     cutoff, so its scores are honest even when the folder's model has seen the test days."""
     from volcast.cli.forecast import _settings_for
+    from volcast.cli.ui import backtest_progress
     from volcast.evaluation.compare import run_backtests
     from volcast.models import load
-    from volcast.ui import backtest_progress
 
     loaded = load(model_dir) if model_dir else None
     name = loaded.name if loaded else "lstm"

@@ -19,8 +19,8 @@ from volcast.cli.common import (
     series_key,
     time_ms,
 )
+from volcast.cli.ui import fetch_progress, results_table, series_table
 from volcast.errors import FetchFailed, VolcastError
-from volcast.ui import fetch_progress, results_table, series_table
 
 if TYPE_CHECKING:
     from volcast.data.sync import SyncResult
@@ -131,7 +131,7 @@ def data_list(db: DbOpt = None) -> None:
 def data_gaps(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOpt,
               db: DbOpt = None) -> None:
     """The missing candles of one series, one row per gap (never filled in)."""
-    from volcast.ui import gaps_table
+    from volcast.cli.ui import gaps_table
 
     key = series_key(exchange, symbol, timeframe)
     with open_store(db, read_only=True) as store:

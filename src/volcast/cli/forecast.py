@@ -86,9 +86,9 @@ def train(
     model_options: dict[str, Any] | None = None,
 ) -> None:
     """Train a model on one or many series and save it (safetensors + JSON, no pickle)."""
+    from volcast.cli.ui import epoch_progress
     from volcast.models import create
-    from volcast.series import load_long
-    from volcast.ui import epoch_progress
+    from volcast.workspace.sources import load_long
 
     forecaster = create(model, _settings_for(model, config, model_options or {}))
     long = load_long(csv, exchange, symbol, timeframe, db)
@@ -109,10 +109,10 @@ def predict(
                                                 "model's]")] = None,
 ) -> None:
     """Forecast the next candles' volume (q10/q50/q90) from the latest candle of each series."""
+    from volcast.cli.ui import forecast_table
     from volcast.errors import VolcastError
     from volcast.models import load
-    from volcast.series import load_long
-    from volcast.ui import forecast_table
+    from volcast.workspace.sources import load_long
 
     if fmt not in ("table", "json", "csv"):
         raise VolcastError(f"unknown --format '{fmt}'; choose table, json or csv")
@@ -147,12 +147,12 @@ def backtest(
     model_options: dict[str, Any] | None = None,
 ) -> None:
     """Walk-forward backtest exactly as shared/bench/PROTOCOL.md says; prints its scores."""
+    from volcast.cli.ui import backtest_progress, scores_table
     from volcast.config import load_settings
     from volcast.data.timeframe import parse_time
     from volcast.evaluation.compare import run_backtests, verdicts
     from volcast.evaluation.predictions import write_predictions
-    from volcast.series import load_long
-    from volcast.ui import backtest_progress, scores_table
+    from volcast.workspace.sources import load_long
 
     settings = load_settings(config, backtest={"horizon": horizon, "test_days": test_days})
     options = dict(model_options or {})
@@ -186,7 +186,7 @@ def demo(db: Annotated[Path, typer.Option(help="DuckDB file for the demo")] = Pa
          epochs: Annotated[int, typer.Option(help="LSTM training epochs at most")] = 30) -> None:
     """The main job, offline, on the bundled sample: import and download candles, train the
     LSTM, backtest it against the reference models and forecast the next 24 hours."""
-    from volcast.demo import run_demo
+    from volcast.cli.demo import run_demo
 
     run_demo(db, out, epochs)
 

@@ -65,13 +65,13 @@ def overview(
     hours over --threshold, and how old the data is (the dashboard's overview)."""
     import json
 
+    from volcast.cli.ui import frame_table
     from volcast.config import db_path
+    from volcast.data.records import finite
     from volcast.data.store import CandleStore
     from volcast.errors import VolcastError
-    from volcast.jsonvalues import finite
     from volcast.models import create
-    from volcast.tables import overview_frame
-    from volcast.ui import frame_table
+    from volcast.viz.tables import overview_frame
     from volcast.web.service import Workspace
 
     if fmt not in ("table", "json"):

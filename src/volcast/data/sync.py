@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from volcast.config import FetchSettings
-from volcast.data.exchange import ExchangeClient
+from volcast.data.exchange import ExchangeClient, RetryPolicy
 from volcast.data.store import CANDLE_COLUMNS, CandleStore, SeriesKey
 from volcast.data.timeframe import format_time
 from volcast.errors import FetchFailed, VolcastError
@@ -148,9 +148,9 @@ async def fetch(exchange_id: str, keys: Sequence[SeriesKey], store: CandleStore,
                 follow_rounds: int | None = 0) -> list[SyncResult]:
     """Open the exchange, validate every series, sync them all; then, unless ``follow_rounds``
     is 0, keep following (None: until cancelled). Returns the first round's results."""
-    async with ExchangeClient(exchange_id, url=url, timeout_ms=settings.timeout_ms,
-                              retry=settings.retry_policy(), rate_limit=settings.rate_limit
-                              ) as client:
+    retry = RetryPolicy(settings.retries, settings.backoff_s, settings.backoff_max_s)
+    async with ExchangeClient(exchange_id, url=url, timeout_ms=settings.timeout_ms, retry=retry,
+                              rate_limit=settings.rate_limit) as client:
         results = await sync_many(client, store, keys, since, until, progress)
         if on_round is not None:
             on_round(results)

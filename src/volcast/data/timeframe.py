@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 
 from volcast.errors import VolcastError
 
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _TF_RE = re.compile(r"^([1-9][0-9]*)([smhdw])$")
 

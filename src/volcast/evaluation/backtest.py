@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from volcast.data.frames import step_ms
+from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.evaluation.scores import naive_scale, score
 from volcast.models.base import EpochProgress, Forecaster
-from volcast.models.frames import DAY_MS, step_ms
 
 PREDICTION_COLUMNS = ["origin", "timestamp", "step", "y_true", "y_pred", "q10", "q90"]
 

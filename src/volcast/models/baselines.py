@@ -10,9 +10,10 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from volcast.data.frames import future_ds, on_grid, split_series, step_ms
+from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, Forecaster, ModelSettings, empty_quantiles
-from volcast.models.frames import DAY_MS, future_ds, on_grid, split_series, step_ms
 
 
 class NoSettings(ModelSettings):

@@ -53,7 +53,7 @@ class EnsembleForecaster(LSTMForecaster):
     def fit(self, long: pd.DataFrame, progress: EpochProgress | None = None) -> None:
         import lightgbm as lgb
 
-        from volcast.models.frames import split_series
+        from volcast.data.frames import split_series
         from volcast.models.train import history_candles, split_windows
 
         super().fit(long, progress)

@@ -13,9 +13,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from volcast.data.frames import calendar, future_ds, on_grid, split_series, step_ms
+from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, Forecaster, training_info
-from volcast.models.frames import DAY_MS, calendar, future_ds, on_grid, split_series, step_ms
 from volcast.models.settings import LSTMSettings
 from volcast.models.windows import (
     BASE_COLUMN,

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from volcast.data.frames import future_ds, on_grid, split_series, step_ms
+from volcast.data.timeframe import DAY_MS
 from volcast.models.base import FORECAST_COLUMNS, EpochProgress, Forecaster, ModelSettings
-from volcast.models.frames import DAY_MS, future_ds, on_grid, split_series, step_ms
 
 
 class MSTLSettings(ModelSettings):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from volcast.models.frames import DAY_MS, WEEK_MS, calendar
+from volcast.data.frames import calendar
+from volcast.data.timeframe import DAY_MS, WEEK_MS
 
 EPS = 1e-3
 N_FUTURE = 9  # calendar (4), a day back, a week back, same-slot means over 7d, 28d, 4 weeks

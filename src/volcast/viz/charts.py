@@ -11,9 +11,10 @@ import pandas as pd
 
 from volcast.analysis.profile import WEEKDAYS, local_times, spikes
 from volcast.analysis.shares import shares
+from volcast.data.frames import step_ms
+from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.evaluation.scores import score
-from volcast.models.frames import DAY_MS, step_ms
 from volcast.viz.spec import OKABE_ITO, Chart, Trace
 
 Predictions = dict[str, pd.DataFrame]

@@ -9,13 +9,12 @@ from pathlib import Path
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from volcast import tables
 from volcast.analysis import SeriesAnalysis
 from volcast.data.timeframe import format_time
 from volcast.evaluation.backtest import BacktestResult
 from volcast.evaluation.compare import verdicts
 from volcast.models.base import Forecaster
-from volcast.viz import charts
+from volcast.viz import charts, tables
 from volcast.viz.interactive import figure
 from volcast.viz.spec import Chart
 

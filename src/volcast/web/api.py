@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 
 from volcast import __version__
 from volcast.analysis.profile import check_zone
+from volcast.data.records import finite, records
 from volcast.data.store import SeriesKey
 from volcast.data.timeframe import parse_time, timeframe_ms
-from volcast.jsonvalues import finite, records
 from volcast.models import MODEL_NAMES, REFERENCE_MODELS, create
 from volcast.web.jobs import Job, JobManager
 from volcast.web.service import NotFound, Workspace

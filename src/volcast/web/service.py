@@ -18,13 +18,14 @@ from typing import Any
 import pandas as pd
 
 from volcast.config import BacktestSettings, FetchSettings
+from volcast.data.frames import to_long
 from volcast.data.store import CandleStore, SeriesKey
+from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.models import REFERENCE_MODELS, create, load
 from volcast.models.base import EpochProgress, Forecaster
-from volcast.models.frames import DAY_MS, to_long
-from volcast.series import series_id
 from volcast.web.jobs import Job, JobCancelled
+from volcast.workspace.sources import series_id
 
 
 class NotFound(VolcastError):

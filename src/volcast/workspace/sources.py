@@ -7,9 +7,9 @@ import pandas as pd
 
 from volcast.config import db_path
 from volcast.data.formats import read_candles
+from volcast.data.frames import to_long
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.errors import VolcastError
-from volcast.models.frames import to_long
 
 
 def series_id(key: SeriesKey) -> str:

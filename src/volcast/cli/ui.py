@@ -125,7 +125,7 @@ def backtest_progress(console: Console) -> Iterator[BacktestBars]:
 
 
 def frame_table(frame: "pd.DataFrame", title: str) -> Table:
-    """A frame of text (``volcast.tables``) as a rich table: first column left, others right;
+    """A frame of text (``volcast.viz.tables``) as a rich table: first column left, others right;
     only a ``note`` column wraps, so figures are never cut."""
     table = Table(title=title)
     for number, column in enumerate(frame.columns):
@@ -137,12 +137,12 @@ def frame_table(frame: "pd.DataFrame", title: str) -> Table:
 
 
 def scores_table(results: list["BacktestResult"]) -> Table:
-    from volcast.tables import scores_frame
+    from volcast.viz.tables import scores_frame
 
     return frame_table(scores_frame(results), "backtest (shared/bench/PROTOCOL.md), overall")
 
 
 def forecast_table(forecast: "pd.DataFrame", model: str) -> Table:
-    from volcast.tables import forecast_frame
+    from volcast.viz.tables import forecast_frame
 
     return frame_table(forecast_frame(forecast), f"{model} forecast of volume (times UTC)")

@@ -13,17 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from volcast.config import BacktestSettings, FetchSettings
-from volcast.data.formats import read_candles
-from volcast.data.sample import SAMPLE_SINCE, sample_dir, sample_file
-from volcast.data.store import CandleStore, SeriesKey
-from volcast.data.sync import fetch
-from volcast.data.timeframe import parse_time
-from volcast.evaluation.compare import run_backtests, verdicts
-from volcast.models.frames import to_long
-from volcast.series import series_id
-from volcast.simulator import SimulatorConfig, running
-from volcast.ui import (
+from volcast.cli.ui import (
     backtest_progress,
     fetch_progress,
     forecast_table,
@@ -31,7 +21,17 @@ from volcast.ui import (
     scores_table,
     series_table,
 )
+from volcast.config import BacktestSettings, FetchSettings
+from volcast.data.formats import read_candles
+from volcast.data.frames import to_long
+from volcast.data.sample import SAMPLE_SINCE, sample_dir, sample_file
+from volcast.data.store import CandleStore, SeriesKey
+from volcast.data.sync import fetch
+from volcast.data.timeframe import parse_time
+from volcast.evaluation.compare import run_backtests, verdicts
+from volcast.simulator import SimulatorConfig, running
 from volcast.viz.report import report_inputs, write_report
+from volcast.workspace.sources import series_id
 
 
 def run_demo(db: Path, console: Console, epochs: int = 30) -> None:

@@ -9,11 +9,10 @@ interpolation, as the protocol allows; a missing candle is never scored.
 import numpy as np
 import pandas as pd
 
+from volcast.data.timeframe import DAY_MS, WEEK_MS
 from volcast.errors import VolcastError
 
 PRICE = ["open", "high", "low", "close"]
-DAY_MS = 86_400_000
-WEEK_MS = 7 * DAY_MS
 
 
 def to_long(candles: pd.DataFrame, unique_id: str) -> pd.DataFrame:
