@@ -8,8 +8,7 @@ import pytest
 from volcast.data.formats import read_candles, write_candles
 from volcast.data.sample import sample_file
 
-TINY_FLAGS = ["--lookback", "48", "--horizon", "6", "--hidden-size", "8", "--epochs", "2",
-              "--threads", "1"]
+TINY_FLAGS = ["--lookback", "48", "--horizon", "6", "--hidden-size", "8", "--epochs", "2"]
 
 
 @pytest.fixture(scope="module")

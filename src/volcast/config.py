@@ -68,18 +68,19 @@ def load_settings(path: Path | None = None, **overrides: dict[str, Any]) -> Sett
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise VolcastError(f"{path}: not valid TOML ({exc})") from None
     for section, values in overrides.items():
-        data[section] = _merge(data.get(section, {}), values)
+        data[section] = merge(data.get(section, {}), values)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise VolcastError(describe(exc)) from None
 
 
-def _merge(base: Any, given: dict[str, Any]) -> dict[str, Any]:
+def merge(base: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` over ``base``, nested tables merged, None values (flags not given) skipped."""
     merged = dict(base) if isinstance(base, dict) else {}
     for key, value in given.items():
         if isinstance(value, dict):
-            merged[key] = _merge(merged.get(key, {}), value)
+            merged[key] = merge(merged.get(key, {}), value)
         elif value is not None:
             merged[key] = value
     return merged

@@ -11,3 +11,7 @@ class VolcastError(Exception):
 
 class FetchFailed(Exception):
     """A download gave up after its retries; the message says how far it got (exit status 1)."""
+
+
+class NotFound(VolcastError):
+    """Something asked for does not exist (HTTP 404; exit 2 on the command line)."""

@@ -118,14 +118,13 @@ def test_the_verdict_says_plainly_when_a_model_loses_to_the_reference():
 
 
 def test_references_that_cannot_reach_the_horizon_are_left_out_unless_asked_for():
-    from volcast.config import BacktestSettings
-    from volcast.evaluation.compare import run_backtests
+    from volcast.config import Settings
+    from volcast.workspace.flows import backtest_frames
 
     daily = hand_made(24 * 400).iloc[::24].assign(unique_id="d")  # 400 daily candles
-    protocol = BacktestSettings(horizon=24, test_days=60)
-    results = run_backtests(["seasonal_naive_24", "seasonal_naive_168"], {}, daily, protocol,
-                            None, None)
+    settings = Settings()
+    results = backtest_frames(settings, ["seasonal_naive_24", "seasonal_naive_168"], None,
+                              daily)
     assert [r.model for r in results] == ["seasonal_naive_24", "seasonal_naive_168"]
     with pytest.raises(VolcastError, match="at most 1 candles ahead"):
-        run_backtests(["seasonal_naive_24", "hour_of_day_median_7d"], {}, daily, protocol,
-                      None, None)
+        backtest_frames(settings, ["seasonal_naive_24", "hour_of_day_median_7d"], None, daily)

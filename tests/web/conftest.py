@@ -14,11 +14,11 @@ from volcast.data.formats import read_candles
 from volcast.data.sample import sample_file
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.web.app import create_app
-from volcast.web.service import Workspace
+from volcast.workspace import Workspace
 
 BTC = {"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1h"}
 ETH = {"exchange": "binance", "symbol": "ETH/USDT", "timeframe": "1h"}
-TINY_LSTM = {"lookback": 48, "hidden_size": 8, "epochs": 1, "train_days": 30, "threads": 1}
+TINY_LSTM = {"lookback": 48, "hidden_size": 8, "epochs": 1, "train_days": 30}
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ def test_a_second_job_for_a_series_is_409_and_cancel_ends_it(client, workspace):
     job_id = first.json()["id"]
     assert client.delete(f"/api/jobs/{job_id}").status_code == 200
     assert wait_for_job(client, job_id)["state"] == "cancelled"
-    assert not workspace.folder(workspace_key(), "lstm").exists()  # nothing half-saved
+    assert not workspace.layout.folder(workspace_key(), "lstm").exists()  # nothing half-saved
     wait_for_job(client, other.json()["id"])
 
 
@@ -174,7 +174,7 @@ def test_a_fetch_job_downloads_from_the_exchange_simulator(tmp_path, simulator):
 
     from volcast.data.store import CandleStore
     from volcast.web.app import create_app
-    from volcast.web.service import Workspace
+    from volcast.workspace import Workspace
 
     with CandleStore(tmp_path / "empty.duckdb") as store, TestClient(create_app(
             Workspace(store, tmp_path / "models", exchange_url=simulator.url))) as fresh:

@@ -7,19 +7,23 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from volcast.cli.common import DbOpt, app, out
-from volcast.cli.forecast import ConfigOpt, CsvOpt, ExchangesOpt, SymbolsOpt, TfOpt
+from volcast.cli.forecast import ConfigOpt, CsvOpt, ExchangesOpt, ModelsOpt, SymbolsOpt, TfOpt
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from volcast.analysis import Analysis
-    from volcast.config import BacktestSettings
-    from volcast.evaluation.backtest import BacktestResult
     from volcast.models.base import Forecaster
     from volcast.viz.spec import Chart
+    from volcast.workspace.sources import Window
 
 TzOpt = Annotated[str, typer.Option("--tz", help="time zone for hours and weekdays, e.g. "
                                     "Europe/Berlin")]
+SinceOpt = Annotated[str | None, typer.Option(help="first candle, ISO 8601 or ms")]
+UntilOpt = Annotated[str | None, typer.Option(help="stop before this open time")]
+LastOpt = Annotated[str | None, typer.Option(help="only the last N hours, days or weeks "
+                                             "(e.g. 90d), counted back from the newest "
+                                             "candle")]
 PLOT_KINDS = ("history", "heatmap", "shares", "fan", "horizon", "comparison", "calibration")
 
 
@@ -43,6 +47,7 @@ def analyze(
     spike_k: Annotated[float, typer.Option(help="spike: volume over the 7-day median plus "
                                            "this many MADs")] = 6.0,
     top: Annotated[int, typer.Option(help="largest spikes shown")] = 10,
+    since: SinceOpt = None, until: UntilOpt = None, last: LastOpt = None,
 ) -> None:
     """Coverage, seasonality, distribution and spikes, drivers, and (several series) each
     one's share of the volume."""
@@ -52,14 +57,15 @@ def analyze(
     from volcast.analysis import to_json
     from volcast.analysis.profile import check_zone
     from volcast.errors import VolcastError
-    from volcast.workspace.sources import load_long
+    from volcast.workspace.sources import Window, load_long
 
     if fmt not in ("table", "json"):
         raise VolcastError(f"unknown --format '{fmt}'; choose table or json")
-    if spike_k <= 0 or top < 1:
+    if not spike_k > 0 or top < 1:
         raise VolcastError("--spike-k must be above 0 and --top at least 1")
-    long = (load_long(csv, None, None, timeframe, db) if csv or not exchange else
-            pd.concat([load_long(None, e, symbol, timeframe, db) for e in exchange],
+    window = Window.parse(since, until, last)
+    long = (load_long(csv, None, None, timeframe, db, window) if csv or not exchange else
+            pd.concat([load_long(None, e, symbol, timeframe, db, window) for e in exchange],
                       ignore_index=True))
     result = run_analysis(long, check_zone(tz), spike_k)
     if fmt == "json":
@@ -105,22 +111,25 @@ def plot(
     relative: Annotated[bool, typer.Option(help="heatmap: relative to the series' usual "
                                            "level")] = False,
     tz: TzOpt = "UTC",
+    since: SinceOpt = None, until: UntilOpt = None, last: LastOpt = None,
 ) -> None:
     """Draw one plot: history (spikes marked), heatmap (hour x weekday), shares (several
     series), fan (a forecast with its interval), horizon (error by step), comparison (MAE by
     model), calibration."""
     from volcast.analysis.profile import check_zone
     from volcast.viz import save
+    from volcast.workspace.sources import Window
 
     chart = _chart(kind, csv, exchange, symbol, timeframe, db, predictions, model_dir, origin,
-                   relative, check_zone(tz))
+                   relative, check_zone(tz), Window.parse(since, until, last))
     save(chart, out_path)
     out.print(f"{kind} plot written to {out_path}", soft_wrap=True)
 
 
 def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list[str] | None,
            timeframe: str, db: Path | None, predictions: list[Path] | None,
-           model_dir: Path | None, origin: str | None, relative: bool, tz: str) -> "Chart":
+           model_dir: Path | None, origin: str | None, relative: bool, tz: str,
+           window: "Window") -> "Chart":
     from volcast.data.timeframe import parse_time
     from volcast.errors import VolcastError
     from volcast.evaluation.predictions import read_predictions
@@ -134,7 +143,7 @@ def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list
         if not runs:
             raise VolcastError(f"the {kind} plot needs --predictions (volcast backtest --out)")
         return getattr(charts, f"{kind}_chart")(runs)
-    long = load_long(csv, exchange, symbol, timeframe, db)
+    long = load_long(csv, exchange, symbol, timeframe, db, window)
     if kind == "shares":
         return charts.shares_chart(long)
     series = _one_series(long, f"the {kind} plot")
@@ -152,54 +161,71 @@ def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list
     from volcast.models import load
 
     forecaster = load(model_dir)
-    horizon = getattr(forecaster.settings, "horizon", 24)
-    return charts.fan_chart(series, forecaster.predict(series, horizon), f"{name}, "
-                            f"{forecaster.name}")
+    return charts.fan_chart(series, forecaster.predict(series, forecaster.horizon or 24),
+                            f"{name}, {forecaster.name}")
 
 
 @app.command()
 def report(
     csv: CsvOpt = None, exchange: ExchangesOpt = None, symbol: SymbolsOpt = None,
     timeframe: TfOpt = "1h", db: DbOpt = None,
+    model: Annotated[str, typer.Option(help="the model that forecasts and is backtested "
+                                       "against MSTL and the references")] = "lstm",
     model_dir: Annotated[Path | None, typer.Option(help="forecast with this trained model "
-                                                   "[default: train an LSTM first]")] = None,
-    config: ConfigOpt = None,
+                                                   "[default: the one trained for the stored "
+                                                   "series, else the backtest's]")] = None,
+    models: ModelsOpt = None, config: ConfigOpt = None, tz: TzOpt = "UTC",
+    since: SinceOpt = None, until: UntilOpt = None, last: LastOpt = None,
     out_path: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path(
         "report.html"),
 ) -> None:
-    """One self-contained HTML report (works offline): analysis, plots, the latest forecast
-    and a backtest of the model against the reference models."""
+    """One self-contained HTML report (works offline) of one or several series: analysis,
+    plots, the latest forecast and a backtest of the model against MSTL and the reference
+    models (trained fresh before the cutoff, so its scores are honest)."""
+    from volcast.analysis.profile import check_zone
+    from volcast.cli.ui import backtest_progress
     from volcast.config import load_settings
-    from volcast.viz.report import report_inputs, write_report
-    from volcast.workspace.sources import load_long
+    from volcast.data.frames import split_series
+    from volcast.errors import VolcastError
+    from volcast.models import load
+    from volcast.models.runtime import configure_process
+    from volcast.viz.report import write_report
+    from volcast.workspace.flows import backtest_frames, report_inputs, versus
+    from volcast.workspace.sources import Window, load_long
 
     if out_path.suffix.lower() != ".html":
-        from volcast.errors import VolcastError
-
         raise VolcastError(f"--out must be an .html file, not '{out_path.name}'")
-    series = _one_series(load_long(csv, exchange, symbol, timeframe, db), "the report")
-    protocol = load_settings(config).backtest
-    forecaster, backtests = _report_models(series, model_dir, config, protocol)
-    path = write_report(report_inputs(series, forecaster, backtests, protocol.horizon),
-                        out_path)
+    zone, settings = check_zone(tz), load_settings(config)
+    long = load_long(csv, exchange, symbol, timeframe, db, Window.parse(since, until, last))
+    loaded = load(model_dir) if model_dir else None
+    name = loaded.name if loaded else model
+    overrides = {name: loaded.settings.model_dump()} if loaded else None
+    configure_process()
+    parts = []
+    with backtest_progress(out) as progress:
+        for uid, series in split_series(long).items():
+            backtests = backtest_frames(settings, versus(name), overrides, series, None, None,
+                                        progress)
+            forecaster = loaded or _trained(uid, name, db, models) or backtests[0].forecaster
+            parts.append(report_inputs(series, forecaster, backtests,
+                                       forecaster.horizon or settings.backtest.horizon, zone))
+    path = write_report(parts, out_path)
     out.print(f"report written to {path.resolve()}", soft_wrap=True)
 
 
-def _report_models(series: "pd.DataFrame", model_dir: Path | None, config: Path | None,
-                   protocol: "BacktestSettings") -> tuple["Forecaster", list["BacktestResult"]]:
-    """The model that forecasts, and the backtests. The backtest always trains a fresh model
-    (of the given folder's kind and settings, or the default LSTM) on candles before the
-    cutoff, so its scores are honest even when the folder's model has seen the test days."""
-    from volcast.cli.forecast import _settings_for
-    from volcast.cli.ui import backtest_progress
-    from volcast.evaluation.compare import run_backtests
-    from volcast.models import load
+def _trained(uid: str, model: str, db: Path | None, models: Path | None
+             ) -> "Forecaster | None":
+    """The model trained for a stored series (volcast train, the dashboard, the demo)."""
+    from volcast.errors import NotFound
+    from volcast.workspace import Workspace
+    from volcast.workspace.sources import key_of
 
-    loaded = load(model_dir) if model_dir else None
-    name = loaded.name if loaded else "lstm"
-    settings = (loaded.settings.model_dump() if loaded
-                else _settings_for(name, config, {}))
-    with backtest_progress(out) as progress:
-        backtests = run_backtests([name, "mstl"], {name: settings}, series, protocol, None,
-                                  progress)
-    return loaded or backtests[0].forecaster, backtests
+    key = key_of(uid)
+    if key is None:
+        return None
+    with Workspace.open(db, models, read_only=True) as space:
+        try:
+            forecaster = space.forecaster(key, model)
+        except NotFound:
+            return None
+    return forecaster if forecaster.needs_fitting else None

@@ -4,12 +4,12 @@ import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from volcast.cli.common import DbOpt, app, out
-from volcast.models.settings import LSTMSettings
+from volcast.models.lstm.settings import LSTMSettings
 
 CsvOpt = Annotated[list[Path] | None, typer.Option("--csv", help="candle file(s) in any "
                                                    "format volcast imports; repeatable")]
@@ -20,6 +20,13 @@ SymbolsOpt = Annotated[list[str] | None, typer.Option("--symbol", "-s", help="st
 TfOpt = Annotated[str, typer.Option("--timeframe", "-t", help="stored series: timeframe")]
 ConfigOpt = Annotated[Path | None, typer.Option(help="TOML file: [model.NAME] and [backtest] "
                                                 "tables")]
+ModelsOpt = Annotated[Path | None, typer.Option(help="folder of trained models and stored "
+                                                "backtests [default: models/ beside the "
+                                                "database]")]
+if TYPE_CHECKING:
+    from volcast.data.store import SeriesKey
+    from volcast.models.base import Forecaster
+
 _LISTS = {"quantiles": float, "features": str}
 
 
@@ -68,57 +75,126 @@ def _number(text: str, name: str) -> float:
         raise VolcastError(f"--{name}: '{text}' is not a number") from None
 
 
-def _settings_for(name: str, config: Path | None, options: dict[str, Any]) -> dict[str, Any]:
-    """[model.NAME] from the config file overridden by flags (flags only given for the LSTM)."""
-    from volcast.config import load_settings
+def _flags(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    from volcast.workspace.flows import takes_lstm_flags
 
-    model_flags = options if name in ("lstm", "ensemble") else {}
-    return load_settings(config, model={name: model_flags}).model.get(name, {})
+    return options if options and takes_lstm_flags(name) else {}
+
+
+def _check_out(path: Path | None) -> None:
+    """Refuse an unusable --out before hours of training, not after."""
+    from volcast.errors import VolcastError
+
+    if path is not None and path.exists() and not path.is_dir():
+        raise VolcastError(f"--out {path} is a file; give a folder for the model")
 
 
 @app.command()
 @with_model_options
 def train(
     model: Annotated[str, typer.Option(help="model name, e.g. lstm")],
-    out_dir: Annotated[Path, typer.Option("--out", help="model folder to write")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="model folder to write "
+                                                 "[stored series: also saved under --models "
+                                                 "for every command to find]")] = None,
     csv: CsvOpt = None, exchange: ExchangesOpt = None, symbol: SymbolsOpt = None,
     timeframe: TfOpt = "1h", config: ConfigOpt = None, db: DbOpt = None,
-    model_options: dict[str, Any] | None = None,
+    models: ModelsOpt = None, model_options: dict[str, Any] | None = None,
 ) -> None:
-    """Train a model on one or many series and save it (safetensors + JSON, no pickle)."""
+    """Train a model on one or many series (one global model) and save it (safetensors +
+    JSON, no pickle). A model of stored series is saved for each of them, where predict,
+    overview, report and the dashboard find it."""
     from volcast.cli.ui import epoch_progress
-    from volcast.models import create
-    from volcast.workspace.sources import load_long
+    from volcast.config import load_settings
+    from volcast.models.runtime import configure_process
+    from volcast.workspace import Workspace
+    from volcast.workspace.flows import fit, make
+    from volcast.workspace.sources import read_files
 
-    forecaster = create(model, _settings_for(model, config, model_options or {}))
-    long = load_long(csv, exchange, symbol, timeframe, db)
-    with epoch_progress(out) as progress:
-        forecaster.fit(long, progress)
-    forecaster.save(out_dir)
-    out.print(f"{model} trained on {long['unique_id'].nunique()} series ({len(long):,} candles);"
-              f" saved to {out_dir}", soft_wrap=True)
+    _check_out(out_dir)
+    flags = _flags(model, model_options or {})
+    make(load_settings(config), model, flags)  # bad settings fail before any data is read
+    configure_process()
+    if csv:
+        if out_dir is None:
+            raise _needs_out("a model trained on files")
+        long = read_files(csv)
+        with epoch_progress(out) as progress:
+            forecaster = fit(load_settings(config), model, flags, long, progress)
+        folders = []
+    else:
+        with Workspace.open(db, models, config) as space, epoch_progress(out) as progress:
+            keys = _keys(exchange, symbol, timeframe)
+            forecaster, folders = space.train(keys, model, flags, progress)
+    if out_dir is not None:
+        forecaster.save(out_dir)
+        folders.append(out_dir)
+    series = len(forecaster.info.get("series", []))
+    out.print(f"{model} trained on {series} series ({forecaster.info.get('rows', 0):,} candles);"
+              f" saved to {', '.join(map(str, folders))}", soft_wrap=True)
+
+
+def _untrained(name: str) -> "Forecaster":
+    """A model that forecasts without training (files have no stored models)."""
+    from volcast.errors import VolcastError
+    from volcast.models import create
+
+    model = create(name)
+    if model.needs_fitting:
+        raise VolcastError(f"{name} needs training: give --model-dir (volcast train --out)")
+    return model
+
+
+def _needs_out(what: str) -> Exception:
+    from volcast.errors import VolcastError
+
+    return VolcastError(f"{what} needs --out (only stored series have a place under --models)")
+
+
+def _keys(exchange: str | None, symbols: list[str] | None, timeframe: str) -> list["SeriesKey"]:
+    from volcast.data.store import SeriesKey
+    from volcast.errors import VolcastError
+
+    if not (exchange and symbols):
+        raise VolcastError("give either --csv FILE or --exchange with --symbol, not both or "
+                           "neither")
+    return [SeriesKey.parse(exchange, s, timeframe) for s in dict.fromkeys(symbols)]
 
 
 @app.command()
 def predict(
-    model_dir: Annotated[Path, typer.Option(help="folder written by volcast train")],
+    model_dir: Annotated[Path | None, typer.Option(help="folder written by volcast train")] = None,
+    model: Annotated[str | None, typer.Option(help="instead of --model-dir: the model trained "
+                                              "for the stored series, or a reference "
+                                              "model")] = None,
     csv: CsvOpt = None, exchange: ExchangesOpt = None, symbol: SymbolsOpt = None,
-    timeframe: TfOpt = "1h", db: DbOpt = None,
+    timeframe: TfOpt = "1h", db: DbOpt = None, models: ModelsOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
-    horizon: Annotated[int | None, typer.Option(help="candles ahead [default: the "
+    horizon: Annotated[int | None, typer.Option(min=1, help="candles ahead [default: the "
                                                 "model's]")] = None,
 ) -> None:
     """Forecast the next candles' volume (q10/q50/q90) from the latest candle of each series."""
+    import pandas as pd
+
     from volcast.cli.ui import forecast_table
     from volcast.errors import VolcastError
     from volcast.models import load
+    from volcast.workspace import Workspace
     from volcast.workspace.sources import load_long
 
     if fmt not in ("table", "json", "csv"):
         raise VolcastError(f"unknown --format '{fmt}'; choose table, json or csv")
-    forecaster = load(model_dir)
-    steps = horizon or getattr(forecaster.settings, "horizon", 24)
-    forecast = forecaster.predict(load_long(csv, exchange, symbol, timeframe, db), steps)
+    if (model_dir is None) == (model is None):
+        raise VolcastError("give --model-dir FOLDER or --model NAME (one of them)")
+    if model_dir is not None or csv:
+        forecaster = load(model_dir) if model_dir is not None else _untrained(model or "")
+        long = load_long(csv, exchange, symbol, timeframe, db)
+        forecast = forecaster.predict(long, horizon or forecaster.horizon or 24)
+    else:
+        with Workspace.open(db, models, read_only=True) as space:
+            found = [space.forecast(k, model or "", horizon)
+                     for k in _keys(exchange, symbol, timeframe)]
+        forecaster, forecast = found[0][0], pd.concat([f for _, f in found],
+                                                      ignore_index=True)
     if fmt == "csv":
         out.print(forecast.to_csv(index=False), end="", soft_wrap=True, markup=False)
     elif fmt == "json":
@@ -132,8 +208,10 @@ def predict(
 def backtest(
     model: Annotated[list[str], typer.Option(help="model name; repeat to compare (the "
                                              "reference models are then added)")],
-    out_path: Annotated[Path, typer.Option("--out", help="predictions CSV (several models: "
-                                           "one file each, PATH.<model>.csv)")],
+    out_path: Annotated[Path | None, typer.Option("--out", help="predictions CSV (several "
+                                                  "models: one file each, PATH.<model>.csv); "
+                                                  "stored series are also kept under "
+                                                  "--models")] = None,
     csv: CsvOpt = None, exchange: ExchangesOpt = None, symbol: SymbolsOpt = None,
     timeframe: TfOpt = "1h",
     cutoff: Annotated[str | None, typer.Option(help="first test candle, ISO 8601 or ms "
@@ -141,34 +219,54 @@ def backtest(
     test_days: Annotated[float | None, typer.Option(help="test period [default: 60]")] = None,
     horizon: Annotated[int | None, typer.Option(help="candles per forecast [default: 24]")] = None,
     also_csv: Annotated[list[Path] | None, typer.Option(
-        help="more candle files a global model also learns from (before the same cutoff); "
-             "never tested")] = None,
-    config: ConfigOpt = None, db: DbOpt = None,
+        help="with --csv: more candle files a global model also learns from (before the same "
+             "cutoff); never tested. Stored series learn from every stored series of their "
+             "timeframe")] = None,
+    config: ConfigOpt = None, db: DbOpt = None, models: ModelsOpt = None,
     model_options: dict[str, Any] | None = None,
 ) -> None:
     """Walk-forward backtest exactly as shared/bench/PROTOCOL.md says; prints its scores."""
     from volcast.cli.ui import backtest_progress, scores_table
     from volcast.config import load_settings
     from volcast.data.timeframe import parse_time
-    from volcast.evaluation.compare import run_backtests, verdicts
+    from volcast.errors import VolcastError
+    from volcast.evaluation.compare import verdicts
     from volcast.evaluation.predictions import write_predictions
-    from volcast.workspace.sources import load_long
+    from volcast.models.runtime import configure_process
+    from volcast.workspace import Workspace
+    from volcast.workspace.flows import backtest_frames
+    from volcast.workspace.sources import read_files
 
     settings = load_settings(config, backtest={"horizon": horizon, "test_days": test_days})
     options = dict(model_options or {})
     if horizon is not None:
         options.setdefault("horizon", horizon)
     names = list(dict.fromkeys(model))
+    overrides = {n: _flags(n, options) for n in names}
     cutoff_ms = None if cutoff is None else parse_time(cutoff)
-    long = load_long(csv, exchange, symbol, timeframe, db)
-    extra = load_long(also_csv, None, None, timeframe, db) if also_csv else None
-    with backtest_progress(out) as progress:
-        results = run_backtests(
-            names, {n: _settings_for(n, config, options) for n in names}, long,
-            settings.backtest, cutoff_ms, progress, extra)
-    for result, path in zip(results, _output_paths(out_path, [r.model for r in results]),
-                            strict=True):
-        write_predictions(result, path)
+    configure_process()
+    if csv:
+        if out_path is None:
+            raise _needs_out("a backtest of files")
+        long = read_files(csv)
+        extra = read_files(also_csv) if also_csv else None
+        with backtest_progress(out) as progress:
+            results = backtest_frames(settings, names, overrides, long, extra, cutoff_ms,
+                                      progress)
+    else:
+        if also_csv:
+            raise VolcastError("--also-csv goes with --csv; stored series learn from every "
+                               "stored series of their timeframe")
+        keys = _keys(exchange, symbol, timeframe)
+        if len(keys) > 1:
+            raise VolcastError("a backtest runs on one series at a time; give one --symbol")
+        with Workspace.open(db, models, settings=settings) as space, \
+                backtest_progress(out) as progress:
+            results = space.backtest(keys[0], names, overrides, progress, cutoff_ms)
+    if out_path is not None:
+        for result, path in zip(results, _output_paths(out_path, [r.model for r in results]),
+                                strict=True):
+            write_predictions(result, path)
     out.print(scores_table(results))
     for line in verdicts(results):
         out.print(line, soft_wrap=True)

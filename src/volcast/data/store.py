@@ -205,16 +205,18 @@ class CandleStore:
         return len(page) - int(known)
 
     @_locked
-    def read(self, key: SeriesKey, start: int | None = None, end: int | None = None
-             ) -> pd.DataFrame:
-        """Candles with start <= timestamp < end, ascending; ``trades`` only if any are known."""
+    def read(self, key: SeriesKey, start: int | None = None, end: int | None = None,
+             limit: int | None = None) -> pd.DataFrame:
+        """Candles with start <= timestamp < end, ascending, at most ``limit`` of them (the
+        first); ``trades`` only if any are known."""
         sid = self._series_id(key, create=False)
         if sid is None:
             raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
         frame = self._con.execute(
             "SELECT ts AS timestamp, open, high, low, close, volume, trades FROM candles "
-            "WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts",
-            [sid, start if start is not None else -(2**62), end if end is not None else 2**62],
+            "WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
+            [sid, start if start is not None else -(2**62), end if end is not None else 2**62,
+             limit if limit is not None else 2**62],
         ).df()
         if frame["trades"].isna().all():
             frame = frame.drop(columns="trades")

@@ -1,16 +1,15 @@
 """Several models through the same protocol on the same series, reference models included,
 and how each compares with the best reference (the floor every learned model must beat)."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 import pandas as pd
 
 from volcast.config import BacktestSettings
-from volcast.errors import VolcastError
+from volcast.data.frames import step_ms
 from volcast.evaluation.backtest import BacktestResult, backtest
-from volcast.models import REFERENCE_MODELS, create
-from volcast.models.base import EpochProgress
+from volcast.models.base import EpochProgress, Forecaster
 
 
 class Progress(Protocol):
@@ -18,34 +17,32 @@ class Progress(Protocol):
     def origins(self, model: str) -> Any: ...
 
 
-def run_backtests(names: Sequence[str], settings: dict[str, dict[str, Any]], long: pd.DataFrame,
+def run_backtests(models: Sequence[Forecaster], long: pd.DataFrame,
                   protocol: BacktestSettings, cutoff: int | None, progress: Progress | None,
-                  extra: pd.DataFrame | None = None) -> list[BacktestResult]:
-    """Backtest each named model; with more than one, add every reference model too.
-    ``extra`` series are learned from (before the cutoff) by global models, never tested.
-    A reference added for comparison that cannot forecast this far on this timeframe (a daily
-    series has no 24-step hour-of-day median) is left out; a model asked for by name is not."""
-    wanted = list(names) + ([r for r in REFERENCE_MODELS if r not in names]
-                            if len(names) > 1 else [])
+                  extra: pd.DataFrame | None = None, optional: Collection[str] = ()
+                  ) -> list[BacktestResult]:
+    """Backtest each model on one series. ``extra`` series are learned from (before the
+    cutoff) by global models, never tested. A model named in ``optional`` (added only for
+    comparison) that cannot forecast the protocol's horizon on this timeframe (a daily series
+    has no 24-step hour-of-day median) is left out; any other model that cannot is an
+    error."""
+    step = step_ms(long["ds"])
     results = []
-    for name in wanted:
-        model = create(name, settings.get(name))
-        try:
-            results.append(backtest(
-                model, long, horizon=protocol.horizon, cutoff=cutoff,
-                test_days=protocol.test_days,
-                progress=progress.origins(name) if progress else None,
-                epoch_progress=progress.epochs(name) if progress else None,
-                extra=extra if model.supports_global else None))
-        except VolcastError:
-            if name in names:
-                raise
+    for model in models:
+        reach = model.max_horizon(step)
+        if model.name in optional and reach is not None and reach < protocol.horizon:
+            continue
+        results.append(backtest(
+            model, long, horizon=protocol.horizon, cutoff=cutoff, test_days=protocol.test_days,
+            progress=progress.origins(model.name) if progress else None,
+            epoch_progress=progress.epochs(model.name) if progress else None,
+            extra=extra if model.supports_global else None))
     return results
 
 
 def versus_best_reference(results: Sequence[BacktestResult]) -> dict[str, float]:
     """MAE of each model relative to the best reference model's (negative = better)."""
-    references = [r for r in results if r.model in REFERENCE_MODELS]
+    references = [r for r in results if r.forecaster.is_reference]
     if not references:
         return {}
     best = min(r.scores["overall"]["mae"] for r in references)
@@ -55,14 +52,14 @@ def versus_best_reference(results: Sequence[BacktestResult]) -> dict[str, float]
 def verdicts(results: Sequence[BacktestResult]) -> list[str]:
     """One plain sentence per learned model: does it beat the best reference, by how much?
     (USERS.md: LSTMs on hourly series often lose to seasonal naive; say so when they do.)"""
-    references = [r for r in results if r.model in REFERENCE_MODELS]
+    references = [r for r in results if r.forecaster.is_reference]
     if not references:
         return []
     best = min(references, key=lambda r: r.scores["overall"]["mae"])
     floor = best.scores["overall"]["mae"]
     out = []
     for r in results:
-        if r.model in REFERENCE_MODELS:
+        if r.forecaster.is_reference:
             continue
         mae = r.scores["overall"]["mae"]
         gap = mae / floor - 1

@@ -13,7 +13,6 @@ from volcast.analysis import SeriesAnalysis
 from volcast.data.timeframe import format_time
 from volcast.evaluation.backtest import BacktestResult
 from volcast.evaluation.compare import verdicts
-from volcast.models.base import Forecaster
 from volcast.viz import charts, tables
 from volcast.viz.interactive import figure
 from volcast.viz.spec import Chart
@@ -40,6 +39,7 @@ class ReportInputs:
     model: str
     model_note: str
     backtests: list[BacktestResult]
+    tz: str = "UTC"
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -59,10 +59,10 @@ def _sections(r: ReportInputs) -> list[tuple[str, list[str | Chart]]]:
         ("Data", [_table(tables.coverage_frame([a])), _table(tables.distribution_frame([a]))]),
         ("When volume comes", [
             _table(tables.seasonality_frame([a])),
-            *([charts.heatmap_chart(r.series, r.name),
-               charts.heatmap_chart(r.series, r.name, relative=True)]
+            *([charts.heatmap_chart(r.series, r.name, tz=r.tz),
+               charts.heatmap_chart(r.series, r.name, relative=True, tz=r.tz)]
               if charts.intraday(r.series) else [])]),
-        ("Spikes", [charts.history_chart(r.series, r.name, found=a.spikes),
+        ("Spikes", [charts.history_chart(r.series, r.name, tz=r.tz, found=a.spikes),
                     "<p class='note'>Largest spikes: volume over the median of the previous "
                     "7 days.</p>", _table(tables.spikes_frame(a))]),
         ("What moves with volume", [
@@ -83,30 +83,45 @@ def _sections(r: ReportInputs) -> list[tuple[str, list[str | Chart]]]:
     ]
 
 
-def render(r: ReportInputs) -> str:
-    body, number = [], 0
-    for title, parts in _sections(r):
-        body.append(f"<h2>{html.escape(title)}</h2>")
-        for part in parts:
-            if isinstance(part, Chart):
-                number += 1
-                body.append(_chart(part, number))
-            else:
-                body.append(part)
+def render(reports: list[ReportInputs]) -> str:
+    """One page: per series (titled by it when there are several) every section; with several
+    series, first each one's share of the quote volume."""
+    body: list[str] = []
+    charts_made = 0
+
+    def add(part: str | Chart) -> None:
+        nonlocal charts_made
+        if isinstance(part, Chart):
+            charts_made += 1
+            body.append(_chart(part, charts_made))
+        else:
+            body.append(part)
+
+    several = len(reports) > 1
+    if several:
+        add("<h2>Share of the quote volume</h2>")
+        add(charts.shares_chart(pd.concat([r.series for r in reports], ignore_index=True)))
+    for r in reports:
+        for title, parts in _sections(r):
+            add(f"<h2>{html.escape(f'{r.name}: {title}' if several else title)}</h2>")
+            for part in parts:
+                add(part)
+    names = ", ".join(r.name for r in reports)
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
-    span = f"{format_time(r.analysis.coverage['first'])} to " \
-           f"{format_time(r.analysis.coverage['last'])} UTC"
+    spans = "; ".join(f"{html.escape(r.name)} {format_time(r.analysis.coverage['first'])} to "
+                      f"{format_time(r.analysis.coverage['last'])}" for r in reports)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>volcast report: {html.escape(r.name)}</title><style>{STYLE}</style>"
+            f"<title>volcast report: {html.escape(names)}</title><style>{STYLE}</style>"
             f"<script>{get_plotlyjs()}</script></head><body>"
-            f"<h1>volcast report: {html.escape(r.name)}</h1>"
-            f"<p class='note'>candles {span}; made {made} UTC by volcast.</p>"
+            f"<h1>volcast report: {html.escape(names)}</h1>"
+            f"<p class='note'>candles (UTC) {spans}; hours and weekdays in "
+            f"{html.escape(reports[0].tz)}; made {made} UTC by volcast.</p>"
             + "\n".join(body) + "</body></html>")
 
 
-def write_report(r: ReportInputs, path: Path) -> Path:
+def write_report(reports: list[ReportInputs], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(r), encoding="utf-8")
+    path.write_text(render(reports), encoding="utf-8")
     return path
 
 
@@ -117,15 +132,3 @@ def trained_note(info: dict[str, object]) -> str:
     series = ", ".join(map(str, info.get("series", [])))
     return (f"Model trained on {series}, candles {format_time(info['first_ds'])} to "
             f"{format_time(info['last_ds'])} UTC.")
-
-
-def report_inputs(series: pd.DataFrame, forecaster: Forecaster,
-                  backtests: list[BacktestResult], horizon: int) -> ReportInputs:
-    """Analyse one series and forecast its next ``horizon`` candles with ``forecaster``."""
-    from volcast.analysis import analyze_series
-
-    name = str(series["unique_id"].iloc[0])
-    series = series.sort_values("ds").reset_index(drop=True)
-    return ReportInputs(name, series, analyze_series(name, series),
-                        forecaster.predict(series, horizon), forecaster.name,
-                        trained_note(forecaster.info), backtests)

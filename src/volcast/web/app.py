@@ -1,4 +1,4 @@
-"""The FastAPI application: the API (``api.py``), the dashboard page and its files, and the
+"""The FastAPI application: the API (``routes/``), the dashboard page and its files, and the
 one place errors become HTTP answers (never a stack trace)."""
 
 from pathlib import Path
@@ -9,10 +9,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from volcast import __version__
-from volcast.errors import VolcastError
-from volcast.web.api import router
+from volcast.errors import NotFound, VolcastError
 from volcast.web.jobs import JobConflict, JobManager, TooManyJobs
-from volcast.web.service import NotFound, Workspace
+from volcast.web.routes import router
+from volcast.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"

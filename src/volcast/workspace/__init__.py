@@ -1,5 +1,14 @@
-"""The application layer: what volcast does for a user, apart from how it is asked (CLI, web,
-report, demo). Every entry point calls this package and nothing below it for a whole flow.
+"""The application layer: what volcast does for a user, apart from how it is asked. The CLI,
+the web API, the report and the demo call this package for every whole flow (load candles,
+pick models, train, backtest, forecast, overview), so they cannot drift apart.
 
-- ``sources.py``: where a flow's candles come from (files or the store), as one long frame.
+- ``core.py``: ``Workspace``, one store + one models folder + the settings, and its flows;
+- ``flows.py``: the same flows on long frames from any source (what a backtest compares, how
+  config tables meet flags);
+- ``layout.py``: where trained models and stored backtests live on disk;
+- ``sources.py``: where a flow's candles come from (files or the store), and time windows.
 """
+
+from volcast.workspace.core import Workspace
+
+__all__ = ["Workspace"]

@@ -1,6 +1,9 @@
-"""Where the candles a model needs come from: candle files (``--csv``) or the store
-(``--exchange/--symbol/--timeframe``), always returned as one long frame."""
+"""Where a flow's candles come from: candle files (``--csv``) or the store
+(``--exchange/--symbol/--timeframe``), always returned as one long frame, optionally cut to a
+time window (``--since/--until`` or ``--last 90d``)."""
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -9,30 +12,87 @@ from volcast.config import db_path
 from volcast.data.formats import read_candles
 from volcast.data.frames import to_long
 from volcast.data.store import CandleStore, SeriesKey
+from volcast.data.timeframe import parse_time, timeframe_ms
 from volcast.errors import VolcastError
+
+_LAST = re.compile(r"^([1-9][0-9]*)([hdw])$")
 
 
 def series_id(key: SeriesKey) -> str:
     return f"{key.exchange}:{key.symbol}:{key.timeframe}"
 
 
+def key_of(unique_id: str) -> SeriesKey | None:
+    """The stored series a long frame's ``unique_id`` names; None for a file's series."""
+    parts = unique_id.split(":")
+    if len(parts) < 3:
+        return None
+    return SeriesKey(parts[0], ":".join(parts[1:-1]), parts[-1])
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window on the candles: ``since`` <= open time < ``until``, or the ``last``
+    hours/days/weeks before the newest candle (each series' own newest)."""
+
+    since: int | None = None
+    until: int | None = None
+    last: str | None = None
+
+    @classmethod
+    def parse(cls, since: str | None, until: str | None, last: str | None) -> "Window":
+        if last is not None and since is not None:
+            raise VolcastError("give --since or --last, not both")
+        if last is not None and not _LAST.match(last):
+            raise VolcastError(f"bad --last '{last}': use a number and h, d or w, e.g. 90d")
+        window = cls(None if since is None else parse_time(since),
+                     None if until is None else parse_time(until), last)
+        if window.since is not None and window.until is not None and window.until <= window.since:
+            raise VolcastError("--until must come after --since")
+        return window
+
+    def cut(self, long: pd.DataFrame) -> pd.DataFrame:
+        """The window's candles of each series; an empty result is an error naming it."""
+        if self == Window():
+            return long
+        keep = pd.Series(True, index=long.index)
+        if self.since is not None:
+            keep &= long["ds"] >= self.since
+        if self.until is not None:
+            keep &= long["ds"] < self.until
+        if self.last is not None:
+            newest = long.groupby("unique_id")["ds"].transform("max")
+            keep &= long["ds"] > newest - timeframe_ms(self.last)
+        cut = long[keep].reset_index(drop=True)
+        if cut.empty:
+            raise VolcastError("no candles in the chosen time window (--since/--until/--last)")
+        return cut
+
+
 def load_long(csv: list[Path] | None, exchange: str | None, symbols: list[str] | None,
-              timeframe: str, db: Path | None) -> pd.DataFrame:
+              timeframe: str, db: Path | None, window: Window = Window()) -> pd.DataFrame:
     """Exactly one source: files (unique_id = file name without suffixes) or stored series."""
     if bool(csv) == bool(exchange or symbols):
         raise VolcastError("give either --csv FILE or --exchange with --symbol, not both or "
                            "neither")
     if csv:
-        names = [path.name.split(".")[0] for path in csv]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise VolcastError(f"two --csv files would both be series '{twice[0]}' (a series is "
-                               "named after its file); give each file once, with distinct names")
-        return pd.concat([to_long(read_candles(path), name) for path, name in zip(
-            csv, names, strict=True)], ignore_index=True)
+        return window.cut(read_files(csv))
     if not (exchange and symbols):
         raise VolcastError("--exchange needs at least one --symbol (and the other way round)")
     keys = [SeriesKey.parse(exchange, s, timeframe) for s in symbols]
     with CandleStore(db_path(db), read_only=True) as store:
-        return pd.concat([to_long(store.read(k), series_id(k)) for k in keys],
-                         ignore_index=True)
+        return window.cut(read_stored(store, keys))
+
+
+def read_files(paths: list[Path]) -> pd.DataFrame:
+    names = [path.name.split(".")[0] for path in paths]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise VolcastError(f"two --csv files would both be series '{twice[0]}' (a series is "
+                           "named after its file); give each file once, with distinct names")
+    return pd.concat([to_long(read_candles(path), name) for path, name in zip(
+        paths, names, strict=True)], ignore_index=True)
+
+
+def read_stored(store: CandleStore, keys: list[SeriesKey]) -> pd.DataFrame:
+    return pd.concat([to_long(store.read(k), series_id(k)) for k in keys], ignore_index=True)

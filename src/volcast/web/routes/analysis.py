@@ -1,0 +1,17 @@
+"""When volume comes, spikes and drivers of one series (the CLI's `analyze --format json`)."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from volcast.analysis.profile import check_zone
+from volcast.web.deps import Key, Space
+
+router = APIRouter(tags=["analysis"])
+
+
+@router.get("/api/analysis")
+def analysis(space: Space, key: Key,
+             tz: Annotated[str, Query(max_length=64, description="IANA zone")] = "UTC"
+             ) -> dict[str, Any]:
+    return space.analysis(key, check_zone(tz))

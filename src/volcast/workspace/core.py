@@ -1,0 +1,234 @@
+"""The ``Workspace``: one store, one folder of models, one set of settings, and the flows every
+entry point runs on them (forecast the latest candles, train and save, backtest and store,
+the overview). The CLI, the web API, the report and the demo all call these methods, so a
+model trained or a backtest run by any of them is found by every other one.
+"""
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from volcast.config import Settings, db_path, load_settings
+from volcast.data.store import CandleStore, SeriesKey
+from volcast.data.timeframe import DAY_MS
+from volcast.errors import NotFound, VolcastError
+from volcast.evaluation.backtest import BacktestResult
+from volcast.evaluation.compare import Progress
+from volcast.models import model_class
+from volcast.models.base import EpochProgress, Forecaster
+from volcast.workspace.flows import backtest_frames, fit, make, report_inputs
+from volcast.workspace.layout import Layout, models_path
+from volcast.workspace.sources import read_stored
+
+if TYPE_CHECKING:
+    from volcast.viz.report import ReportInputs
+
+CACHE_SIZE = 256
+"""Forecasts and analyses kept in memory (least recently used dropped first)."""
+
+
+@dataclass
+class Workspace:
+    store: CandleStore
+    models_dir: Path
+    settings: Settings = field(default_factory=Settings)
+    exchange_url: str | None = None
+    _cache: OrderedDict[tuple[Any, ...], Any] = field(default_factory=OrderedDict, repr=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    @contextmanager
+    def open(cls, db: Path | None, models: Path | None = None, config: Path | None = None,
+             read_only: bool = False, exchange_url: str | None = None,
+             settings: Settings | None = None) -> Iterator["Workspace"]:
+        """The store at --db (or its default), models beside it (or at --models), settings
+        from --config (or given whole)."""
+        settings = settings or load_settings(config)
+        path = db_path(db)
+        with CandleStore(path, read_only=read_only) as store:
+            yield cls(store, models_path(path, models), settings, exchange_url)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.models_dir)
+
+    # -- series ---------------------------------------------------------------------------
+    def bounds(self, key: SeriesKey) -> tuple[int, int]:
+        found = self.store.bounds(key)
+        if found is None:
+            raise NotFound(f"no stored candles for {key}; see GET /api/series or "
+                           "`volcast data list`")
+        return found
+
+    def keys(self, timeframe: str | None = None) -> list[SeriesKey]:
+        """Every stored series (of one timeframe), in the store's order."""
+        return [SeriesKey(s.exchange, s.symbol, s.timeframe)
+                for s in self.store.series().itertuples()
+                if timeframe is None or s.timeframe == timeframe]
+
+    def long(self, keys: list[SeriesKey]) -> pd.DataFrame:
+        for key in keys:
+            self.bounds(key)
+        return read_stored(self.store, keys)
+
+    def learns_with(self, key: SeriesKey) -> list[SeriesKey]:
+        """The series a global model for ``key`` learns from: every stored series of its
+        timeframe, ``key`` first (the CLI's `train -s A -s B` names them instead)."""
+        return [key, *[k for k in self.keys(key.timeframe) if k != key]]
+
+    # -- models ---------------------------------------------------------------------------
+    def make(self, name: str, flags: dict[str, Any] | None = None) -> Forecaster:
+        return make(self.settings, name, flags)
+
+    def forecaster(self, key: SeriesKey, model: str) -> Forecaster:
+        """The series' trained model (reloaded when its folder changes); a model that needs no
+        training is made on the spot."""
+        version = self.layout.version(key, model)
+        if version is not None:
+            from volcast.models import load
+
+            folder = self.layout.folder(key, model)
+            return self._cached(("model", folder, version), lambda: load(folder))
+        if not model_class(model).needs_fitting:
+            return self.make(model)
+        raise NotFound(f"no trained {model} for {key}; train one with `volcast train --model "
+                       f"{model} -e {key.exchange} -s {key.symbol} -t {key.timeframe}` or "
+                       f'POST /api/jobs {{"kind": "train", "model": "{model}", ...}}')
+
+    def horizon(self, forecaster: Forecaster) -> int:
+        """The candles a forecast covers: the model's own horizon, else the protocol's."""
+        return forecaster.horizon or self.settings.backtest.horizon
+
+    def forecast(self, key: SeriesKey, model: str, horizon: int | None = None
+                 ) -> tuple[Forecaster, pd.DataFrame]:
+        """q10/q50/q90 of the next ``horizon`` candles (default: the model's) from the latest
+        stored candle (cached per candle and model version)."""
+        last = self.bounds(key)[1]
+        forecaster = self.forecaster(key, model)
+        steps = horizon or self.horizon(forecaster)
+        token = ("forecast", key, model, last, self.layout.version(key, model), steps)
+        return forecaster, self._cached(token, lambda: forecaster.predict(
+            self.long([key]), steps))
+
+    def train(self, keys: list[SeriesKey], model: str, flags: dict[str, Any] | None = None,
+              progress: EpochProgress | None = None) -> tuple[Forecaster, list[Path]]:
+        """Train one (global) model on these series and save it for each of them."""
+        forecaster = fit(self.settings, model, flags, self.long(keys), progress)
+        return forecaster, self.layout.save_model(keys, forecaster)
+
+    def backtest(self, key: SeriesKey, names: list[str],
+                 overrides: dict[str, dict[str, Any]] | None = None,
+                 progress: Progress | None = None, cutoff: int | None = None,
+                 learn_from: list[SeriesKey] | None = None) -> list[BacktestResult]:
+        """The protocol's backtest of ``names`` (and what they are compared with) on one series,
+        global models also learning from ``learn_from`` (default: ``learns_with``); each result
+        is stored in the series' model folders."""
+        others = [k for k in (learn_from if learn_from is not None else self.learns_with(key))
+                  if k != key]
+        results = backtest_frames(self.settings, names, overrides, self.long([key]),
+                                  self.long(others) if others else None, cutoff, progress)
+        for result in results:
+            self.layout.save_backtest(key, result)
+        return results
+
+    def backtests(self, key: SeriesKey, model: str | None = None
+                  ) -> list[tuple[str, pd.DataFrame, dict[str, Any]]]:
+        self.bounds(key)
+        return self.layout.backtests(key, model)
+
+    def report_inputs(self, key: SeriesKey, model: str, backtests: list[BacktestResult],
+                      tz: str = "UTC") -> "ReportInputs":
+        """The report's part for one series: analysis and the latest forecast of ``model``
+        (the series' trained one, else the backtest's own)."""
+        try:
+            forecaster, frame = self.forecast(key, model)
+        except NotFound:
+            forecaster = next(b.forecaster for b in backtests if b.model == model)
+            frame = None
+        return report_inputs(self.long([key]), forecaster, backtests,
+                             self.horizon(forecaster), tz, frame)
+
+    def analysis(self, key: SeriesKey, tz: str) -> dict[str, Any]:
+        from volcast.analysis import analyze, to_json
+
+        last = self.bounds(key)[1]
+        return self._cached(("analysis", key, last, tz),
+                            lambda: to_json(analyze(self.long([key]), tz)))
+
+    # -- overview -------------------------------------------------------------------------
+    def overview(self, timeframe: str, model: str, threshold: float | None
+                 ) -> list[dict[str, Any]]:
+        """For every stored series of this timeframe: the next day's expected volume and its
+        p90, the share of its candles whose p90 is over ``threshold``, and the data's age."""
+        model_class(model)  # an unknown name is one error, not a note per series
+        return [self._overview_row(key, model, threshold) for key in self.keys(timeframe)]
+
+    def why_empty(self, timeframe: str) -> str:
+        """Why the overview of ``timeframe`` has no rows, and what to do."""
+        others = sorted({k.timeframe for k in self.keys()})
+        if not others:
+            return "the store holds no candles yet: fetch or import some (volcast fetch ...)"
+        return (f"no stored series with timeframe {timeframe}; the store holds "
+                f"{', '.join(others)}")
+
+    def _overview_row(self, key: SeriesKey, model: str, threshold: float | None
+                      ) -> dict[str, Any]:
+        last = self.bounds(key)[1]
+        age = time.time() - (last + key.tf_ms) / 1000
+        row: dict[str, Any] = {"exchange": key.exchange, "symbol": key.symbol,
+                               "timeframe": key.timeframe, "model": model,
+                               "last_candle": last, "age_s": round(age, 1),
+                               "stale": age > 2 * key.tf_ms / 1000}
+        try:
+            _, frame = self.forecast(key, model)
+        except VolcastError as error:
+            return row | {"forecast": None, "note": str(error)}
+        day = frame.head(max(1, DAY_MS // key.tf_ms))
+        q90 = day["q90"] if day["q90"].notna().all() else day["q50"]
+        return row | {"forecast": {
+            "candles": len(day), "from": int(day["ds"].iloc[0]),
+            "expected_volume": float(day["q50"].sum()), "p90_volume": float(q90.sum()),
+            "peak_p90": float(q90.max()),
+            "share_over_threshold": None if threshold is None
+            else float((q90 > threshold).mean())}, "note": None}
+
+    # -- downloads ------------------------------------------------------------------------
+    def fetch(self, keys: list[SeriesKey], since: int | None,
+              progress: Callable[[SeriesKey, int, int, int], None],
+              cancelled: Callable[[], bool] = lambda: False) -> list[Any]:
+        """Download these series through ccxt (resuming); ``cancelled`` is polled and stops the
+        download the way Ctrl-C does, keeping every page already stored."""
+        from volcast.data.sync import fetch
+
+        async def cancellable() -> list[Any]:
+            task = asyncio.ensure_future(fetch(
+                keys[0].exchange, keys, self.store, self.settings.fetch, since=since,
+                url=self.exchange_url, progress=progress))
+            while not task.done():
+                if cancelled():
+                    task.cancel()
+                await asyncio.wait([task], timeout=0.2)
+            return task.result()
+
+        return asyncio.run(cancellable())
+
+    # -- cache ----------------------------------------------------------------------------
+    def _cached(self, token: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        with self._cache_lock:
+            if token in self._cache:
+                self._cache.move_to_end(token)
+                return self._cache[token]
+        value = make()
+        with self._cache_lock:
+            self._cache[token] = value
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return value

@@ -1,0 +1,92 @@
+"""Flows on long frames, whatever their source: which models a backtest compares, how a
+config file's ``[model.NAME]`` table meets command-line flags, training and backtesting.
+``Workspace`` runs them on stored series and keeps what they make; the CLI runs them on files
+too."""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from volcast.config import Settings, merge
+from volcast.evaluation.backtest import BacktestResult
+from volcast.evaluation.compare import Progress, run_backtests
+from volcast.models import REFERENCE_MODELS, create, model_class
+from volcast.models.base import EpochProgress, Forecaster
+from volcast.models.lstm.settings import LSTMSettings
+
+if TYPE_CHECKING:
+    from volcast.viz.report import ReportInputs
+
+COMPARED_WITH = "mstl"
+"""The classical model every learned model is also compared with (besides the references)."""
+
+
+def compared(names: Sequence[str]) -> list[str]:
+    """The models of a backtest: one model alone; several, with every reference model added
+    (the floor each learned model must beat)."""
+    wanted = list(dict.fromkeys(names))
+    if len(wanted) > 1:
+        wanted += [r for r in REFERENCE_MODELS if r not in wanted]
+    return wanted
+
+
+def versus(model: str) -> list[str]:
+    """A model against MSTL and the references: what the dashboard, the report and the demo
+    show."""
+    return compared([model, COMPARED_WITH])
+
+
+def model_settings(settings: Settings, name: str, flags: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """``[model.NAME]`` from the config file, overridden by ``flags``."""
+    return merge(settings.model.get(name, {}), flags or {})
+
+
+def takes_lstm_flags(name: str) -> bool:
+    """The CLI's model flags are the LSTM's settings: they reach the models whose settings
+    extend the LSTM's (the LSTM and the ensemble), and no other."""
+    return issubclass(model_class(name).Settings, LSTMSettings)
+
+
+def make(settings: Settings, name: str, flags: dict[str, Any] | None = None) -> Forecaster:
+    """A new model: defaults < [model.NAME] in the config < flags (validated, one-line errors)."""
+    return create(name, model_settings(settings, name, flags))
+
+
+def fit(settings: Settings, name: str, flags: dict[str, Any] | None, long: pd.DataFrame,
+        progress: EpochProgress | None = None) -> Forecaster:
+    """Train one model (global over every series of ``long``)."""
+    model = make(settings, name, flags)
+    model.fit(long, progress)
+    return model
+
+
+def backtest_frames(settings: Settings, names: Sequence[str],
+                    overrides: dict[str, dict[str, Any]] | None,
+                    long: pd.DataFrame, extra: pd.DataFrame | None = None,
+                    cutoff: int | None = None, progress: Progress | None = None
+                    ) -> list[BacktestResult]:
+    """The protocol's backtest of ``names`` and what they are compared with, on one series,
+    with per-model ``overrides`` of their settings; global models also learn from ``extra``
+    (before the cutoff)."""
+    wanted = compared(names)
+    models = [make(settings, n, (overrides or {}).get(n)) for n in wanted]
+    return run_backtests(models, long, settings.backtest,
+                         cutoff, progress, extra, optional=set(wanted) - set(names))
+
+
+def report_inputs(series: pd.DataFrame, forecaster: Forecaster, backtests: list[BacktestResult],
+                  horizon: int, tz: str = "UTC",
+                  forecast: pd.DataFrame | None = None) -> "ReportInputs":
+    """What the report shows of one series: its analysis (in ``tz``) and the forecast of its
+    next ``horizon`` candles (made here unless given)."""
+    from volcast.analysis import analyze_series
+    from volcast.viz.report import ReportInputs, trained_note
+
+    name = str(series["unique_id"].iloc[0])
+    series = series.sort_values("ds").reset_index(drop=True)
+    if forecast is None:
+        forecast = forecaster.predict(series, horizon)
+    return ReportInputs(name, series, analyze_series(name, series, tz), forecast,
+                        forecaster.name, trained_note(forecaster.info), backtests, tz)
