@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.conftest import drawn_charts
-from volcast.data.formats import write_candles
+from volcast.data.formats import read_candles, write_candles
 from volcast.data.sample import sample_file
 
 
@@ -21,7 +21,7 @@ def quick_config(tmp_path_factory):
     """A small LSTM and a two-week test period: the report's whole path in seconds."""
     path = tmp_path_factory.mktemp("config") / "volcast.toml"
     path.write_text("[model.lstm]\nlookback = 48\nhidden_size = 8\nepochs = 1\n"
-                    "train_days = 30\nthreads = 1\n\n[backtest]\ntest_days = 14\n")
+                    "train_days = 30\n\n[backtest]\ntest_days = 14\n")
     return path
 
 
@@ -96,10 +96,36 @@ def test_a_file_that_is_not_predictions_is_refused(cli, csv_file, tmp_path):
     assert result.code == 2 and "is not a backtest predictions file" in result.err
 
 
-def test_the_report_needs_one_series(cli, csv_file, tmp_path):
-    eth = sample_file(pair="ETH_USDT")
-    result = cli("report", "--csv", csv_file, "--csv", eth, "--out", tmp_path / "r.html")
-    assert result.code == 2 and "covers one series" in result.err
+def test_a_report_of_two_series_in_a_time_zone_and_window(cli, csv_file, quick_config,
+                                                          tmp_path):
+    eth = tmp_path / "ETH_USDT-1h.csv"
+    write_candles(read_candles(sample_file(pair="ETH_USDT")).iloc[-24 * 75:], eth)
+    path = tmp_path / "r.html"
+    result = cli("report", "--csv", csv_file, "--csv", eth, "--config", quick_config,
+                 "--tz", "Asia/Tokyo", "--last", "60d", "--out", path)
+    assert result.code == 0, result.err
+    page = path.read_text()
+    assert "volcast report: BTC_USDT-1h, ETH_USDT-1h" in page
+    assert "Share of the quote volume" in page
+    for name in ("BTC_USDT-1h", "ETH_USDT-1h"):
+        assert f"{name}: Forecast: the next 24 candles (lstm)" in page
+        assert f"{name} 2024-06-02 00:00 to 2024-07-31 23:00" in page  # the last 60 days
+    assert "hours and weekdays in Asia/Tokyo" in page
+    assert "busiest hour (Asia/Tokyo)" in page
+
+
+def test_analyze_and_plot_take_a_time_window(cli, csv_file, tmp_path):
+    result = cli("analyze", "--csv", csv_file, "--since", "2024-07-01", "--until", "2024-07-08",
+                 "--format", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["series"][0]["coverage"]["candles"] == 7 * 24
+    last = json.loads(cli("analyze", "--csv", csv_file, "--last", "2w", "--format", "json").out)
+    assert last["series"][0]["coverage"]["candles"] == 14 * 24
+    plotted = cli("plot", "history", "--csv", csv_file, "--last", "7d", "--out",
+                  tmp_path / "h.png")
+    assert plotted.code == 0, plotted.err
+    empty = cli("analyze", "--csv", csv_file, "--since", "2030-01-01")
+    assert empty.code == 2 and "no candles in the chosen time window" in empty.err
 
 
 def test_the_same_file_twice_is_refused_not_doubled(cli, csv_file, tmp_path):

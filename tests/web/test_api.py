@@ -152,19 +152,22 @@ def test_bad_job_requests_are_refused_up_front(client, body, status, message):
     assert client.get("/api/jobs").json() == []
 
 
-def test_a_backtest_job_stores_the_protocol_rows_for_every_reference(client):
+def test_a_backtest_job_compares_with_mstl_and_every_reference(client):
     start = client.post("/api/jobs", json=BTC | {"kind": "backtest",
                                                  "model": "hour_of_day_median_7d"})
-    job = wait_for_job(client, start.json()["id"])
+    job = wait_for_job(client, start.json()["id"], timeout=300)
     assert job["state"] == "done" and job["done"] == job["total"] == 60
     listed = client.get("/api/backtests", params=BTC).json()
-    assert len(listed) == 5 and {b["origins"] for b in listed} == {60}
+    assert sorted(b["model"] for b in listed) == [
+        "hour_of_day_median_28d", "hour_of_day_median_7d", "hour_of_week_median_4w", "mstl",
+        "seasonal_naive_168", "seasonal_naive_24"]
+    assert {b["origins"] for b in listed} == {60}
     one = client.get("/api/backtests", params=BTC | {"model": "hour_of_week_median_4w"}).json()
     assert one[0]["scores"]["mae"] == pytest.approx(532.33, abs=0.01)  # docs/forecasting.md
     assert one[0]["scores"]["coverage"] is None
     frame = pd.read_csv(io.StringIO(client.get("/api/backtests",
                                                params=BTC | {"format": "csv"}).text))
-    assert len(frame) == 5 * 60 * 24
+    assert len(frame) == 6 * 60 * 24
     assert list(frame.columns) == ["origin", "timestamp", "step", "y_true", "y_pred", "q10",
                                    "q90", "model"]
 
