@@ -15,6 +15,7 @@ from forecast import load
 
 from volcast.evaluation.backtest import backtest
 from volcast.models import create
+from volcast.models.runtime import configure_process
 
 
 def main() -> None:
@@ -24,6 +25,7 @@ def main() -> None:
     parser.add_argument("--pair", default="BTC")
     parser.add_argument("--reference", default="hour_of_week_median_4w")
     args = parser.parse_args()
+    configure_process()
     other = "ETH" if args.pair == "BTC" else "BTC"
     target, extra = load(args.data, args.pair), load(args.data, other)
     lstm = backtest(create("lstm"), target, extra=extra).predictions

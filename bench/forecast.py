@@ -25,6 +25,7 @@ from volcast.data.formats import read_candles
 from volcast.data.frames import to_long
 from volcast.evaluation.backtest import BacktestResult, backtest
 from volcast.models import REFERENCE_MODELS, create
+from volcast.models.runtime import configure_process
 
 
 def load(data: Path, pair: str) -> pd.DataFrame:
@@ -32,10 +33,12 @@ def load(data: Path, pair: str) -> pd.DataFrame:
 
 
 def run(job: dict[str, Any]) -> list[dict[str, Any]]:
-    """One model on every tested pair, in this (child) process."""
+    """One model on every tested pair, in this (child) process: its entry point."""
     data, pairs, also = Path(job["data"]), job["pairs"], job["also"]
     longs = {p: load(data, p) for p in dict.fromkeys(pairs + also)}
     model = create(job["model"], job["settings"])
+    if model.needs_fitting:  # not for the others: importing torch would inflate their peak
+        configure_process()
     rows = []
     for number, pair in enumerate(pairs):
         trains_here = number == 0 or not job["global"]

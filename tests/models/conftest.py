@@ -3,17 +3,31 @@ import pandas as pd
 import pytest
 
 from volcast.data.frames import to_long
+from volcast.models.runtime import configure_process
 
 H = 3_600_000
 TINY = {"lookback": 48, "horizon": 6, "hidden_size": 8, "epochs": 3, "batch_size": 64,
-        "patience": 3, "learning_rate": 1e-2, "threads": 1}
+        "patience": 3, "learning_rate": 1e-2}
 """An LSTM small enough to train in a second or two."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process() -> None:
+    """Once, as a program's entry point would: one torch thread (the tests share two cores
+    with other work) and freed memory kept, without which training is twice as slow."""
+    configure_process(threads=1)
 
 
 @pytest.fixture(scope="session")
 def recent(btc) -> pd.DataFrame:
     """The last 1,200 real hourly BTC/USDT candles of the sample, as a long frame."""
     return to_long(btc.iloc[-1200:].reset_index(drop=True), "btc")
+
+
+@pytest.fixture(scope="session")
+def older(btc) -> pd.DataFrame:
+    """The 1,200 candles before ``recent``, as another series: different data to learn from."""
+    return to_long(btc.iloc[-2400:-1200].reset_index(drop=True), "btc_older")
 
 
 def hand_made(hours: int, start: int = 0) -> pd.DataFrame:

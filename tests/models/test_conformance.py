@@ -1,34 +1,145 @@
-"""Every registered model through the same API: fit, predict, quantile order, save/load."""
+"""Every registered model through the same API, and every capability it declares on its class
+checked against what it does (declared as darts declares them, never guessed from the name)."""
 
+import pandas as pd
 import pytest
 
 from volcast.errors import VolcastError
-from volcast.models import MODEL_NAMES, create, load, model_class
+from volcast.models import MODEL_NAMES, REFERENCE_MODELS, create, load, model_class
 
-from .conftest import TINY
+from .conftest import TINY, H
+
+PROTOCOL_REFERENCES = {"seasonal_naive_24", "seasonal_naive_168", "hour_of_day_median_7d",
+                       "hour_of_day_median_28d", "hour_of_week_median_4w"}
+"""shared/bench/PROTOCOL.md, "Reference points"."""
+SETTINGS = {"lstm": TINY, "ensemble": TINY | {"gbm_rounds": 20}}
+
+
+def build(name: str):
+    return create(name, SETTINGS.get(name))
+
+
+@pytest.fixture(scope="module")
+def fitted(recent):
+    """name -> (the model fitted on ``recent``, every progress call of that fit), made once."""
+    made = {}
+
+    def get(name: str):
+        if name not in made:
+            model, calls = build(name), []
+            model.fit(recent, lambda *call: calls.append(call))
+            made[name] = model, calls
+        return made[name]
+
+    return get
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_every_model_fits_predicts_saves_and_loads(name, recent, tmp_path):
-    settings = {"lstm": TINY, "ensemble": TINY | {"gbm_rounds": 20}}.get(name)
-    model = create(name, settings)
-    model.fit(recent)
+def test_every_model_fits_predicts_saves_and_loads(name, fitted, recent, tmp_path):
+    model = fitted(name)[0]
     forecast = model.predict(recent, 6)
     assert list(forecast.columns[:5]) == ["unique_id", "ds", "q10", "q50", "q90"]
     assert len(forecast) == 6 and (forecast["q50"] > 0).all()
-    if model.supports_quantiles:
-        assert (forecast["q10"] <= forecast["q50"]).all()
-        assert (forecast["q50"] <= forecast["q90"]).all()
-    else:
-        assert forecast["q10"].isna().all()
     model.save(tmp_path / name)
     assert load(tmp_path / name).predict(recent, 6).equals(forecast)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_capabilities_are_declared(name):
-    cls = model_class(name)
-    assert isinstance(cls.supports_quantiles, bool) and isinstance(cls.refits_per_origin, bool)
+def test_needs_fitting_is_whether_predict_before_fit_is_refused(name, recent):
+    model = build(name)
+    if model.needs_fitting:
+        with pytest.raises(VolcastError, match=f"the {name} model has not been trained"):
+            model.predict(recent, 6)
+    else:
+        assert len(model.predict(recent, 6)) == 6
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_what_fit_saw_matters_exactly_when_the_model_needs_fitting(name, fitted, recent, older):
+    """refits_per_origin (and no fitting at all): the forecast is a function of the history
+    given to predict alone, so a model fitted on other candles forecasts the same."""
+    other = build(name)
+    other.fit(older)
+    same = other.predict(recent, 6).equals(fitted(name)[0].predict(recent, 6))
+    assert same == (not other.needs_fitting)
+    if other.refits_per_origin:
+        assert same
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_supports_quantiles_is_whether_q10_q50_q90_are_ordered_numbers(name, fitted, recent):
+    forecast = fitted(name)[0].predict(recent, 6)
+    assert forecast["q50"].notna().all()
+    if model_class(name).supports_quantiles:
+        assert forecast[["q10", "q90"]].notna().all().all()
+        assert (forecast["q10"] < forecast["q50"]).all()
+        assert (forecast["q50"] < forecast["q90"]).all()
+    else:
+        assert forecast[["q10", "q90"]].isna().all().all()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_max_horizon_is_exactly_how_far_predict_reaches(name, fitted, recent):
+    model = fitted(name)[0]
+    most = model.max_horizon(H)
+    if most is None:
+        assert len(model.predict(recent, 3 * 24)) == 3 * 24  # three protocol horizons
+        return
+    assert len(model.predict(recent, most)) == most
+    with pytest.raises(VolcastError, match=f"at most {most} candles ahead") as refused:
+        model.predict(recent, most + 1)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_horizon_is_the_settings_horizon_and_can_be_forecast(name, fitted, recent):
+    model = fitted(name)[0]
+    assert model.horizon == getattr(model.settings, "horizon", None)
+    if model.horizon is not None:
+        assert len(model.predict(recent, model.horizon)) == model.horizon
+        assert model.max_horizon(H) is None or model.max_horizon(H) >= model.horizon
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_supports_global_is_whether_one_model_serves_many_series(name, recent, older):
+    both = pd.concat([recent, older], ignore_index=True)
+    model = build(name)
+    if not model.supports_global:
+        with pytest.raises(VolcastError):
+            model.fit(both)
+        return
+    model.fit(both)
+    forecast = model.predict(both, 6)
+    for uid, series in (("btc", recent), ("btc_older", older)):
+        alone = model.predict(series, 6)
+        assert forecast[forecast["unique_id"] == uid].reset_index(drop=True).equals(alone)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_supports_exogenous_false_means_extra_columns_change_nothing(name, fitted, recent):
+    model = fitted(name)[0]
+    if model.supports_exogenous:
+        pytest.fail("an exogenous model: check here that its named columns change its forecast")
+    driver = recent.assign(funding=range(len(recent)))
+    assert model.predict(driver, 6).equals(model.predict(recent, 6))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_progress_follows_the_epoch_progress_contract(name, fitted):
+    calls = fitted(name)[1]
+    if not model_class(name).needs_fitting:
+        assert calls == []
+        return
+    epochs, totals = [c[0] for c in calls], [c[1] for c in calls]
+    assert epochs == list(range(1, len(calls) + 1))
+    assert all(e <= t for e, t in zip(epochs, totals, strict=True))
+    assert totals == sorted(totals, reverse=True) and epochs[-1] == totals[-1]
+
+
+def test_is_reference_marks_exactly_the_protocols_reference_models():
+    assert set(REFERENCE_MODELS) == PROTOCOL_REFERENCES
+    assert [n for n in MODEL_NAMES if model_class(n).is_reference] == REFERENCE_MODELS
+    assert not any(model_class(n).needs_fitting for n in REFERENCE_MODELS)
 
 
 def test_unknown_model_and_unknown_setting():

@@ -1,15 +1,23 @@
 """The LSTM: it learns, it is reproducible, it round-trips, and it refuses bad settings."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from volcast.errors import VolcastError
 from volcast.models import create, load
 
 from .conftest import TINY
+
+SAVED_BY_0_1_0 = Path(__file__).resolve().parents[1] / "fixtures" / "models" / "lstm-0.1.0"
+FORECAST_0_1_0 = {  # what volcast 0.1.0 forecast with that model for ``recent``
+    "q10": [468.20761, 348.84460, 405.50143, 381.21414, 264.21887, 293.95813],
+    "q50": [925.68488, 830.29504, 974.46899, 778.39044, 655.19989, 674.75659],
+    "q90": [1710.0270, 1597.2471, 1899.0889, 1565.5131, 1522.5614, 1351.2493]}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +51,7 @@ def test_same_seed_same_model(recent, trained):
 def test_save_load_round_trips_to_identical_forecasts(trained, recent, tmp_path):
     trained.save(tmp_path / "m")
     manifest = json.loads((tmp_path / "m" / "model.json").read_text())
-    assert manifest["model"] == "lstm" and manifest["versions"]["torch"] == "2.13.0+cpu"
+    assert manifest["model"] == "lstm" and manifest["versions"]["torch"] == torch.__version__
     assert not list(tmp_path.glob("m/*.pkl")) and (tmp_path / "m" / "weights.safetensors").exists()
     loaded = load(tmp_path / "m")
     assert loaded.predict(recent, 6).equals(trained.predict(recent, 6))
@@ -78,6 +86,7 @@ def test_other_quantiles_are_supported(recent):
     ({"dropout": 1.0}, "lstm.dropout"),
     ({"hidden": 8}, "lstm.hidden"),
     ({"device": "tpu"}, "lstm.device"),
+    ({"threads": 1}, "lstm.threads"),  # retired: runtime.configure_process sets threads
 ])
 def test_bad_settings_are_one_line_errors(settings, message):
     with pytest.raises(VolcastError, match=message) as info:
@@ -91,7 +100,7 @@ def test_too_little_history_is_a_clear_error(recent):
 
 
 def test_horizon_beyond_training_is_refused(trained, recent):
-    with pytest.raises(VolcastError, match="forecasts 6 candles at most"):
+    with pytest.raises(VolcastError, match="forecasts at most 6 candles ahead"):
         trained.predict(recent, 7)
 
 
@@ -131,13 +140,13 @@ def test_refit_trains_again_on_every_window(recent):
     assert not with_refit.predict(recent, 6).equals(without.predict(recent, 6))
 
 
-def test_a_model_saved_by_volcast_0_1_0_still_loads_and_forecasts(recent):
-    from pathlib import Path
-
-    saved = Path(__file__).resolve().parents[1] / "fixtures" / "models" / "lstm-0.1.0"
-    model = load(saved)
+def test_a_model_saved_by_volcast_0_1_0_loads_and_forecasts_as_it_did(recent):
+    saved = json.loads((SAVED_BY_0_1_0 / "model.json").read_text())
+    assert saved["settings"]["threads"] == 1  # a retired setting, dropped when loading
+    model = load(SAVED_BY_0_1_0)
     forecast = model.predict(recent, 6)
-    assert len(forecast) == 6 and (forecast["q10"] <= forecast["q90"]).all()
+    for column, expected in FORECAST_0_1_0.items():
+        np.testing.assert_allclose(forecast[column], expected, rtol=1e-6)
     assert model.info["series"] == ["btc"]
 
 
@@ -152,3 +161,32 @@ def test_daily_candles_train_and_forecast(recent):
     forecast = model.predict(daily, 6)
     assert len(forecast) == 6 and (forecast["q50"] > 0).all()
     assert (forecast["ds"].diff().dropna() == 86_400_000).all()
+
+
+def test_a_model_without_calendar_inputs_forecasts(recent):
+    model = create("lstm", TINY | {"epochs": 1, "features": ["volume", "range"]})
+    model.fit(recent)
+    assert len(model.predict(recent, 6)) == 6
+
+
+def test_progress_counts_every_epoch_of_every_phase_and_member_once(recent):
+    """base.EpochProgress: epochs 1, 2, 3, ... over early stopping, refit and both members,
+    against a total that starts at the most the fit can take and only shrinks."""
+    calls = []
+    model = create("lstm", TINY | {"epochs": 8, "patience": 1, "members": 2, "refit": True})
+    model.fit(recent, lambda epoch, total, train, val: calls.append((epoch, total)))
+    epochs, totals = [e for e, _ in calls], [t for _, t in calls]
+    assert epochs == list(range(1, len(calls) + 1))
+    assert all(1 <= e <= t for e, t in calls)
+    assert totals[0] == 2 * 2 * 8 and totals == sorted(totals, reverse=True)
+    assert [e / t for e, t in calls] == sorted(e / t for e, t in calls)
+    assert epochs[-1] == totals[-1] < totals[0]  # early stopping shortened this fit
+    refits = sum(min((h for h in model.history if h["member"] == m), key=lambda h: h["val"])
+                 ["epoch"] for m in (0, 1))
+    assert len(calls) == len(model.history) + refits
+
+
+def test_training_leaves_the_process_thread_count_alone(recent):
+    before = torch.get_num_threads()
+    create("lstm", TINY | {"epochs": 1}).fit(recent)
+    assert torch.get_num_threads() == before

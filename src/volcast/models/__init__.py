@@ -1,16 +1,23 @@
 """Forecasting models behind one API (``base.Forecaster``) and one registry, by name.
 
 Models are imported lazily, so torch loads only when a torch model is used. Names:
-- ``lstm``: the core, a probabilistic PyTorch LSTM (``lstm.py`` network, ``train.py`` loop);
+- ``lstm``: the core, a probabilistic PyTorch LSTM (the ``lstm`` package);
 - ``ensemble``: the LSTM with a LightGBM second opinion on the median (``ensemble.py``);
 - ``mstl``: statsforecast's MSTL with intervals;
 - reference points of the protocol: ``seasonal_naive_24``, ``seasonal_naive_168``,
   ``hour_of_day_median_7d``, ``hour_of_day_median_28d``, ``hour_of_week_median_4w``.
 
-Public: ``create``, ``load``, ``model_class``, ``MODEL_NAMES``, ``REFERENCE_MODELS``.
+What each model can do is declared on its class (``base.Forecaster``); ask the class
+(``model_class(name).needs_fitting``), never test the name. ``runtime.configure_process`` sets
+the process-wide threads and allocator once at program entry.
+
+Public: ``create``, ``load``, ``model_class``, ``MODEL_NAMES``, ``REFERENCE_MODELS`` (the names
+whose class declares ``is_reference``, found on first use by importing every model's module;
+none of them imports torch or LightGBM before a model is trained, run or loaded).
 """
 
 import importlib
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,7 @@ from volcast.errors import VolcastError
 from volcast.models.base import Forecaster, read_manifest
 
 _REGISTRY = {
-    "lstm": "volcast.models.lstm:LSTMForecaster",
+    "lstm": "volcast.models.lstm.forecaster:LSTMForecaster",
     "ensemble": "volcast.models.ensemble:EnsembleForecaster",
     "mstl": "volcast.models.mstl:MSTLForecaster",
     "seasonal_naive_24": "volcast.models.baselines:SeasonalNaive24",
@@ -31,8 +38,18 @@ _REGISTRY = {
     "hour_of_week_median_4w": "volcast.models.baselines:HourOfWeekMedian4w",
 }
 MODEL_NAMES = list(_REGISTRY)
-REFERENCE_MODELS = ["seasonal_naive_24", "seasonal_naive_168", "hour_of_day_median_7d",
-                    "hour_of_day_median_28d", "hour_of_week_median_4w"]
+
+
+def __getattr__(attribute: str) -> list[str]:
+    """``REFERENCE_MODELS``, computed on first use: it imports every model's module."""
+    if attribute == "REFERENCE_MODELS":
+        return _reference_models()
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
+
+
+@cache
+def _reference_models() -> list[str]:
+    return [name for name in MODEL_NAMES if model_class(name).is_reference]
 
 
 def model_class(name: str) -> type[Forecaster]:
@@ -52,9 +69,15 @@ def create(name: str, settings: dict[str, Any] | None = None) -> Forecaster:
 
 
 def load(directory: Path) -> Forecaster:
-    """A saved model, on the CPU unless CUDA is asked for; damaged folders fail clearly."""
+    """A saved model, on the CPU unless CUDA is asked for; damaged folders fail clearly.
+    Settings an older volcast saved and this one retired are dropped here (and only here)."""
     manifest = read_manifest(directory)
-    model = create(manifest.get("model", "?"), manifest.get("settings"))
+    name = manifest.get("model", "?")
+    settings = manifest.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise VolcastError(f"{directory}: the saved settings are damaged")
+    retired = model_class(name).Settings.retired
+    model = create(name, {k: v for k, v in settings.items() if k not in retired})
     tensors: dict[str, Any] = {}
     if (directory / "weights.safetensors").exists():
         from safetensors import SafetensorError

@@ -2,9 +2,11 @@
 
 Models take and return long frames: ``fit(long)`` on one or many series, ``predict(long, h)``
 forecasts the ``h`` candles after the last one of each series and returns
-``unique_id, ds, q10, q50, q90`` (q10/q90 NaN for point models). A saved model is a folder with
-``model.json`` (name, settings, state, training range, versions) and, for neural models,
-``weights.safetensors``; never pickle.
+``unique_id, ds, q10, q50, q90`` (q10/q90 NaN for point models). What a model can do is declared
+on its class (``needs_fitting``, ``supports_quantiles``, ``max_horizon``, ...), never inferred
+from its name; ``tests/models/test_conformance.py`` checks every declaration against behaviour.
+A saved model is a folder with ``model.json`` (name, settings, state, training range, versions)
+and, for neural models, ``weights.safetensors``; never pickle.
 """
 
 import hashlib
@@ -20,19 +22,33 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from volcast import __version__
+from volcast.data.frames import step_ms
 from volcast.errors import VolcastError
 
 FORECAST_COLUMNS = ["unique_id", "ds", "q10", "q50", "q90"]
 MANIFEST, WEIGHTS = "model.json", "weights.safetensors"
 FORMAT_VERSION = 1
 EpochProgress = Callable[[int, int, float, float], None]
-"""Called after each training epoch as (epoch, epochs, train loss, validation loss)."""
+"""Called by ``fit`` after each training epoch as (epoch, total, train loss, validation loss).
+
+Over one ``fit`` (every phase and every member together):
+- ``epoch`` counts the epochs run so far: 1, 2, 3, ..., never skipping or repeating one;
+- ``total`` is the most epochs this fit can take, those done included: it starts at the
+  settings' maximum and only shrinks, when early stopping settles a phase's length (and with it
+  the refit's), so ``1 <= epoch <= total``, ``epoch / total`` never decreases, and the last call
+  has ``epoch == total``: a progress bar must take ``total`` from every call, not the first;
+- the validation loss is the epoch's own, or in a phase that holds nothing out (the LSTM's
+  refit) the loss of the early-stopping epoch it repeats.
+"""
 
 
 class ModelSettings(BaseModel):
     """Base of every model's settings: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+    retired: ClassVar[frozenset[str]] = frozenset()
+    """Settings older versions saved that this one no longer has: ``models.load`` drops them
+    from a saved model's settings (and only there), so old folders keep loading."""
 
 
 def fingerprint(long: pd.DataFrame) -> str:
@@ -54,14 +70,57 @@ class Forecaster(ABC):
 
     name: ClassVar[str]
     Settings: ClassVar[type[ModelSettings]]
+    needs_fitting: ClassVar[bool] = True
+    """True when the model learns in ``fit`` and cannot ``predict`` before it (or a load);
+    False when every forecast is computed from the history it is given (fit does nothing)."""
+    is_reference: ClassVar[bool] = False
+    """True for the reference points of shared/bench/PROTOCOL.md, the floor every learned model
+    must beat: backtests add them for comparison and report against the best of them."""
     supports_quantiles: ClassVar[bool] = False
+    """True when q10 < q50 < q90 are forecast; False: a point forecast, q10 and q90 NaN."""
     supports_global: ClassVar[bool] = True
+    """True when ``fit`` accepts many series at once (one model learns from all of them);
+    False: such a model refuses a frame with more than one series."""
     refits_per_origin: ClassVar[bool] = False
-    """True when predict() re-estimates the model on the history it is given (reported)."""
+    """True when predict() re-estimates the model on the history it is given, so its forecasts
+    depend on that history alone, never on what fit saw (reported by backtests)."""
+    supports_exogenous: ClassVar[bool] = False
+    """True when named extra columns of the long frame (known drivers) are inputs; False: any
+    column beyond the candle's is ignored."""
 
     def __init__(self, settings: ModelSettings | None = None) -> None:
         self.settings = settings or self.Settings()
         self.info: dict[str, Any] = {}
+
+    @property
+    def horizon(self) -> int | None:
+        """The number of candles the model was built to forecast (its settings' horizon), or
+        None when it has none (callers then use the protocol's 24)."""
+        return None
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether predict() can run: always for models that need no fitting."""
+        return not self.needs_fitting
+
+    def max_horizon(self, step_ms: int) -> int | None:
+        """The most candles one predict() can forecast on a timeframe of ``step_ms``
+        milliseconds; None: no limit. By default the horizon the model was built for."""
+        return self.horizon
+
+    def check_request(self, long: pd.DataFrame, horizon: int) -> None:
+        """Refuse, in one line, a forecast the model cannot make: not trained yet, or further
+        ahead than ``max_horizon`` on some series' timeframe. Every predict() calls it first."""
+        if not self.is_fitted:
+            raise VolcastError(f"the {self.name} model has not been trained; fit it or load a "
+                               "trained one")
+        if horizon < 1:
+            raise VolcastError(f"the horizon must be at least 1 candle, not {horizon}")
+        for uid, ds in long.groupby("unique_id", sort=False)["ds"]:
+            most = self.max_horizon(step_ms(ds.sort_values()))
+            if most is not None and horizon > most:
+                raise VolcastError(f"{self.name} forecasts at most {most} candles ahead on the "
+                                   f"timeframe of {uid}, not {horizon}")
 
     @abstractmethod
     def fit(self, long: pd.DataFrame, progress: EpochProgress | None = None) -> None:

@@ -12,7 +12,6 @@ import pandas as pd
 
 from volcast.data.frames import future_ds, on_grid, split_series, step_ms
 from volcast.data.timeframe import DAY_MS
-from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, Forecaster, ModelSettings, empty_quantiles
 
 
@@ -24,6 +23,8 @@ class SeasonalForecaster(Forecaster):
     """y(t) = aggregate of y(t - k * period) over k = 1..count (candles before the origin)."""
 
     Settings = NoSettings
+    needs_fitting = False
+    is_reference = True
     period_days: ClassVar[float]
     count: ClassVar[int]
     period_steps: ClassVar[int | None] = None  # a fixed number of candles instead of days
@@ -31,17 +32,18 @@ class SeasonalForecaster(Forecaster):
     def fit(self, long: pd.DataFrame, progress: EpochProgress | None = None) -> None:
         """Nothing to learn."""
 
-    def _period(self, step: int) -> int:
-        return self.period_steps or round(self.period_days * DAY_MS / step)
+    def max_horizon(self, step_ms: int) -> int:
+        """One period: further ahead, step h would need the candle h - period after the
+        origin, which is not known yet."""
+        return self.period_steps or round(self.period_days * DAY_MS / step_ms)
 
     def predict(self, long: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        self.check_request(long, horizon)
         parts = []
         for uid, series in split_series(long).items():
             step = step_ms(series["ds"])
             y = on_grid(series, step)["y"].to_numpy()
-            period = self._period(step)
-            if horizon > period:
-                raise VolcastError(f"{self.name} forecasts at most {period} candles ahead")
+            period = self.max_horizon(step)
             # step h (1-based) looks k periods back: index len(y) - 1 + h - k * period
             back = len(y) - 1 + np.arange(1, horizon + 1)[:, None] - period * np.arange(
                 1, self.count + 1)[None, :]  # [H, count]

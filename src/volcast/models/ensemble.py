@@ -13,12 +13,15 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from volcast.models.base import EpochProgress
-from volcast.models.lstm import LSTMForecaster
-from volcast.models.settings import LSTMSettings
-from volcast.models.windows import SeriesArrays
+from volcast.errors import VolcastError
+from volcast.models.base import EpochProgress, Forecaster
+from volcast.models.lstm.forecaster import LSTMForecaster
+from volcast.models.lstm.settings import LSTMSettings
+from volcast.models.lstm.windows import batches
 
 PAST_LAGS = (1, 2, 3, 6, 12, 24)
+BLEND_GRID = np.linspace(0, 1, 21)
+"""The LSTM's shares of the median tried on validation."""
 
 
 class EnsembleSettings(LSTMSettings):
@@ -41,80 +44,100 @@ def gbm_features(windows: dict[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([future, steps, repeated], axis=2).reshape(batch * horizon, -1)
 
 
-class EnsembleForecaster(LSTMForecaster):
+def gbm_rows(parts: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Features [R, F] and targets [R] (normalised log volume) of window batches."""
+    return (np.concatenate([gbm_features(p) for p in parts]),
+            np.concatenate([p["target"].reshape(-1) for p in parts]))
+
+
+def blend_weight(lstm: np.ndarray, gbm: np.ndarray, windows: dict[str, np.ndarray]
+                 ) -> tuple[float, list[float]]:
+    """The LSTM's share of the median (on ``BLEND_GRID``) with the least MAE in volume, and
+    the MAE of every share. lstm, gbm [N, H]: medians in normalised log volume for windows
+    with target [N, H], mu [N] and sigma [N]."""
+    mu, sigma = windows["mu"][:, None], windows["sigma"][:, None]  # [N, 1]
+    actual = np.expm1(windows["target"] * sigma + mu)  # [N, H]
+    errors = [float(np.abs(np.expm1((w * lstm + (1 - w) * gbm) * sigma + mu) - actual).mean())
+              for w in BLEND_GRID]
+    return float(BLEND_GRID[int(np.argmin(errors))]), errors
+
+
+class EnsembleForecaster(Forecaster):
+    """An LSTM and a LightGBM booster, held side by side; the LSTM forecasts, the booster
+    moves its median."""
+
     name = "ensemble"
     Settings = EnsembleSettings
+    needs_fitting = True
+    supports_quantiles = True
 
     def __init__(self, settings: EnsembleSettings | None = None) -> None:
         super().__init__(settings)
-        self.booster: Any = None
+        self.lstm = LSTMForecaster(self.s)  # every LSTM setting applies; the LSTM ignores the rest
+        self.booster: Any = None  # lightgbm.Booster, imported when used
         self.weight = 1.0
 
+    @property
+    def s(self) -> EnsembleSettings:
+        return self.settings  # type: ignore[return-value]
+
+    @property
+    def horizon(self) -> int:
+        return self.lstm.horizon
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.lstm.is_fitted and self.booster is not None
+
     def fit(self, long: pd.DataFrame, progress: EpochProgress | None = None) -> None:
+        """The LSTM first; the booster then learns the LSTM's training windows, the blend
+        weight is chosen on its held-out windows, and the booster learns both."""
         import lightgbm as lgb
 
-        from volcast.data.frames import split_series
-        from volcast.models.train import history_candles, split_windows
-
-        super().fit(long, progress)
-        s: EnsembleSettings = self.settings  # type: ignore[assignment]
-        arrays = [self._arrays(series) for series in split_series(long).values()]
-        train_index, val_index = split_windows(arrays, s.lookback, s.horizon, s.val_fraction,
-                                               history_candles(s, arrays[0].step))
-        params = {"objective": "l1", "num_leaves": s.gbm_leaves, "verbosity": -1,
-                  "learning_rate": s.gbm_learning_rate, "seed": s.seed, "deterministic": True,
-                  "num_threads": s.threads or 0}
-        x_train, y_train = self._rows(arrays, train_index, s)
-        x_val, y_val = self._rows(arrays, val_index, s)
-        booster = lgb.train(params, lgb.Dataset(x_train, y_train), s.gbm_rounds)
-        self.weight = self._blend_weight(booster.predict(x_val), y_val, s.horizon)
+        self.lstm.fit(long, progress)
+        validation = self.lstm.validation
+        assert validation is not None  # set by every fit
+        params = {"objective": "l1", "num_leaves": self.s.gbm_leaves, "verbosity": -1,
+                  "learning_rate": self.s.gbm_learning_rate, "seed": self.s.seed,
+                  "deterministic": True}
+        x_train, y_train = gbm_rows(batches(validation.arrays, validation.split.train, self.s,
+                                            None))
+        x_val, y_val = gbm_rows([validation.windows])
+        booster = lgb.train(params, lgb.Dataset(x_train, y_train), self.s.gbm_rounds)
+        median = self.s.quantiles.index(0.5)
+        lstm = validation.pred[..., median].mean(axis=0)  # [N, H], the members' average
+        gbm = booster.predict(x_val).reshape(lstm.shape)  # [N, H]
+        self.weight, errors = blend_weight(lstm, gbm, validation.windows)
         self.booster = lgb.train(params, lgb.Dataset(np.concatenate([x_train, x_val]),
                                                      np.concatenate([y_train, y_val])),
-                                 s.gbm_rounds)
-        self.info["blend_weight_lstm"] = self.weight
+                                 self.s.gbm_rounds)
+        self.info = self.lstm.info | {
+            "blend_weight_lstm": self.weight,
+            "validation_mae": {"lstm": errors[-1], "gbm": errors[0], "blend": min(errors)}}
 
-    @staticmethod
-    def _rows(arrays: list[SeriesArrays], index: list, s: EnsembleSettings
-              ) -> tuple[np.ndarray, np.ndarray]:
-        from volcast.models.train import batches
+    def predict(self, long: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        self.check_request(long, horizon)
+        return self.lstm.predict_with(long, horizon, self._blend)
 
-        parts = batches(arrays, index, s, None)
-        x = np.concatenate([gbm_features(b) for b in parts])
-        y = np.concatenate([b["target"].reshape(-1) for b in parts])
-        return x, y
-
-    def _blend_weight(self, gbm: np.ndarray, y_val: np.ndarray, horizon: int) -> float:
-        """The LSTM's share of the median that minimises validation MAE in volume; ``gbm`` and
-        ``y_val`` are in the order of the LSTM's own validation windows."""
-        lstm = np.mean([v["pred"][..., self.nets[0].median] for v in self.validation],
-                       axis=0).reshape(-1)
-        mu = np.repeat(self.validation[0]["mu"], horizon)
-        sigma = np.repeat(self.validation[0]["sigma"], horizon)
-        actual = np.expm1(y_val * sigma + mu)
-        grid = np.linspace(0, 1, 21)
-        errors = [np.abs(np.expm1((w * lstm + (1 - w) * gbm) * sigma + mu) - actual).mean()
-                  for w in grid]
-        return float(grid[int(np.argmin(errors))])
-
-    def _normalised(self, windows: dict[str, np.ndarray]) -> np.ndarray:
-        quantiles = super()._normalised(windows)  # [B, H, Q]
-        median = self.nets[0].median
-        batch, horizon = quantiles.shape[:2]
+    def _blend(self, windows: dict[str, np.ndarray]) -> np.ndarray:
+        """The LSTM's calibrated quantiles [B, H, Q], moved with the blended median."""
+        quantiles = self.lstm.quantiles(windows)  # [B, H, Q]
+        median = quantiles[..., self.s.quantiles.index(0.5)]  # [B, H]
         # one thread: a few dozen rows do not pay for waking a thread pool (was ~80 ms)
-        gbm = self.booster.predict(gbm_features(windows), num_threads=1).reshape(batch, horizon)
-        blended = self.weight * quantiles[..., median] + (1 - self.weight) * gbm
-        return quantiles + (blended - quantiles[..., median])[..., None]
+        gbm = self.booster.predict(gbm_features(windows), num_threads=1).reshape(median.shape)
+        blended = self.weight * median + (1 - self.weight) * gbm
+        return quantiles + (blended - median)[..., None]
 
     def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        state, tensors = super().state()
+        if not self.is_fitted:
+            raise VolcastError("the ensemble has not been trained")
+        state, tensors = self.lstm.state()
         return state | {"weight": self.weight, "gbm": self.booster.model_to_string()}, tensors
 
     def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         import lightgbm as lgb
 
-        from volcast.errors import VolcastError
-
-        super().restore(state, tensors)
+        self.lstm.restore(state, tensors)
         try:
             self.weight = float(state["weight"])
             self.booster = lgb.Booster(model_str=state["gbm"])

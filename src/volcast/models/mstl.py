@@ -23,6 +23,7 @@ class MSTLSettings(ModelSettings):
 class MSTLForecaster(Forecaster):
     name = "mstl"
     Settings = MSTLSettings
+    needs_fitting = False
     supports_quantiles = True
     refits_per_origin = True
 
@@ -32,6 +33,7 @@ class MSTLForecaster(Forecaster):
     def predict(self, long: pd.DataFrame, horizon: int) -> pd.DataFrame:
         from statsforecast.models import MSTL
 
+        self.check_request(long, horizon)
         settings: MSTLSettings = self.settings  # type: ignore[assignment]
         parts = []
         for uid, series in split_series(long).items():

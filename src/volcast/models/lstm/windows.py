@@ -13,13 +13,17 @@ import pandas as pd
 
 from volcast.data.frames import calendar
 from volcast.data.timeframe import DAY_MS, WEEK_MS
+from volcast.errors import VolcastError
+from volcast.models.lstm.settings import LSTMSettings
 
 EPS = 1e-3
 N_FUTURE = 9  # calendar (4), a day back, a week back, same-slot means over 7d, 28d, 4 weeks
 BASE_COLUMN = 6
+"""The future feature the median is predicted relative to: the 7-day same-slot mean."""
 CONTEXT_DAYS = 28
 """History the seasonal inputs reach back to, beyond the LSTM's lookback."""
-"""The future feature the median is predicted relative to: the 7-day same-slot mean."""
+Index = list[tuple[int, np.ndarray]]
+"""(series number, window end positions) pairs."""
 
 
 @dataclass
@@ -40,11 +44,15 @@ class SeriesArrays:
             columns.append(np.log1p(1e3 * np.abs(np.log(grid["close"] / grid["open"]))))
         if "trades" in features and "trades" in grid:
             columns.append(np.log1p(grid["trades"].to_numpy(dtype=float)))
-        cal = calendar(grid["ds"].to_numpy())
-        if "calendar" not in features:
-            cal = np.zeros_like(cal)
         raw = np.nan_to_num(np.stack(columns, axis=1).astype(np.float32))
-        return cls(raw, cal.astype(np.float32), step)
+        return cls(raw, calendar_inputs(grid["ds"].to_numpy(), features), step)
+
+
+def calendar_inputs(ds: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
+    """[T, 4] calendar inputs: zeros when the model does not use the calendar, so past and
+    future candles are treated alike."""
+    cal = calendar(ds).astype(np.float32)
+    return cal if "calendar" in features else np.zeros_like(cal)
 
 
 def n_past_features(features: tuple[str, ...], has_trades: bool) -> int:
@@ -96,3 +104,54 @@ def _seasonal_lags(log_volume: np.ndarray, ends: np.ndarray, mu: np.ndarray,
 
     return np.stack([mean_back(day, 1), mean_back(week, 1), mean_back(day, 7),
                      mean_back(day, 28), mean_back(week, 4)], axis=2)
+
+
+@dataclass
+class Split:
+    """Window ends by time: ``train`` ends at least one horizon before the first
+    ``validation`` end, so no target is seen by both; ``every`` is all the window ends of the
+    same series (train, gap and validation: what the refit learns from)."""
+
+    train: Index
+    validation: Index
+    every: Index
+
+
+def window_ends(a: SeriesArrays, lookback: int, horizon: int, newest: int | None) -> np.ndarray:
+    """Every window end with a full past and a full target, within the newest candles."""
+    first = lookback if newest is None else max(lookback, len(a.raw) - newest)
+    return np.arange(first, len(a.raw) - horizon + 1)
+
+
+def split_windows(arrays: list[SeriesArrays], lookback: int, horizon: int,
+                  val_fraction: float, newest: int | None) -> Split:
+    """The newest ``val_fraction`` of each series' window ends is validation."""
+    train, val, every = [], [], []
+    for number, a in enumerate(arrays):
+        ends = window_ends(a, lookback, horizon, newest)
+        if len(ends) < 20:
+            continue
+        cut = ends[int(len(ends) * (1 - val_fraction))]
+        train.append((number, ends[ends <= cut - horizon]))
+        val.append((number, ends[ends >= cut]))
+        every.append((number, ends))
+    if not train or sum(len(e) for _, e in train) < 10:
+        need = lookback + horizon + 40
+        raise VolcastError(f"too little history to train: each series needs well over {need} "
+                           "candles (lookback + horizon + validation)")
+    return Split(train, val, every)
+
+
+def batches(arrays: list[SeriesArrays], index: Index, settings: LSTMSettings,
+            rng: np.random.Generator | None) -> list[dict[str, np.ndarray]]:
+    """Window batches, shuffled across series when rng is given."""
+    pairs = np.concatenate([np.stack([np.full(len(e), n), e], axis=1) for n, e in index])
+    if rng is not None:
+        pairs = pairs[rng.permutation(len(pairs))]
+    out = []
+    for start in range(0, len(pairs), settings.batch_size):
+        chunk = pairs[start:start + settings.batch_size]
+        parts = [make_windows(arrays[n], chunk[chunk[:, 0] == n, 1], settings.lookback,
+                              settings.horizon) for n in np.unique(chunk[:, 0])]
+        out.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+    return out

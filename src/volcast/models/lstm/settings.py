@@ -1,6 +1,10 @@
-"""The LSTM's settings, apart from the network so the CLI can show them without importing torch."""
+"""The LSTM's settings, apart from the network so the CLI can show them without importing torch.
 
-from typing import Literal
+Process-wide choices (CPU threads, the allocator) are not settings of a model: see
+``volcast.models.runtime.configure_process``.
+"""
+
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -38,7 +42,7 @@ class LSTMSettings(ModelSettings):
                          "seed + 1, ... whose quantiles are averaged")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(None, ge=1, le=256, description="CPU threads (default: all)")
+    retired: ClassVar[frozenset[str]] = frozenset({"threads"})  # 0.1.0: now configure_process
 
     @field_validator("quantiles")
     @classmethod

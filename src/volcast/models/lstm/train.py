@@ -1,0 +1,205 @@
+"""The LSTM's training loop, kept apart from the network as nanoGPT keeps train.py apart.
+
+Windows come from every series (a global model), split in time (``windows.split_windows``).
+Each member network: Adam, gradient clipping at 1, early stopping on validation pinball loss
+with the best weights restored, a per-quantile scale fitted on validation (conformal-style) so
+that the intervals cover what they claim, then with ``refit`` the same seeded run again on every
+window, validation included, for the number of epochs early stopping picked.
+"""
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from volcast.errors import VolcastError
+from volcast.models.base import EpochProgress
+from volcast.models.lstm.network import NetConfig, VolumeLSTM, pinball
+from volcast.models.lstm.settings import LSTMSettings
+from volcast.models.lstm.windows import (
+    Index,
+    SeriesArrays,
+    Split,
+    batches,
+    n_past_features,
+    split_windows,
+)
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class Validation:
+    """What training held out, so that models built on the LSTM (the ensemble) learn from the
+    same split instead of recomputing it: every series' arrays, the split, the held-out windows
+    (past [N, L, F], future [N, H, 9], target [N, H], mu [N], sigma [N]) and each member's
+    early-stopped prediction for them (pred [M, N, H, Q], normalised log volume, uncalibrated)."""
+
+    arrays: list[SeriesArrays]
+    split: Split
+    windows: dict[str, np.ndarray]
+    pred: np.ndarray
+
+
+@dataclass
+class Trained:
+    """The member networks (on the CPU), their quantile scales, their early-stopping loss
+    history (``member`` tells them apart) and the validation they were judged on."""
+
+    nets: list[VolumeLSTM]
+    scales: list[list[float]]
+    history: list[dict[str, float]]
+    validation: Validation
+
+
+class EpochCounter:
+    """One fit's epochs as ``base.EpochProgress`` sees them: ``done`` counts every epoch of every
+    phase and member; ``total`` starts at the most the fit can take and shrinks by the epochs a
+    phase will not use once early stopping has settled its length."""
+
+    def __init__(self, progress: EpochProgress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def epoch(self, train: float, val: float, unused: int = 0) -> None:
+        self.done += 1
+        self.total -= unused
+        if self.progress:
+            self.progress(self.done, self.total, train, val)
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise VolcastError("device 'cuda' asked for, but torch sees no CUDA GPU")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def history_candles(settings: LSTMSettings, step: int) -> int | None:
+    return None if settings.train_days is None else settings.train_days * 86_400_000 // step
+
+
+def train(arrays: list[SeriesArrays], settings: LSTMSettings, has_trades: bool,
+          progress: EpochProgress | None) -> Trained:
+    """Train ``members`` networks (seeds seed, seed + 1, ...) on the same windows of
+    ``arrays`` (whose inputs include trade counts when ``has_trades``)."""
+    cfg = NetConfig(n_past_features(tuple(settings.features), has_trades), settings.horizon,
+                    settings.quantiles, settings.hidden_size, settings.layers, settings.dropout)
+    device = pick_device(settings.device)
+    split = split_windows(arrays, settings.lookback, settings.horizon, settings.val_fraction,
+                          history_candles(settings, arrays[0].step))
+    held_out = batches(arrays, split.validation, settings, None)
+    val_batches = [_to(b, device) for b in held_out]
+    phases = 2 if settings.refit else 1
+    counter = EpochCounter(progress, settings.members * phases * settings.epochs)
+    nets, scales, history, preds = [], [], [], []
+    for member in range(settings.members):
+        seeded = settings.model_copy(update={"seed": settings.seed + member})
+        net, member_history, pred = _train_member(cfg, arrays, split, val_batches, seeded,
+                                                  device, counter)
+        nets.append(net)
+        scales.append(fit_scales(pred, _cat(held_out, "target"), cfg.quantiles, net.median))
+        history += [h | {"member": member} for h in member_history]
+        preds.append(pred)
+    windows = {k: _cat(held_out, k) for k in held_out[0]}
+    return Trained(nets, scales, history, Validation(arrays, split, windows, np.stack(preds)))
+
+
+def _train_member(cfg: NetConfig, arrays: list[SeriesArrays], split: Split,
+                  val_batches: list[Batch], settings: LSTMSettings, device: torch.device,
+                  counter: EpochCounter) -> tuple[VolumeLSTM, list[dict[str, float]], np.ndarray]:
+    """Early stopping, then (``refit``) the same seeded run on every window for the best
+    epoch count. Returns the network on the CPU, the early-stopping history and what the
+    early-stopped network predicted for the validation windows [N, H, Q]."""
+    quantiles = torch.tensor(cfg.quantiles, device=device)
+    history: list[dict[str, float]] = []
+    best_val, best_state, stale = math.inf, None, 0
+    for epoch, (net, loss) in enumerate(_epochs(cfg, arrays, split.train, settings, device), 1):
+        val = evaluate(net, val_batches, quantiles)
+        history.append({"epoch": epoch, "train": loss, "val": val})
+        if val < best_val - 1e-5:
+            best_val, stale = val, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+        best = min(history, key=lambda h: h["val"])
+        refit_epochs = int(best["epoch"]) if settings.refit else 0
+        done = stale >= settings.patience or epoch == settings.epochs
+        # once done, both lengths are settled: drop the epochs this phase and the refit won't run
+        unused = settings.epochs - epoch + (settings.epochs - refit_epochs if settings.refit else 0)
+        counter.epoch(loss, val, unused if done else 0)
+        if done:
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    pred = predict_batches(net, val_batches)
+    refit = _epochs(cfg, arrays, split.every, settings, device)
+    for _ in range(refit_epochs):
+        net, loss = next(refit)
+        counter.epoch(loss, best["val"])  # no validation in the refit: its epoch count's loss
+    return net.cpu(), history, pred
+
+
+def _epochs(cfg: NetConfig, arrays: list[SeriesArrays], index: Index, settings: LSTMSettings,
+            device: torch.device) -> Iterator[tuple[VolumeLSTM, float]]:
+    """A seeded run from a fresh network: after each epoch, the network and its mean loss."""
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    net = VolumeLSTM(cfg).to(device)
+    quantiles = torch.tensor(cfg.quantiles, device=device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    while True:
+        net.train()
+        losses = []
+        epoch_index = [(n, e[rng.integers(settings.stride):: settings.stride]) for n, e in index]
+        for batch in batches(arrays, epoch_index, settings, rng):
+            b = _to(batch, device)
+            loss = pinball(net(b["past"], b["future"]), b["target"], quantiles)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimiser.step()
+            losses.append(loss.item())
+        yield net, float(np.mean(losses))
+
+
+def _to(batch: dict[str, np.ndarray], device: torch.device) -> Batch:
+    return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+
+
+def _cat(parts: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
+    return np.concatenate([p[key] for p in parts])
+
+
+@torch.no_grad()
+def evaluate(net: VolumeLSTM, val_batches: list[Batch], quantiles: torch.Tensor) -> float:
+    net.eval()
+    total = sum(pinball(net(b["past"], b["future"]), b["target"], quantiles).item()
+                * len(b["target"]) for b in val_batches)
+    return total / sum(len(b["target"]) for b in val_batches)
+
+
+@torch.no_grad()
+def predict_batches(net: VolumeLSTM, val_batches: list[Batch]) -> np.ndarray:
+    """[N, H, Q] for every window of the batches, in their order."""
+    net.eval()
+    return torch.cat([net(b["past"], b["future"]) for b in val_batches]).cpu().numpy()
+
+
+def fit_scales(pred: np.ndarray, target: np.ndarray, quantiles: list[float],
+               median: int) -> list[float]:
+    """Per quantile q, the factor s on its distance d from the median such that a share q of
+    validation targets lies below median + s * d (median: 1). pred [N, H, Q], target [N, H]."""
+    mid = pred[..., median]
+    scales = []
+    for i, q in enumerate(quantiles):
+        distance = pred[..., i] - mid
+        if i == median:
+            scales.append(1.0)
+            continue
+        ratio = (target - mid) / np.where(np.abs(distance) < 1e-6, 1e-6, distance)
+        level = q if q > 0.5 else 1 - q
+        scales.append(float(np.clip(np.quantile(ratio, level), 0.05, 20.0)))
+    return scales
