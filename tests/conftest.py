@@ -22,6 +22,15 @@ FAST = FetchSettings(retries=12, backoff_s=0.01, backoff_max_s=0.2, timeout_ms=1
 """Fetch settings for tests: quick retries, no rate limiter (its own test turns it on)."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_training_thread() -> None:
+    """Process-wide settings as a program sets them at entry (volcast.models.runtime): one
+    torch thread, so tests that train run alike on any machine."""
+    from volcast.models.runtime import configure_process
+
+    configure_process(threads=1)
+
+
 @pytest.fixture(scope="session")
 def btc() -> pd.DataFrame:
     """The bundled sample's BTC/USDT hourly candles, as volcast reads them."""
