@@ -105,8 +105,11 @@ def test_the_verdict_says_plainly_when_a_model_loses_to_the_reference():
 
     from volcast.evaluation.compare import verdicts
 
+    from volcast.models import create
+
     def result(model, mae):
-        return SimpleNamespace(model=model, scores={"overall": {"mae": mae}})
+        return SimpleNamespace(model=model, scores={"overall": {"mae": mae}},
+                               forecaster=create(model))
 
     lines = verdicts([result("lstm", 90.0), result("mstl", 120.0),
                       result("seasonal_naive_24", 130.0), result("hour_of_week_median_4w", 100.0)])
