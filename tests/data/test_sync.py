@@ -222,3 +222,27 @@ def test_kraken_incremental_sync_picks_up_closed_candles(db, kraken_btc):
 async def _kraken(db, url, since):
     with CandleStore(db) as store:
         return await fetch("kraken", [KRAKEN], store, FAST, url=url, since=since)
+
+
+def test_progress_ends_on_the_results_own_figures(db, simulator, monkeypatch):
+    monkeypatch.setitem(exchange_module.PAGE_LIMIT_OVERRIDES, "binance", 100)
+    calls = []
+    middle = START + 500 * HOUR
+    download(db, simulator.url, since=middle, until=START + 1000 * HOUR)
+    [result] = download(db, simulator.url, since=START, until=START + 1500 * HOUR,
+                        progress=lambda *args: calls.append(args))  # backfill, then resume
+    assert (result.added, result.pages) == (1000, 10)
+    key, added, done, total = calls[-1]
+    assert (key, added, done) == (BTC, result.added, total)
+    assert total == 1000 * HOUR
+    assert [c[2] for c in calls] == sorted(c[2] for c in calls)  # never goes back
+    assert [c[1] for c in calls] == sorted(c[1] for c in calls)
+
+
+def test_an_up_to_date_series_reports_its_progress_done(db, simulator):
+    download(db, simulator.url, since=START, until=START + 10 * HOUR)
+    calls = []
+    [result] = download(db, simulator.url, until=START + 10 * HOUR,
+                        progress=lambda *args: calls.append(args))
+    assert (result.added, result.pages) == (0, 0)
+    assert calls == [(BTC, 0, 0, 0)]

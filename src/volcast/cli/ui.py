@@ -31,6 +31,8 @@ def fetch_progress(console: Console) -> Iterator["Progress"]:
     tasks: dict[SeriesKey, TaskID] = {}
 
     def update(key: "SeriesKey", added: int, done: int, total: int) -> None:
+        if total == 0:  # nothing to fetch: the series is up to date
+            done = total = 1
         if key not in tasks:
             tasks[key] = bars.add_task(str(key), total=total, added=0)
         bars.update(tasks[key], completed=done, total=total, added=added)
