@@ -1,5 +1,6 @@
 """The command line as a user meets it: one-line errors with exit 2, no tracebacks, no damage."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -7,11 +8,15 @@ import time
 
 import pytest
 
+from volcast.data.formats import read_candles, write_candles
 from volcast.data.sample import sample_dir, sample_file
 from volcast.data.store import CandleStore, SeriesKey
+from volcast.data.timeframe import parse_time
 from volcast.simulator import SimulatorConfig, running
 
 BTC = SeriesKey("binance", "BTC/USDT", "1h")
+HOUR = 3_600_000
+JULY = parse_time("2024-07-01")
 
 
 @pytest.fixture
@@ -22,6 +27,23 @@ def filled(db, cli):
     assert result.code == 0, result.err
     assert "17543 candles read, 17543 new" in result.out
     return db
+
+
+@pytest.fixture(scope="module")
+def two_timeframes(tmp_path_factory):
+    """A simulated Binance serving July 2024 of BTC/USDT and ETH/USDT in 1h and 4h candles."""
+    folder = tmp_path_factory.mktemp("venue") / "binance"
+    folder.mkdir()
+    for pair in ("BTC_USDT", "ETH_USDT"):
+        hourly = read_candles(sample_file(pair=pair), HOUR)
+        hourly = hourly[hourly["timestamp"] >= JULY].reset_index(drop=True)
+        four = hourly.groupby(hourly["timestamp"] // (4 * HOUR) * (4 * HOUR)).agg(
+            open=("open", "first"), high=("high", "max"), low=("low", "min"),
+            close=("close", "last"), volume=("volume", "sum")).reset_index(names="timestamp")
+        write_candles(hourly, folder / f"{pair}-1h.csv")
+        write_candles(four, folder / f"{pair}-4h.csv")
+    with running(SimulatorConfig(folder.parent)) as sim:
+        yield sim
 
 
 def assert_one_line_error(result, *fragments, code=2):
@@ -165,3 +187,39 @@ def test_ctrl_c_keeps_what_was_stored_and_says_how_to_resume(db):
         "interrupted: every stored candle is kept; run the same command to resume"]
     with CandleStore(db) as store:
         assert 0 < len(store.read(BTC)) < 17543
+
+
+@pytest.mark.parametrize("series", [
+    ["-s", "BTC/USDT", "-s", "ETH/USDT", "-t", "1h", "-t", "4h"],
+    ["-s", "BTC/USDT", "ETH/USDT", "-t", "1h", "4h"],  # freqtrade's habit
+    ["-s", "BTC/USDT,ETH/USDT", "-t", "1h,4h"],
+    ["-s", "BTC/USDT", "-t", "4h", "ETH/USDT", "1h", "-s", "BTC/USDT"],
+])
+def test_fetch_every_symbol_in_every_timeframe(cli, db, two_timeframes, series):
+    result = cli("fetch", "-e", "binance", *series, "--since", "2024-07-01", "--db", db,
+                 "--exchange-url", two_timeframes.url)
+    assert result.code == 0, result.err
+    with CandleStore(db) as store:
+        listing = store.series()
+    assert listing[["symbol", "timeframe", "rows"]].values.tolist() == [
+        ["BTC/USDT", "1h", 744], ["BTC/USDT", "4h", 186],
+        ["ETH/USDT", "1h", 744], ["ETH/USDT", "4h", 186]]
+
+
+def test_extra_values_that_are_neither_symbol_nor_timeframe_are_refused(cli, db):
+    assert_one_line_error(cli("fetch", "-e", "binance", "-s", "BTC/USDT", "BTCUSDT", "--db", db),
+                          "symbol 'BTCUSDT' must be written as ccxt does")
+    assert_one_line_error(cli("fetch", "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "1M",
+                              "--db", db), "unsupported timeframe '1M'")
+    assert not db.exists()
+
+
+def test_the_progress_bar_ends_on_the_summarys_figures(cli, db, simulator):
+    result = cli("fetch", "-e", "binance", "-s", "BTC/USDT", "-s", "ETH/USDT", "--since",
+                 "2024-06-01", "--db", db, "--exchange-url", simulator.url)
+    assert result.code == 0, result.err
+    for pair in ("BTC/USDT", "ETH/USDT"):
+        [added] = re.findall(rf"binance {pair} 1h\s*│\s*(\d+)\s*│", result.out)
+        [bar] = re.findall(rf"binance {pair} 1h\W+(\d+)% (\d+) new", result.out)
+        assert added == bar[1] == str(61 * 24)
+        assert bar[0] == "100"
