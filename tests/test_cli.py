@@ -5,7 +5,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from volcast.data.formats import read_candles, write_candles
@@ -110,12 +112,40 @@ def test_bad_input_is_one_line_and_exit_2(cli, filled, args, fragments):
                                        else [])), *fragments)
 
 
-def test_symbol_or_timeframe_the_exchange_lacks(cli, db, simulator):
-    base = ["fetch", "-e", "binance", "--since", "2024-07-01", "--db", db, "--exchange-url",
+def test_symbol_or_timeframe_the_exchange_lacks(cli, filled, simulator):
+    base = ["fetch", "-e", "binance", "--since", "2024-07-01", "--db", filled, "--exchange-url",
             simulator.url]
-    assert_one_line_error(cli(*base, "-s", "BTC/EUR"), "does not list symbol 'BTC/EUR'")
+    with CandleStore(filled) as store:
+        before = store.series()
+    assert_one_line_error(cli(*base, "-s", "BTC/EUR"),
+                          "binance does not list symbol 'BTC/EUR'; did you mean BTC/USDT?")
+    assert_one_line_error(cli(*base, "-s", "btc/usdt"), "did you mean BTC/USDT")
+    assert_one_line_error(cli(*base, "-s", "ETH/USDT", "-s", "DOGE/BTC"),
+                          "does not list symbol 'DOGE/BTC'; it lists BTC/USDT, ETH/USDT")
+    assert_one_line_error(cli(*base, "-s", "BTC/USDT:USDT"), "'BTC/USDT:USDT'")
     assert_one_line_error(cli(*base, "-s", "BTC/USDT", "-t", "7h"), "no timeframe '7h'",
                           "1m, 3m, 5m")
+    with CandleStore(filled) as store:
+        pd.testing.assert_frame_equal(store.series(), before)
+
+
+def test_kraken_refuses_a_symbol_it_does_not_list_alike(cli, db):
+    kraken = SimulatorConfig(Path(__file__).parent / "fixtures", dialect="kraken")
+    with running(kraken) as sim:
+        result = cli("fetch", "-e", "kraken", "-s", "ETH/USD", "--since", "2024-07-01", "--db",
+                     db, "--exchange-url", sim.url)
+        listing = cli("symbols", "-e", "kraken", "--exchange-url", sim.url)
+    assert_one_line_error(result, "kraken does not list symbol 'ETH/USD'; did you mean BTC/USD?")
+    assert sim.stats["/0/public/OHLC"] == 0
+    assert listing.code == 0 and "BTC/USD" in listing.out and "ETH/USD" not in listing.out
+
+
+def test_a_listed_series_with_no_candles_says_so_rather_than_ok(cli, db, simulator):
+    result = cli("fetch", "-e", "binance", "-s", "BTC/USDT", "-t", "1d", "--since",
+                 "2024-07-01", "--db", db, "--exchange-url", simulator.url)
+    assert result.code == 0, result.err
+    assert "no candles: binance has none from 2024-07-01 00:00 UTC" in result.out
+    assert " ok " not in result.out
 
 
 def test_a_bad_import_changes_nothing(cli, filled, tmp_path):

@@ -85,6 +85,29 @@ def fetch(
         raise FetchFailed("; ".join(failed))
 
 
+@app.command()
+def symbols(
+    exchange: ExchangeOpt,
+    quote: Annotated[str | None, typer.Option(help="only markets quoted in this currency, "
+                                              "e.g. USDT")] = None,
+    exchange_url: Annotated[str | None, typer.Option(
+        help="REST base URL instead of the exchange's (proxy, testnet, simulator)")] = None,
+) -> None:
+    """The symbols an exchange lists, spelled as fetch takes them, with base and quote."""
+    import pandas as pd
+
+    from volcast.cli.ui import frame_table
+    from volcast.data.exchange import check_exchange_id, list_markets
+
+    check_exchange_id(exchange)
+    markets = pd.DataFrame(asyncio.run(list_markets(exchange, url=exchange_url)),
+                           columns=["symbol", "base", "quote", "settle", "type", "active"])
+    if quote is not None:
+        markets = markets[markets["quote"].str.upper() == quote.upper()]
+    out.print(frame_table(markets.fillna("-").astype(str),
+                          f"{exchange} lists {len(markets):,} (spot and derivatives)"))
+
+
 def fetch_keys(exchange: str, symbols: list[str], timeframes: list[str], more: list[str]
                ) -> "list[SeriesKey]":
     """Every symbol x every timeframe, in the order given, each once. Values may be

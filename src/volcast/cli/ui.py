@@ -48,7 +48,7 @@ def results_table(results: list["SyncResult"]) -> Table:
         table.add_column(column, no_wrap=column != "status")
     for r in results:
         table.add_row(str(r.key), str(r.added), str(r.pages), format_time(r.first),
-                      format_time(r.last), f"{r.gaps} ({r.missing})", r.error or "ok")
+                      format_time(r.last), f"{r.gaps} ({r.missing})", r.error or r.note or "ok")
     return table
 
 

@@ -27,7 +27,8 @@ its ``SyncResult``: ``added`` and, unless it gave up, done == all."""
 
 @dataclass
 class SyncResult:
-    """What one series' sync did; ``error`` says how far it got when it gave up."""
+    """What one series' sync did; ``error`` says how far it got when it gave up, ``note`` why
+    a series that ended well holds no candles."""
 
     key: SeriesKey
     added: int = 0
@@ -37,6 +38,7 @@ class SyncResult:
     first: int | None = None
     last: int | None = None
     error: str | None = None
+    note: str | None = None
 
 
 def plan_ranges(bounds: tuple[int, int] | None, since: int | None, stop: int, tf_ms: int
@@ -134,6 +136,9 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
         result.first, result.last = bounds
         gaps = store.gaps(key)
         result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
+    elif result.error is None:  # listed, yet nothing to store: say so rather than "ok"
+        result.note = (f"no candles: {client.id} has none from {format_time(since)} UTC to "
+                       f"{format_time(stop)} UTC")
     return result
 
 
