@@ -74,6 +74,7 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
     the previous write finishes before the next starts, keeping pages in order. ``report``
     gets the ms of the range done after each page."""
     limit = client.page_limit(key.symbol)
+    units = client.units(key.symbol)
     cursor = start
     writing: asyncio.Future[int] | None = None
     try:
@@ -87,7 +88,7 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
                 writing = None
             if keep:
                 writing = asyncio.ensure_future(
-                    asyncio.to_thread(lambda page=keep: store.upsert(key, page_frame(page))))
+                    asyncio.to_thread(lambda page=keep: store.upsert(key, page_frame(page), units)))
             if newest is None or newest < cursor:  # nothing newer: the exchange has no more
                 break
             cursor = newest + key.tf_ms
