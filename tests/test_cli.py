@@ -144,7 +144,7 @@ def test_a_listed_series_with_no_candles_says_so_rather_than_ok(cli, db, simulat
     result = cli("fetch", "-e", "binance", "-s", "BTC/USDT", "-t", "1d", "--since",
                  "2024-07-01", "--db", db, "--exchange-url", simulator.url)
     assert result.code == 0, result.err
-    assert "no candles: binance has none from 2024-07-01 00:00 UTC" in result.out
+    assert "no candles: binance has none in the range asked for" in result.out
     assert " ok " not in result.out
 
 
@@ -249,7 +249,92 @@ def test_the_progress_bar_ends_on_the_summarys_figures(cli, db, simulator):
                  "2024-06-01", "--db", db, "--exchange-url", simulator.url)
     assert result.code == 0, result.err
     for pair in ("BTC/USDT", "ETH/USDT"):
-        [added] = re.findall(rf"binance {pair} 1h\s*│\s*(\d+)\s*│", result.out)
-        [bar] = re.findall(rf"binance {pair} 1h\W+(\d+)% (\d+) new", result.out)
-        assert added == bar[1] == str(61 * 24)
+        [added] = re.findall(rf"binance {pair} 1h\s*│\s*([\d,]+)\s*│", result.out)
+        [bar] = re.findall(rf"binance {pair} 1h\W+(\d+)% ([\d,]+) new", result.out)
+        assert added == bar[1] == f"{61 * 24:,}"
         assert bar[0] == "100"
+
+
+WIDE = pd.DataFrame({
+    "series": ["binance BTC/USDT 1h", "binance ETH/USDT:USDT 1h"],
+    "mean": ["1,234,567.8", "98,765.4"], "std": ["6,482.0", "123,456,789.0"],
+    "p10": ["1,111.1", "2.2"], "p50": ["55,555.5", "3.3"], "p90": ["999,999.9", "-4.4%"],
+    "max": ["12,345,678.9", "1.5e+03"], "first": ["2024-07-01 00:00", "2022-08-01 00:00"],
+    "note": ["a long note that wraps at spaces when the console is narrow", "ok"]})
+
+
+def tables():
+    """(table, its columns with the figures each must show whole) for every kind of table."""
+    from volcast.cli.ui import frame_table, gaps_table, results_table, series_table
+    from volcast.data.sync import SyncResult
+
+    listing = pd.DataFrame({"exchange": ["binance"] * 2, "symbol": ["BTC/USDT", "ETH/USDT:USDT"],
+                            "timeframe": ["1h", "15m"], "base": ["BTC", "ETH"],
+                            "quote": ["USDT", "USDT"], "rows": [17543, 1_234_567],
+                            "first": [JULY, JULY], "last": [JULY + 9 * HOUR, JULY + HOUR],
+                            "gaps": [1, 12_345], "missing": [1, 123_456]})
+    results = [SyncResult(BTC, added=1_234_567, pages=12_345, gaps=3, missing=45_678,
+                          first=JULY, last=JULY + HOUR),
+               SyncResult(SeriesKey("binance", "ETH/USDT", "1h"), added=7, pages=1,
+                          error="binance ETH/USDT 1h: gave up after 8 retries (RequestTimeout: "
+                                "binance GET http://127.0.0.1:9/api/v3/klines timed out)")]
+    gaps = pd.DataFrame({"after": [JULY], "before": [JULY + 99_999 * HOUR], "missing": [99_998]})
+    return [
+        (frame_table(WIDE, "wide figures"),
+         {c: [v for v in WIDE[c] if not re.search("[a-z]", v.replace("e+", ""))]
+          for c in WIDE.columns}),
+        (series_table(listing), {"series": [], "rows": ["17,543", "1,234,567"],
+                                 "first": ["2024-07-01 00:00"],
+                                 "last": ["2024-07-01 09:00", "2024-07-01 01:00"],
+                                 "gaps (missing)": ["1 (1)", "12,345 (123,456)"]}),
+        (results_table(results), {"series": [], "new candles": ["1,234,567"],
+                                  "requests": ["12,345"], "stored from": ["2024-07-01 00:00"],
+                                  "to": ["2024-07-01 01:00"], "gaps (missing)": ["3 (45,678)"]}),
+        (gaps_table(gaps), {"after": ["2024-07-01 00:00"], "before": ["2035-11-27 15:00"],
+                            "missing": ["99,998"]})]
+
+
+def printed(table, width):
+    from rich.console import Console
+
+    console = Console(width=width, record=True)
+    console.print(table)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("width", [80, 100])
+@pytest.mark.parametrize("number", range(4))
+def test_tables_never_cut_a_figure_and_say_which_columns_they_leave_out(width, number):
+    table, columns = tables()[number]
+    text = printed(table, width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    flat = " ".join(text.split())
+    caption = flat.split(f"left out to fit {width} columns: ")[1] if "left out" in flat else ""
+    for name, figures in columns.items():
+        if name in caption.split(", "):
+            assert name != next(iter(columns))  # never the first column
+        else:
+            for figure in figures:
+                assert figure in text, (name, figure)
+
+
+def test_a_wide_frame_keeps_as_many_columns_as_fit():
+    assert "left out to fit 80 columns: max, first, note" in " ".join(printed(
+        tables()[0][0], 80).split())
+    text = printed(tables()[0][0], 160)
+    assert "left out" not in text and "2022-08-01 00:00" in text
+    assert "a long note that wraps" in text  # text wraps at spaces, headers too, before
+
+
+def test_data_list_shows_units_and_fits_the_terminal(cli, filled, monkeypatch):
+    from volcast.cli import common
+
+    wide = cli("data", "list", "--db", filled)
+    assert re.search(r"binance ETH/USDT 1h\s*│ ETH\s*│ USDT\s*│\s*17,543 │", wide.out), wide.out
+    assert "volume in" in wide.out and "1 (1)" in wide.out
+    monkeypatch.setattr(common.out, "width", 80)
+    narrow = cli("data", "list", "--db", filled)
+    assert max(len(line) for line in narrow.out.splitlines()) <= 80
+    for figure in ("17,543", "2022-08-01 00:00", "2024-07-31 23:00"):
+        assert figure in narrow.out
+    assert "left out to fit 80 columns: gaps (missing)" in narrow.out

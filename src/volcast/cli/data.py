@@ -104,8 +104,9 @@ def symbols(
                            columns=["symbol", "base", "quote", "settle", "type", "active"])
     if quote is not None:
         markets = markets[markets["quote"].str.upper() == quote.upper()]
+    quoted = f" quoted in {quote.upper()}" if quote else ""
     out.print(frame_table(markets.fillna("-").astype(str),
-                          f"{exchange} lists {len(markets):,} (spot and derivatives)"))
+                          f"{exchange}: {len(markets):,} markets{quoted}"))
 
 
 def fetch_keys(exchange: str, symbols: list[str], timeframes: list[str], more: list[str]

@@ -138,8 +138,7 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
         gaps = store.gaps(key)
         result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
     elif result.error is None:  # listed, yet nothing to store: say so rather than "ok"
-        result.note = (f"no candles: {client.id} has none from {format_time(since)} UTC to "
-                       f"{format_time(stop)} UTC")
+        result.note = f"no candles: {client.id} has none in the range asked for"
     return result
 
 
