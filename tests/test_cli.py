@@ -202,7 +202,9 @@ def test_demo_runs_end_to_end_and_again_adds_nothing(cli, db):
 
 
 def test_ctrl_c_keeps_what_was_stored_and_says_how_to_resume(db):
-    with running(SimulatorConfig(sample_dir())) as sim:
+    # a distant exchange: 18 pages take seconds, so the download is still running when the
+    # signal comes however slowly this process is scheduled
+    with running(SimulatorConfig(sample_dir(), latency_s=0.25)) as sim:
         child = subprocess.Popen(
             [sys.executable, "-m", "volcast.cli", "fetch", "-e", "binance", "-s", "BTC/USDT",
              "--since", "2022-08-01", "--db", str(db), "--exchange-url", sim.url],

@@ -1,4 +1,4 @@
-"""Data commands: fetch, import, export, data list/gaps, simulate-exchange."""
+"""Data commands: fetch, symbols, import, export, data list/gaps, simulate-exchange."""
 
 import asyncio
 import re
