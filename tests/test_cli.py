@@ -1,17 +1,24 @@
 """The command line as a user meets it: one-line errors with exit 2, no tracebacks, no damage."""
 
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from volcast.data.formats import read_candles, write_candles
 from volcast.data.sample import sample_dir, sample_file
 from volcast.data.store import CandleStore, SeriesKey
+from volcast.data.timeframe import parse_time
 from volcast.simulator import SimulatorConfig, running
 
 BTC = SeriesKey("binance", "BTC/USDT", "1h")
+HOUR = 3_600_000
+JULY = parse_time("2024-07-01")
 
 
 @pytest.fixture
@@ -22,6 +29,23 @@ def filled(db, cli):
     assert result.code == 0, result.err
     assert "17543 candles read, 17543 new" in result.out
     return db
+
+
+@pytest.fixture(scope="module")
+def two_timeframes(tmp_path_factory):
+    """A simulated Binance serving July 2024 of BTC/USDT and ETH/USDT in 1h and 4h candles."""
+    folder = tmp_path_factory.mktemp("venue") / "binance"
+    folder.mkdir()
+    for pair in ("BTC_USDT", "ETH_USDT"):
+        hourly = read_candles(sample_file(pair=pair), HOUR)
+        hourly = hourly[hourly["timestamp"] >= JULY].reset_index(drop=True)
+        four = hourly.groupby(hourly["timestamp"] // (4 * HOUR) * (4 * HOUR)).agg(
+            open=("open", "first"), high=("high", "max"), low=("low", "min"),
+            close=("close", "last"), volume=("volume", "sum")).reset_index(names="timestamp")
+        write_candles(hourly, folder / f"{pair}-1h.csv")
+        write_candles(four, folder / f"{pair}-4h.csv")
+    with running(SimulatorConfig(folder.parent)) as sim:
+        yield sim
 
 
 def assert_one_line_error(result, *fragments, code=2):
@@ -88,12 +112,40 @@ def test_bad_input_is_one_line_and_exit_2(cli, filled, args, fragments):
                                        else [])), *fragments)
 
 
-def test_symbol_or_timeframe_the_exchange_lacks(cli, db, simulator):
-    base = ["fetch", "-e", "binance", "--since", "2024-07-01", "--db", db, "--exchange-url",
+def test_symbol_or_timeframe_the_exchange_lacks(cli, filled, simulator):
+    base = ["fetch", "-e", "binance", "--since", "2024-07-01", "--db", filled, "--exchange-url",
             simulator.url]
-    assert_one_line_error(cli(*base, "-s", "BTC/EUR"), "does not list symbol 'BTC/EUR'")
+    with CandleStore(filled) as store:
+        before = store.series()
+    assert_one_line_error(cli(*base, "-s", "BTC/EUR"),
+                          "binance does not list symbol 'BTC/EUR'; did you mean BTC/USDT?")
+    assert_one_line_error(cli(*base, "-s", "btc/usdt"), "did you mean BTC/USDT")
+    assert_one_line_error(cli(*base, "-s", "ETH/USDT", "-s", "DOGE/BTC"),
+                          "does not list symbol 'DOGE/BTC'; it lists BTC/USDT, ETH/USDT")
+    assert_one_line_error(cli(*base, "-s", "BTC/USDT:USDT"), "'BTC/USDT:USDT'")
     assert_one_line_error(cli(*base, "-s", "BTC/USDT", "-t", "7h"), "no timeframe '7h'",
                           "1m, 3m, 5m")
+    with CandleStore(filled) as store:
+        pd.testing.assert_frame_equal(store.series(), before)
+
+
+def test_kraken_refuses_a_symbol_it_does_not_list_alike(cli, db):
+    kraken = SimulatorConfig(Path(__file__).parent / "fixtures", dialect="kraken")
+    with running(kraken) as sim:
+        result = cli("fetch", "-e", "kraken", "-s", "ETH/USD", "--since", "2024-07-01", "--db",
+                     db, "--exchange-url", sim.url)
+        listing = cli("symbols", "-e", "kraken", "--exchange-url", sim.url)
+    assert_one_line_error(result, "kraken does not list symbol 'ETH/USD'; did you mean BTC/USD?")
+    assert sim.stats["/0/public/OHLC"] == 0
+    assert listing.code == 0 and "BTC/USD" in listing.out and "ETH/USD" not in listing.out
+
+
+def test_a_listed_series_with_no_candles_says_so_rather_than_ok(cli, db, simulator):
+    result = cli("fetch", "-e", "binance", "-s", "BTC/USDT", "-t", "1d", "--since",
+                 "2024-07-01", "--db", db, "--exchange-url", simulator.url)
+    assert result.code == 0, result.err
+    assert "no candles: binance has none in the range asked for" in result.out
+    assert " ok " not in result.out
 
 
 def test_a_bad_import_changes_nothing(cli, filled, tmp_path):
@@ -150,7 +202,9 @@ def test_demo_runs_end_to_end_and_again_adds_nothing(cli, db):
 
 
 def test_ctrl_c_keeps_what_was_stored_and_says_how_to_resume(db):
-    with running(SimulatorConfig(sample_dir())) as sim:
+    # a distant exchange: 18 pages take seconds, so the download is still running when the
+    # signal comes however slowly this process is scheduled
+    with running(SimulatorConfig(sample_dir(), latency_s=0.25)) as sim:
         child = subprocess.Popen(
             [sys.executable, "-m", "volcast.cli", "fetch", "-e", "binance", "-s", "BTC/USDT",
              "--since", "2022-08-01", "--db", str(db), "--exchange-url", sim.url],
@@ -165,3 +219,124 @@ def test_ctrl_c_keeps_what_was_stored_and_says_how_to_resume(db):
         "interrupted: every stored candle is kept; run the same command to resume"]
     with CandleStore(db) as store:
         assert 0 < len(store.read(BTC)) < 17543
+
+
+@pytest.mark.parametrize("series", [
+    ["-s", "BTC/USDT", "-s", "ETH/USDT", "-t", "1h", "-t", "4h"],
+    ["-s", "BTC/USDT", "ETH/USDT", "-t", "1h", "4h"],  # freqtrade's habit
+    ["-s", "BTC/USDT,ETH/USDT", "-t", "1h,4h"],
+    ["-s", "BTC/USDT", "-t", "4h", "ETH/USDT", "1h", "-s", "BTC/USDT"],
+])
+def test_fetch_every_symbol_in_every_timeframe(cli, db, two_timeframes, series):
+    result = cli("fetch", "-e", "binance", *series, "--since", "2024-07-01", "--db", db,
+                 "--exchange-url", two_timeframes.url)
+    assert result.code == 0, result.err
+    with CandleStore(db) as store:
+        listing = store.series()
+    assert listing[["symbol", "timeframe", "rows"]].values.tolist() == [
+        ["BTC/USDT", "1h", 744], ["BTC/USDT", "4h", 186],
+        ["ETH/USDT", "1h", 744], ["ETH/USDT", "4h", 186]]
+
+
+def test_extra_values_that_are_neither_symbol_nor_timeframe_are_refused(cli, db):
+    assert_one_line_error(cli("fetch", "-e", "binance", "-s", "BTC/USDT", "BTCUSDT", "--db", db),
+                          "symbol 'BTCUSDT' must be written as ccxt does")
+    assert_one_line_error(cli("fetch", "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "1M",
+                              "--db", db), "unsupported timeframe '1M'")
+    assert not db.exists()
+
+
+def test_the_progress_bar_ends_on_the_summarys_figures(cli, db, simulator):
+    result = cli("fetch", "-e", "binance", "-s", "BTC/USDT", "-s", "ETH/USDT", "--since",
+                 "2024-06-01", "--db", db, "--exchange-url", simulator.url)
+    assert result.code == 0, result.err
+    for pair in ("BTC/USDT", "ETH/USDT"):
+        [added] = re.findall(rf"binance {pair} 1h\s*│\s*([\d,]+)\s*│", result.out)
+        [bar] = re.findall(rf"binance {pair} 1h\W+(\d+)% ([\d,]+) new", result.out)
+        assert added == bar[1] == f"{61 * 24:,}"
+        assert bar[0] == "100"
+
+
+WIDE = pd.DataFrame({
+    "series": ["binance BTC/USDT 1h", "binance ETH/USDT:USDT 1h"],
+    "mean": ["1,234,567.8", "98,765.4"], "std": ["6,482.0", "123,456,789.0"],
+    "p10": ["1,111.1", "2.2"], "p50": ["55,555.5", "3.3"], "p90": ["999,999.9", "-4.4%"],
+    "max": ["12,345,678.9", "1.5e+03"], "first": ["2024-07-01 00:00", "2022-08-01 00:00"],
+    "note": ["a long note that wraps at spaces when the console is narrow", "ok"]})
+
+
+def tables():
+    """(table, its columns with the figures each must show whole) for every kind of table."""
+    from volcast.cli.ui import frame_table, gaps_table, results_table, series_table
+    from volcast.data.sync import SyncResult
+
+    listing = pd.DataFrame({"exchange": ["binance"] * 2, "symbol": ["BTC/USDT", "ETH/USDT:USDT"],
+                            "timeframe": ["1h", "15m"], "base": ["BTC", "ETH"],
+                            "quote": ["USDT", "USDT"], "rows": [17543, 1_234_567],
+                            "first": [JULY, JULY], "last": [JULY + 9 * HOUR, JULY + HOUR],
+                            "gaps": [1, 12_345], "missing": [1, 123_456]})
+    results = [SyncResult(BTC, added=1_234_567, pages=12_345, gaps=3, missing=45_678,
+                          first=JULY, last=JULY + HOUR),
+               SyncResult(SeriesKey("binance", "ETH/USDT", "1h"), added=7, pages=1,
+                          error="binance ETH/USDT 1h: gave up after 8 retries (RequestTimeout: "
+                                "binance GET http://127.0.0.1:9/api/v3/klines timed out)")]
+    gaps = pd.DataFrame({"after": [JULY], "before": [JULY + 99_999 * HOUR], "missing": [99_998]})
+    return [
+        (frame_table(WIDE, "wide figures"),
+         {c: [v for v in WIDE[c] if not re.search("[a-z]", v.replace("e+", ""))]
+          for c in WIDE.columns}),
+        (series_table(listing), {"series": [], "rows": ["17,543", "1,234,567"],
+                                 "first": ["2024-07-01 00:00"],
+                                 "last": ["2024-07-01 09:00", "2024-07-01 01:00"],
+                                 "gaps (missing)": ["1 (1)", "12,345 (123,456)"]}),
+        (results_table(results), {"series": [], "new candles": ["1,234,567"],
+                                  "requests": ["12,345"], "stored from": ["2024-07-01 00:00"],
+                                  "to": ["2024-07-01 01:00"], "gaps (missing)": ["3 (45,678)"]}),
+        (gaps_table(gaps), {"after": ["2024-07-01 00:00"], "before": ["2035-11-27 15:00"],
+                            "missing": ["99,998"]})]
+
+
+def printed(table, width):
+    from rich.console import Console
+
+    console = Console(width=width, record=True)
+    console.print(table)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("width", [80, 100])
+@pytest.mark.parametrize("number", range(4))
+def test_tables_never_cut_a_figure_and_say_which_columns_they_leave_out(width, number):
+    table, columns = tables()[number]
+    text = printed(table, width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    flat = " ".join(text.split())
+    caption = flat.split(f"left out to fit {width} columns: ")[1] if "left out" in flat else ""
+    for name, figures in columns.items():
+        if name in caption.split(", "):
+            assert name != next(iter(columns))  # never the first column
+        else:
+            for figure in figures:
+                assert figure in text, (name, figure)
+
+
+def test_a_wide_frame_keeps_as_many_columns_as_fit():
+    assert "left out to fit 80 columns: max, first, note" in " ".join(printed(
+        tables()[0][0], 80).split())
+    text = printed(tables()[0][0], 160)
+    assert "left out" not in text and "2022-08-01 00:00" in text
+    assert "a long note that wraps" in text  # text wraps at spaces, headers too, before
+
+
+def test_data_list_shows_units_and_fits_the_terminal(cli, filled, monkeypatch):
+    from volcast.cli import common
+
+    wide = cli("data", "list", "--db", filled)
+    assert re.search(r"binance ETH/USDT 1h\s*│ ETH\s*│ USDT\s*│\s*17,543 │", wide.out), wide.out
+    assert "volume in" in wide.out and "1 (1)" in wide.out
+    monkeypatch.setattr(common.out, "width", 80)
+    narrow = cli("data", "list", "--db", filled)
+    assert max(len(line) for line in narrow.out.splitlines()) <= 80
+    for figure in ("17,543", "2022-08-01 00:00", "2024-07-31 23:00"):
+        assert figure in narrow.out
+    assert "left out to fit 80 columns: gaps (missing)" in narrow.out

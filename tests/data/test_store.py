@@ -1,16 +1,24 @@
+import gzip
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
-from volcast.data.store import CandleStore, SeriesKey, check_symbol
+from volcast.data import store as store_module
+from volcast.data.store import CandleStore, SeriesKey, check_symbol, units_of
 from volcast.errors import VolcastError
 
 KEY = SeriesKey("binance", "BTC/USDT", "1h")
+PERP = SeriesKey("binance", "BTC/USDT:USDT", "1h")
 H = 3_600_000
+V1 = Path(__file__).parent / "fixtures" / "store-v1.duckdb.gz"
+"""A store written by volcast's schema 1 (before units): binance BTC/USDT 1h (hours 0, 1, 2, 5),
+binance BTC/USDT:USDT 1h (0, 1) and kraken ETH/USD 4h (hours 0, 4, 8, trades 1, 2, 3), each
+candle open 1, high 2, low 0.5, close 1.5, volume 1; gzipped."""
 
 
 def candles(hours, volume=1.0):
@@ -131,3 +139,84 @@ def test_failed_write_rolls_back_the_whole_page(db):
         with pytest.raises(duckdb.Error):
             store.upsert(KEY, bad)
         assert store.read(KEY)["timestamp"].tolist() == [0]
+
+
+def test_each_series_records_its_units(db):
+    with CandleStore(db) as store:
+        store.upsert(KEY, candles(range(2)), units=("BTC", "USDT"))
+        store.upsert(PERP, candles(range(2)))  # no exchange said: read from the symbol
+        assert store.units(KEY) == ("BTC", "USDT")
+        assert store.units(PERP) == ("BTC", "USDT")
+        store.upsert(KEY, candles([2]), units=("XBT", "USDT"))  # the exchange's word wins
+        assert store.units(KEY) == ("XBT", "USDT")
+        listing = store.series()
+        assert list(listing.columns) == ["exchange", "symbol", "timeframe", "base", "quote",
+                                         "rows", "first", "last", "gaps", "missing"]
+        assert listing[["symbol", "base", "quote", "rows"]].values.tolist() == [
+            ["BTC/USDT", "XBT", "USDT", 3], ["BTC/USDT:USDT", "BTC", "USDT", 2]]
+        with pytest.raises(VolcastError, match="no stored candles for binance ETH/USDT 1h"):
+            store.units(SeriesKey("binance", "ETH/USDT", "1h"))
+
+
+@pytest.mark.parametrize(("symbol", "units"), [
+    ("BTC/USDT", ("BTC", "USDT")), ("BTC/USDT:USDT", ("BTC", "USDT")),
+    ("BTC/USD:BTC", ("BTC", "USD")), ("ETH/USDT:USDT-240628", ("ETH", "USDT")),
+    ("1000PEPE/USDC", ("1000PEPE", "USDC"))])
+def test_units_of_a_symbol(symbol, units):
+    assert units_of(check_symbol(symbol)) == units
+
+
+@pytest.fixture
+def v1(tmp_path):
+    path = tmp_path / "v1.duckdb"
+    path.write_bytes(gzip.decompress(V1.read_bytes()))
+    return path
+
+
+def schema(path):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        version = con.execute("SELECT value FROM volcast_meta").fetchall()[0][0]
+        columns = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                             "WHERE table_name = 'series'").fetchall()]
+    finally:
+        con.close()
+    return version, columns
+
+
+def test_a_schema_1_store_is_migrated_in_place_when_opened_for_writing(v1):
+    with CandleStore(v1, read_only=True) as store:  # read-only: read as if migrated, untouched
+        before = {key: store.read(key) for key in
+                  (KEY, PERP, SeriesKey("kraken", "ETH/USD", "4h"))}
+        listing = store.series()
+        assert store.units(PERP) == ("BTC", "USDT")
+    assert schema(v1) == ("1", ["id", "exchange", "symbol", "timeframe", "tf_ms"])
+    with CandleStore(v1) as store:
+        assert store.series().equals(listing)
+        assert all(store.read(key).equals(frame) for key, frame in before.items())
+        assert store.read(SeriesKey("kraken", "ETH/USD", "4h"))["trades"].tolist() == [1, 2, 3]
+        assert store.units(SeriesKey("kraken", "ETH/USD", "4h")) == ("ETH", "USD")
+        assert store.upsert(KEY, candles([3, 4])) == 2
+    assert schema(v1) == ("2", ["id", "exchange", "symbol", "timeframe", "tf_ms", "base",
+                                "quote"])
+    assert listing[["symbol", "base", "quote", "rows", "gaps"]].values.tolist() == [
+        ["BTC/USDT", "BTC", "USDT", 4, 1], ["BTC/USDT:USDT", "BTC", "USDT", 2, 0],
+        ["ETH/USD", "ETH", "USD", 3, 0]]
+
+
+def test_a_failed_migration_leaves_the_store_as_it_was(v1, monkeypatch):
+    calls = []
+
+    def failing(symbol):
+        calls.append(symbol)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return units_of(symbol)
+
+    monkeypatch.setattr(store_module, "units_of", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        CandleStore(v1)
+    assert schema(v1) == ("1", ["id", "exchange", "symbol", "timeframe", "tf_ms"])
+    monkeypatch.undo()
+    with CandleStore(v1) as store:
+        assert store.units(KEY) == ("BTC", "USDT")

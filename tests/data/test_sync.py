@@ -114,6 +114,15 @@ def test_several_symbols_download_concurrently(db, simulator, btc):
     assert stored(db, ETH)["volume"].iloc[0] != stored(db, BTC)["volume"].iloc[0]
 
 
+def test_units_come_from_the_exchanges_market(db, simulator, btc):
+    with CandleStore(db) as store:  # a file imported under units the exchange contradicts
+        store.upsert(BTC, btc.iloc[:10], units=("XBT", "USD"))
+    download(db, simulator.url, keys=(BTC, ETH), since=START, until=START + 20 * HOUR)
+    with CandleStore(db) as store:
+        assert store.units(BTC) == ("BTC", "USDT")
+        assert store.units(ETH) == ("ETH", "USDT")
+
+
 def test_rate_limiter_and_retry_after_are_honoured(db):
     settings = FetchSettings(retries=10, backoff_s=0.01, rate_limit=True)
     config = SimulatorConfig(sample_dir(), fail_rate=0.4, seed=2, faults=("429",),
@@ -217,8 +226,34 @@ def test_kraken_incremental_sync_picks_up_closed_candles(db, kraken_btc):
     assert result.added == 11
     tail = kraken_btc[kraken_btc["timestamp"] >= last_open - 100 * HOUR]
     pd.testing.assert_frame_equal(stored(db, KRAKEN), tail.reset_index(drop=True))
+    with CandleStore(db) as store:
+        assert store.units(KRAKEN) == ("BTC", "USD")  # ccxt's codes, not Kraken's XXBT/ZUSD
 
 
 async def _kraken(db, url, since):
     with CandleStore(db) as store:
         return await fetch("kraken", [KRAKEN], store, FAST, url=url, since=since)
+
+
+def test_progress_ends_on_the_results_own_figures(db, simulator, monkeypatch):
+    monkeypatch.setitem(exchange_module.PAGE_LIMIT_OVERRIDES, "binance", 100)
+    calls = []
+    middle = START + 500 * HOUR
+    download(db, simulator.url, since=middle, until=START + 1000 * HOUR)
+    [result] = download(db, simulator.url, since=START, until=START + 1500 * HOUR,
+                        progress=lambda *args: calls.append(args))  # backfill, then resume
+    assert (result.added, result.pages) == (1000, 10)
+    key, added, done, total = calls[-1]
+    assert (key, added, done) == (BTC, result.added, total)
+    assert total == 1000 * HOUR
+    assert [c[2] for c in calls] == sorted(c[2] for c in calls)  # never goes back
+    assert [c[1] for c in calls] == sorted(c[1] for c in calls)
+
+
+def test_an_up_to_date_series_reports_its_progress_done(db, simulator):
+    download(db, simulator.url, since=START, until=START + 10 * HOUR)
+    calls = []
+    [result] = download(db, simulator.url, until=START + 10 * HOUR,
+                        progress=lambda *args: calls.append(args))
+    assert (result.added, result.pages) == (0, 0)
+    assert calls == [(BTC, 0, 0, 0)]

@@ -1,6 +1,7 @@
-"""Data commands: fetch, import, export, data list/gaps, simulate-exchange."""
+"""Data commands: fetch, symbols, import, export, data list/gaps, simulate-exchange."""
 
 import asyncio
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,14 +24,22 @@ from volcast.cli.ui import fetch_progress, results_table, series_table
 from volcast.errors import FetchFailed, VolcastError
 
 if TYPE_CHECKING:
+    from volcast.data.store import SeriesKey
     from volcast.data.sync import SyncResult
+
 
 @app.command()
 def fetch(
     exchange: ExchangeOpt,
-    symbol: Annotated[list[str], typer.Option("--symbol", "-s", help="BASE/QUOTE; repeat for "
-                                              "several, fetched concurrently")],
-    timeframe: TimeframeOpt = "1h",
+    symbol: Annotated[list[str], typer.Option(
+        "--symbol", "-s", help="BASE/QUOTE as ccxt spells it; several: -s BTC/USDT -s ETH/USDT, "
+        "-s BTC/USDT,ETH/USDT or -s BTC/USDT ETH/USDT")],
+    timeframe: Annotated[list[str] | None, typer.Option(
+        "--timeframe", "-t", help="ccxt timeframe [default: 1h]; several as for --symbol: "
+        "-t 1h -t 4h, -t 1h,4h or -t 1h 4h")] = None,
+    more: Annotated[list[str] | None, typer.Argument(
+        metavar="SYMBOL|TIMEFRAME", show_default=False,
+        help="more symbols (BASE/QUOTE) or timeframes (1h), as freqtrade takes them")] = None,
     since: Annotated[str | None, typer.Option(help="ISO 8601 or ms; default: resume from the "
                                               "last stored candle")] = None,
     until: Annotated[str | None, typer.Option(help="stop before this open time; default: now "
@@ -47,7 +56,9 @@ def fetch(
                                                    "[default: 10000]")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with a [fetch] section")] = None,
 ) -> None:
-    """Download candles through ccxt into the store: paginated, rate-limited, retried, resumable."""
+    """Download candles through ccxt into the store: paginated, rate-limited, retried, resumable.
+
+    Every symbol in every timeframe, all fetched concurrently (one rate limiter)."""
     from volcast.config import load_settings
     from volcast.data.exchange import check_exchange_id
     from volcast.data.sync import fetch as run_fetch
@@ -55,7 +66,7 @@ def fetch(
     settings = load_settings(config, fetch={"poll_s": poll, "retries": retries,
                                             "timeout_ms": timeout_ms}).fetch
     check_exchange_id(exchange)
-    keys = [series_key(exchange, s, timeframe) for s in dict.fromkeys(symbol)]
+    keys = fetch_keys(exchange, symbol, timeframe or [], more or [])
     since_ms, until_ms = time_ms(since), time_ms(until)
     with open_store(db) as store, fetch_progress(out) as progress:
         def show(results: "list[SyncResult]") -> None:
@@ -72,6 +83,46 @@ def fetch(
     failed = [r.error for r in results if r.error]
     if failed:
         raise FetchFailed("; ".join(failed))
+
+
+@app.command()
+def symbols(
+    exchange: ExchangeOpt,
+    quote: Annotated[str | None, typer.Option(help="only markets quoted in this currency, "
+                                              "e.g. USDT")] = None,
+    exchange_url: Annotated[str | None, typer.Option(
+        help="REST base URL instead of the exchange's (proxy, testnet, simulator)")] = None,
+) -> None:
+    """The symbols an exchange lists, spelled as fetch takes them, with base and quote."""
+    import pandas as pd
+
+    from volcast.cli.ui import frame_table
+    from volcast.data.exchange import check_exchange_id, list_markets
+
+    check_exchange_id(exchange)
+    markets = pd.DataFrame(asyncio.run(list_markets(exchange, url=exchange_url)),
+                           columns=["symbol", "base", "quote", "settle", "type", "active"])
+    if quote is not None:
+        markets = markets[markets["quote"].str.upper() == quote.upper()]
+    quoted = f" quoted in {quote.upper()}" if quote else ""
+    out.print(frame_table(markets.fillna("-").astype(str),
+                          f"{exchange}: {len(markets):,} markets{quoted}"))
+
+
+def fetch_keys(exchange: str, symbols: list[str], timeframes: list[str], more: list[str]
+               ) -> "list[SeriesKey]":
+    """Every symbol x every timeframe, in the order given, each once. Values may be
+    comma-separated, and extra values after the options are timeframes when they look like one
+    (a number and a unit) and symbols otherwise (freqtrade's ``-p BTC/USDT ETH/USDT -t 1h 4h``)."""
+    symbols, timeframes = _split(symbols), _split(timeframes)
+    for value in _split(more):
+        (timeframes if re.fullmatch(r"[0-9]+[A-Za-z]+", value) else symbols).append(value)
+    return [series_key(exchange, s, t) for s in dict.fromkeys(symbols)
+            for t in dict.fromkeys(timeframes or ["1h"])]
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for text in values for v in text.split(",") if v.strip()]
 
 
 @app.command("import")

@@ -1,13 +1,22 @@
-"""Rich renderings shared by the CLI commands: progress bars and tables."""
+"""Rich renderings shared by the CLI commands: progress bars and tables.
 
-from collections.abc import Iterator
+Every table is a ``FittedTable``, laid out for the console it is printed on: a figure (a cell
+with no letters: numbers, percentages, times) is never wrapped, folded or cut; text wraps at
+spaces, headers too; when even that does not fit, whole columns are left out from the right
+(never the first) and the caption names them.
+"""
+
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich import progress
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from volcast.data.timeframe import format_time
 
@@ -26,11 +35,13 @@ if TYPE_CHECKING:
 def fetch_progress(console: Console) -> Iterator["Progress"]:
     """One bar per series, advanced by the sync loop's progress callback."""
     bars = progress.Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
-        "{task.percentage:>3.0f}%"), TextColumn("{task.fields[added]} new"), TimeElapsedColumn(),
+        "{task.percentage:>3.0f}%"), TextColumn("{task.fields[added]:,} new"), TimeElapsedColumn(),
         console=console)
     tasks: dict[SeriesKey, TaskID] = {}
 
     def update(key: "SeriesKey", added: int, done: int, total: int) -> None:
+        if total == 0:  # nothing to fetch: the series is up to date
+            done = total = 1
         if key not in tasks:
             tasks[key] = bars.add_task(str(key), total=total, added=0)
         bars.update(tasks[key], completed=done, total=total, added=added)
@@ -39,35 +50,97 @@ def fetch_progress(console: Console) -> Iterator["Progress"]:
         yield update
 
 
-def results_table(results: list["SyncResult"]) -> Table:
-    table = Table(title="fetch summary")
-    for column in ("series", "new candles", "requests", "stored from", "to", "gaps (missing)",
-                   "status"):
-        table.add_column(column, no_wrap=column != "status")
-    for r in results:
-        table.add_row(str(r.key), str(r.added), str(r.pages), format_time(r.first),
-                      format_time(r.last), f"{r.gaps} ({r.missing})", r.error or "ok")
-    return table
+_EXPONENT = re.compile(r"(?<=[0-9])[eE](?=[-+]?[0-9])")
 
 
-def series_table(series: "pd.DataFrame") -> Table:
-    table = Table(title="stored series (times UTC)")
-    for column in ("exchange", "symbol", "timeframe", "rows", "first", "last", "gaps (missing)"):
-        table.add_column(column, no_wrap=True)
-    for row in series.itertuples():
-        table.add_row(row.exchange, row.symbol, row.timeframe, f"{row.rows:,}",
-                      format_time(row.first), format_time(row.last),
-                      f"{row.gaps} ({row.missing})")
-    return table
+def is_figure(cell: str) -> bool:
+    """A cell that must stay whole: no letters (1.5e+03's exponent aside), e.g. 6,482.0,
+    -7.1%, 2024-07-31 23:00, 1 (2)."""
+    return re.search(r"[^\W\d_]", _EXPONENT.sub("", cell)) is None
 
 
-def gaps_table(gaps: "pd.DataFrame") -> Table:
-    table = Table(title="gaps (times UTC)")
-    for column in ("after", "before", "missing"):
-        table.add_column(column, no_wrap=True)
-    for row in gaps.itertuples():
-        table.add_row(format_time(row.after), format_time(row.before), str(row.missing))
-    return table
+def _longest_word(text: str) -> int:
+    return max((cell_len(word) for word in text.split()), default=0)
+
+
+class FittedTable:
+    """A table laid out when printed, for the console's width (see the module docstring).
+    The first column is left-aligned, figure columns right-aligned, text columns left."""
+
+    def __init__(self, title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
+                 caption: str | None = None) -> None:
+        self.title, self.header, self.caption = title, list(header), caption
+        self.rows = [[str(cell) for cell in row] for row in rows]
+
+    def _columns(self) -> list[tuple[bool, int, int, int]]:
+        """Per column: (all figures?, narrowest width that cuts no figure and no word, width
+        that wraps no cell, width that wraps nothing, header included)."""
+        found = []
+        for index, name in enumerate(self.header):
+            cells = [row[index] for row in self.rows]
+            figures = all(is_figure(c) for c in cells if c.strip()) and any(cells)
+            least = max([_longest_word(name), 1, *(cell_len(c) if is_figure(c)
+                                                   else _longest_word(c) for c in cells)])
+            body = max([least, *(cell_len(c) for c in cells)])
+            found.append((figures, least, body, max(body, cell_len(name))))
+        return found
+
+    def layout(self, width: int) -> tuple[list[int], list[str]]:
+        """Content width of each kept column, and the names of the columns left out: wrap
+        headers first, then text cells, then leave out columns from the right."""
+        columns = self._columns()
+        kept = len(columns)
+        while kept > 1 and sum(c[1] for c in columns[:kept]) + 3 * kept + 1 > width:
+            kept -= 1
+        widths = [c[3] for c in columns[:kept]]
+        excess = sum(widths) + 3 * kept + 1 - width
+        for floor in (2, 1):  # headers wrap before cells do
+            while excess > 0:  # narrow the widest column that can give, one cell at a time
+                room = [i for i in range(kept) if widths[i] > columns[i][floor]]
+                if not room:
+                    break
+                widths[max(room, key=lambda i: widths[i])] -= 1
+                excess -= 1
+        return widths, self.header[kept:]
+
+    def render(self, width: int) -> Table:
+        widths, left_out = self.layout(width)
+        caption = [self.caption] if self.caption else []
+        if left_out:
+            caption.append(f"left out to fit {width} columns: {', '.join(left_out)}")
+        table = Table(title=self.title, caption="; ".join(caption) or None)
+        for index, (figures, *_) in enumerate(self._columns()[:len(widths)]):
+            table.add_column(Text(self.header[index]), width=widths[index], overflow="fold",
+                             justify="right" if figures and index else "left")
+        for row in self.rows:
+            table.add_row(*(Text(cell) for cell in row[:len(widths)]))
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.render(options.max_width)
+
+
+def results_table(results: list["SyncResult"]) -> FittedTable:
+    """One row per series; on a narrow console the last columns give way first."""
+    return FittedTable("fetch summary (times UTC)", [
+        "series", "new candles", "status", "stored from", "to", "gaps (missing)", "requests"], [
+        [str(r.key), f"{r.added:,}", r.error or r.note or "ok", format_time(r.first),
+         format_time(r.last), f"{r.gaps:,} ({r.missing:,})", f"{r.pages:,}"] for r in results])
+
+
+def series_table(series: "pd.DataFrame") -> FittedTable:
+    """Stored series with their units: volume counts ``base``, prices are in ``quote``."""
+    return FittedTable("stored series (times UTC)", [
+        "series", "volume in", "quote", "rows", "first", "last", "gaps (missing)"], [
+        [f"{row.exchange} {row.symbol} {row.timeframe}", row.base or "?", row.quote or "?",
+         f"{row.rows:,}", format_time(row.first), format_time(row.last),
+         f"{row.gaps:,} ({row.missing:,})"] for row in series.itertuples()])
+
+
+def gaps_table(gaps: "pd.DataFrame") -> FittedTable:
+    return FittedTable("gaps (times UTC)", ["after", "before", "missing"], [
+        [format_time(row.after), format_time(row.before), f"{row.missing:,}"]
+        for row in gaps.itertuples()])
 
 
 @contextmanager
@@ -124,25 +197,19 @@ def backtest_progress(console: Console) -> Iterator[BacktestBars]:
         yield BacktestBars(bars)
 
 
-def frame_table(frame: "pd.DataFrame", title: str) -> Table:
-    """A frame of text (``volcast.viz.tables``) as a rich table: first column left, others right;
-    only a ``note`` column wraps, so figures are never cut."""
-    table = Table(title=title)
-    for number, column in enumerate(frame.columns):
-        table.add_column(str(column), justify="left" if number == 0 else "right",
-                         no_wrap=column != "note", overflow="fold")
-    for row in frame.itertuples(index=False):
-        table.add_row(*map(str, row))
-    return table
+def frame_table(frame: "pd.DataFrame", title: str) -> FittedTable:
+    """A frame of text (``volcast.viz.tables``) as a table that fits the console."""
+    return FittedTable(title, [str(c) for c in frame.columns],
+                       [list(map(str, row)) for row in frame.itertuples(index=False)])
 
 
-def scores_table(results: list["BacktestResult"]) -> Table:
+def scores_table(results: list["BacktestResult"]) -> FittedTable:
     from volcast.viz.tables import scores_frame
 
     return frame_table(scores_frame(results), "backtest (shared/bench/PROTOCOL.md), overall")
 
 
-def forecast_table(forecast: "pd.DataFrame", model: str) -> Table:
+def forecast_table(forecast: "pd.DataFrame", model: str) -> FittedTable:
     from volcast.viz.tables import forecast_frame
 
     return frame_table(forecast_frame(forecast), f"{model} forecast of volume (times UTC)")

@@ -1,9 +1,11 @@
 """Candles in, candles out: exchanges through ccxt, files in common formats, one DuckDB store.
 
 Public names:
-- ``CandleStore``, ``SeriesKey``: the store (``store.py``).
+- ``CandleStore``, ``SeriesKey``, ``units_of``: the store (``store.py``); each series records
+  its units (base: what volume counts, quote: what prices are in).
 - ``ExchangeClient``, ``RetryPolicy``: the ccxt wrapper (``exchange.py``, the one ccxt import).
 - ``sync_many``, ``follow``: the resumable pagination loop (``sync.py``).
 - ``read_candles``, ``write_candles``: file formats (``formats/``).
+- ``to_long``, ``quote_volume``, ``on_grid``: long frames for models (``frames.py``).
 - ``timeframe_ms``, ``parse_time``, ``format_time``: ms-UTC time helpers (``timeframe.py``).
 """

@@ -130,14 +130,36 @@ class ExchangeClient:
     def check(self, symbol: str, timeframe: str) -> None:
         """Refuse a symbol or timeframe the exchange does not list, before anything downloads."""
         if symbol not in self._ex.markets:
-            close = difflib.get_close_matches(symbol, self._ex.symbols, n=5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise VolcastError(f"{self.id} does not list symbol '{symbol}'{hint}")
+            raise VolcastError(f"{self.id} does not list symbol '{symbol}'{self._hint(symbol)}")
         known = list(self._ex.timeframes or {})
         if known and timeframe not in known:
             raise VolcastError(f"{self.id} has no timeframe '{timeframe}'; choose one of "
                                f"{', '.join(known)}")
         timeframe_ms(timeframe)
+
+    def _hint(self, symbol: str) -> str:
+        """Close matches (case aside), and what the exchange lists or how to see it."""
+        listed = list(self._ex.symbols or [])
+        by_upper = {s.upper(): s for s in listed}
+        close = [by_upper[s] for s in difflib.get_close_matches(symbol.upper(), by_upper, n=5)]
+        if len(listed) > 10:
+            return ((f"; did you mean {', '.join(close)}?" if close else "")
+                    + f" (`volcast symbols -e {self.id}` lists all {len(listed):,})")
+        if close:
+            return f"; did you mean {', '.join(close)}?"
+        return f"; it lists {', '.join(listed) or 'nothing'}"
+
+    def markets(self) -> list[dict[str, Any]]:
+        """What the exchange lists: symbol, base, quote, settle (derivatives), type, active."""
+        return [{"symbol": m["symbol"], "base": m["base"], "quote": m["quote"],
+                 "settle": m.get("settle"), "type": m["type"], "active": m.get("active")}
+                for m in sorted(self._ex.markets.values(), key=lambda m: m["symbol"])]
+
+    def units(self, symbol: str) -> tuple[str, str]:
+        """(base, quote) of a market as the exchange reports it: volume is counted in base,
+        prices in quote (for a perpetual such as BTC/USDT:USDT too; settle aside)."""
+        market = self._ex.markets[symbol]
+        return str(market["base"]), str(market["quote"])
 
     def page_limit(self, symbol: str) -> int:
         """Most candles one fetchOHLCV call returns for this market."""
@@ -162,3 +184,10 @@ class ExchangeClient:
         rows = await self.call(f"{symbol} {timeframe} candles", self._ex.fetch_ohlcv,
                                symbol, timeframe, since, limit)
         return [row for row in rows if row[0] is not None and row[5] is not None]
+
+
+async def list_markets(exchange_id: str, *, url: str | None = None, timeout_ms: int = 10_000,
+                       retry: RetryPolicy | None = None) -> list[dict[str, Any]]:
+    """Every market an exchange lists (``ExchangeClient.markets``)."""
+    async with ExchangeClient(exchange_id, url=url, timeout_ms=timeout_ms, retry=retry) as client:
+        return client.markets()

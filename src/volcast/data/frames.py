@@ -22,6 +22,19 @@ def to_long(candles: pd.DataFrame, unique_id: str) -> pd.DataFrame:
                                              *(["trades"] if "trades" in long else [])]]
 
 
+def quote_volume(long: pd.DataFrame) -> pd.DataFrame:
+    """The long frame with ``y`` in the quote currency: volume x the candle's typical price
+    (high + low + close) / 3, so pairs with different base currencies (BTC, ETH) can be summed
+    and compared. Typical price because the candle's own volume-weighted average price is not
+    in OHLCV data; it is the usual proxy for it (the close alone over- or understates a candle
+    that moved). Exchanges that report quote volume would give the exact figure."""
+    missing = [c for c in ("high", "low", "close") if c not in long]
+    if missing:
+        raise VolcastError(f"quote volume needs the candles' {', '.join(missing)}")
+    typical = (long["high"] + long["low"] + long["close"]) / 3
+    return long.assign(y=long["y"] * typical)
+
+
 def step_ms(ds: pd.Series | np.ndarray) -> int:
     """The series' timeframe: the most common distance between consecutive candles."""
     diffs = np.diff(np.asarray(ds, dtype=np.int64))

@@ -3,7 +3,8 @@
 Why this shape: series names live once in ``series`` and candles carry a small integer id, which
 keeps the primary-key index narrow (upserts run several times faster than with three string
 columns in the key). Every write is one transaction, so a killed process leaves either the whole
-page or none of it, and a re-run that writes the same candles changes nothing.
+page or none of it, and a re-run that writes the same candles changes nothing. Each series
+records its units: volume is counted in ``base``, prices are in ``quote``.
 """
 
 import functools
@@ -21,7 +22,9 @@ import pandas as pd
 from volcast.data.timeframe import timeframe_ms
 from volcast.errors import VolcastError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: series without units; 2: series.base and series.quote (an older file is migrated in place
+when opened for writing, and read as if migrated when opened read-only)."""
 PRICE_COLUMNS = ["open", "high", "low", "close", "volume"]
 CANDLE_COLUMNS = ["timestamp", *PRICE_COLUMNS]
 """Columns of a candle frame (and of our CSV); an optional ``trades`` column may follow."""
@@ -32,7 +35,7 @@ CREATE SEQUENCE IF NOT EXISTS series_ids;
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY DEFAULT nextval('series_ids'),
     exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
-    tf_ms BIGINT NOT NULL, UNIQUE (exchange, symbol, timeframe));
+    tf_ms BIGINT NOT NULL, base VARCHAR, quote VARCHAR, UNIQUE (exchange, symbol, timeframe));
 CREATE TABLE IF NOT EXISTS candles (
     series_id INTEGER NOT NULL, ts BIGINT NOT NULL,
     open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
@@ -58,6 +61,14 @@ def check_symbol(symbol: str) -> str:
         raise VolcastError(f"symbol '{symbol}' must be written as ccxt does: BASE/QUOTE such as "
                            "BTC/USDT, or BTC/USDT:USDT for a perpetual")
     return symbol
+
+
+def units_of(symbol: str) -> tuple[str, str]:
+    """(base, quote) read from a ccxt unified symbol: BTC/USDT and the perpetual BTC/USDT:USDT
+    both give (BTC, USDT); quote is what prices (so quote volume) are in, not the settle
+    currency. Used where no exchange says it (imports, stores written before units)."""
+    base, _, rest = symbol.partition("/")
+    return base, rest.partition(":")[0]
 
 
 @dataclass(frozen=True)
@@ -140,11 +151,28 @@ class CandleStore:
             self._con.execute(_SCHEMA)
             self._con.execute("INSERT INTO volcast_meta VALUES ('schema_version', ?)",
                               [str(SCHEMA_VERSION)])
+            self._version = SCHEMA_VERSION
             return
         version = self._first("SELECT value FROM volcast_meta WHERE key = 'schema_version'")
         if version is None or int(version[0]) > SCHEMA_VERSION:
             raise VolcastError(f"{self.path} was written by a newer volcast (schema "
                                f"{version[0] if version else '?'}); upgrade volcast")
+        self._version = int(version[0])
+        if self._version == 1 and not read_only:
+            self._migrate_to_units()
+
+    def _migrate_to_units(self) -> None:
+        """Schema 1 -> 2 in one transaction: add base and quote to every series, read from its
+        symbol (no exchange is asked). A failure leaves the file as it was."""
+        with self._transaction() as con:
+            con.execute("ALTER TABLE series ADD COLUMN base VARCHAR")
+            con.execute("ALTER TABLE series ADD COLUMN quote VARCHAR")
+            for sid, symbol in con.execute("SELECT id, symbol FROM series").fetchall():
+                con.execute("UPDATE series SET base = ?, quote = ? WHERE id = ?",
+                            [*units_of(symbol), sid])
+            con.execute("UPDATE volcast_meta SET value = ? WHERE key = 'schema_version'",
+                        [str(SCHEMA_VERSION)])
+        self._version = SCHEMA_VERSION
 
     def _first(self, query: str, args: list[object] | None = None) -> tuple | None:
         """First row or None, reading the result to its end (DuckDB 2 refuses new work on a
@@ -172,27 +200,37 @@ class CandleStore:
             raise
         self._con.execute("COMMIT")
 
-    def _series_id(self, key: SeriesKey, create: bool) -> int | None:
+    def _series_id(self, key: SeriesKey, create: bool,
+                   units: tuple[str, str] | None = None) -> int | None:
+        """The series' id; with ``create`` a new series is added (units from ``units``, else
+        read from the symbol), and ``units`` given for a known one replace its own."""
         args = [key.exchange, key.symbol, key.timeframe]
-        query = "SELECT id FROM series WHERE exchange = ? AND symbol = ? AND timeframe = ?"
-        row = self._first(query, args)
+        columns = "id, base, quote" if self._version >= 2 else "id, NULL, NULL"
+        row = self._first(f"SELECT {columns} FROM series WHERE exchange = ? AND symbol = ? "
+                          "AND timeframe = ?", args)
         if row is None and create:
             row = self._first(
-                "INSERT INTO series (exchange, symbol, timeframe, tf_ms) VALUES (?, ?, ?, ?) "
-                "RETURNING id", [*args, key.tf_ms])
+                "INSERT INTO series (exchange, symbol, timeframe, tf_ms, base, quote) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                [*args, key.tf_ms, *(units or units_of(key.symbol))])
+        elif row is not None and create and units is not None and tuple(row[1:]) != units:
+            self._con.execute("UPDATE series SET base = ?, quote = ? WHERE id = ?",
+                              [*units, row[0]])
         return None if row is None else int(row[0])
 
     @_locked
-    def upsert(self, key: SeriesKey, frame: pd.DataFrame) -> int:
+    def upsert(self, key: SeriesKey, frame: pd.DataFrame,
+               units: tuple[str, str] | None = None) -> int:
         """Write candles (columns CANDLE_COLUMNS, optional ``trades``, unique timestamps) in one
         transaction; returns how many were new. Existing candles are replaced, so re-runs are
-        no-ops."""
+        no-ops. ``units``: (base, quote) as the exchange reports them; without, a new series
+        takes them from its symbol."""
         if frame.empty:
             return 0
         page = frame if "trades" in frame else frame.assign(trades=pd.NA)
         page = page[[*CANDLE_COLUMNS, "trades"]].astype({"trades": "Int64"})
         with self._transaction() as con:
-            sid = self._series_id(key, create=True)
+            sid = self._series_id(key, create=True, units=units)
             con.register("page", page)
             try:
                 known = con.execute(
@@ -243,16 +281,34 @@ class CandleStore:
         return frame.drop(columns="series_id")
 
     @_locked
+    def units(self, key: SeriesKey) -> tuple[str, str]:
+        """(base, quote) of a stored series: volume is counted in base, prices are in quote."""
+        sid = self._series_id(key, create=False)
+        if sid is None:
+            raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
+        if self._version < 2:
+            return units_of(key.symbol)
+        base, quote = self._first("SELECT base, quote FROM series WHERE id = ?", [sid])
+        return base, quote
+
+    @_locked
     def series(self) -> pd.DataFrame:
-        """Every stored series with rows, first, last, gaps and missing candles."""
-        return self._con.execute(f"""
+        """Every stored series with its units (base: volume's unit, quote: prices'), rows,
+        first, last, gaps and missing candles."""
+        base, quote = ("s.base", "s.quote") if self._version >= 2 else ("NULL", "NULL")
+        frame = self._con.execute(f"""
             WITH g AS ({_GAPS_SQL.format(where="")})
-            SELECT s.exchange, s.symbol, s.timeframe, count(c.ts) AS rows,
-                   min(c.ts) AS first, max(c.ts) AS last,
+            SELECT s.exchange, s.symbol, s.timeframe, {base} AS base, {quote} AS quote,
+                   count(c.ts) AS rows, min(c.ts) AS first, max(c.ts) AS last,
                    coalesce(any_value(gs.gaps), 0) AS gaps,
                    CAST(coalesce(any_value(gs.missing), 0) AS BIGINT) AS missing
             FROM series s JOIN candles c ON c.series_id = s.id
             LEFT JOIN (SELECT series_id, count(*) AS gaps, sum(missing) AS missing
                        FROM g GROUP BY series_id) gs ON gs.series_id = s.id
-            GROUP BY s.id, s.exchange, s.symbol, s.timeframe
+            GROUP BY s.id, s.exchange, s.symbol, s.timeframe, base, quote
             ORDER BY s.exchange, s.symbol, s.timeframe""").df()
+        if self._version < 2:  # read-only file of schema 1: units as a migration would set them
+            pairs = [units_of(symbol) for symbol in frame["symbol"]]
+            frame["base"] = [b for b, _ in pairs]
+            frame["quote"] = [q for _, q in pairs]
+        return frame

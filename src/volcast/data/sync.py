@@ -20,13 +20,15 @@ from volcast.data.timeframe import format_time
 from volcast.errors import FetchFailed, VolcastError
 
 Progress = Callable[[SeriesKey, int, int, int], None]
-"""Called after each page as (series, new candles so far this run, ms of the range done, ms of
-the range in all)."""
+"""Called after each page as (series, new candles stored so far this run, ms of the ranges
+done, ms of the ranges in all), and once more when the series is finished, with the figures of
+its ``SyncResult``: ``added`` and, unless it gave up, done == all."""
 
 
 @dataclass
 class SyncResult:
-    """What one series' sync did; ``error`` says how far it got when it gave up."""
+    """What one series' sync did; ``error`` says how far it got when it gave up, ``note`` why
+    a series that ended well holds no candles."""
 
     key: SeriesKey
     added: int = 0
@@ -36,6 +38,7 @@ class SyncResult:
     first: int | None = None
     last: int | None = None
     error: str | None = None
+    note: str | None = None
 
 
 def plan_ranges(bounds: tuple[int, int] | None, since: int | None, stop: int, tf_ms: int
@@ -64,11 +67,14 @@ def page_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
 
 
 async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
-                    start: int, stop: int, result: SyncResult, progress: Progress) -> None:
+                    start: int, stop: int, result: SyncResult,
+                    report: Callable[[int], None]) -> None:
     """Page through [start, stop). A page is written on a worker thread while the next one is
     requested, so the database never waits for the network or the network for the database;
-    the previous write finishes before the next starts, keeping pages in order."""
+    the previous write finishes before the next starts, keeping pages in order. ``report``
+    gets the ms of the range done after each page."""
     limit = client.page_limit(key.symbol)
+    units = client.units(key.symbol)
     cursor = start
     writing: asyncio.Future[int] | None = None
     try:
@@ -82,11 +88,11 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
                 writing = None
             if keep:
                 writing = asyncio.ensure_future(
-                    asyncio.to_thread(lambda page=keep: store.upsert(key, page_frame(page))))
+                    asyncio.to_thread(lambda page=keep: store.upsert(key, page_frame(page), units)))
             if newest is None or newest < cursor:  # nothing newer: the exchange has no more
                 break
             cursor = newest + key.tf_ms
-            progress(key, result.added, min(cursor, stop) - start, stop - start)
+            report(min(cursor, stop) - start)
     finally:
         if writing is not None:
             result.added += await writing
@@ -94,25 +100,45 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
 
 async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey,
                       since: int | None, until: int | None, progress: Progress) -> SyncResult:
-    """Bring one series up to ``until`` (default: the exchange's now), closed candles only."""
+    """Bring one series up to ``until`` (default: the exchange's now), closed candles only.
+    Progress runs over all the ranges to fetch together, and its last call carries the
+    result's own figures: every new candle stored, and the whole range done unless it gave
+    up."""
     result = SyncResult(key)
     now = await client.server_time()
     stop = now - key.tf_ms + 1  # a candle is closed once open + tf <= now
     if until is not None:
         stop = min(stop, until)
+    ranges = plan_ranges(store.bounds(key), since, stop, key.tf_ms)
+    total = sum(end - begin for begin, end in ranges)
+    done = 0
+
+    def report(offset: int) -> Callable[[int], None]:
+        def update(in_range: int) -> None:
+            nonlocal done
+            done = offset + in_range
+            progress(key, result.added, done, total)
+        return update
+
     try:
-        for start, end in plan_ranges(store.bounds(key), since, stop, key.tf_ms):
-            await _download(client, store, key, start, end, result, progress)
+        offset = 0
+        for begin, end in ranges:
+            await _download(client, store, key, begin, end, result, report(offset))
+            offset += end - begin
+        done = total
     except FetchFailed as exc:
         bounds = store.bounds(key)
         reached = format_time(bounds[1]) if bounds else "nothing"
         result.error = (f"{key}: {exc}; stored up to {reached} UTC ({result.added} new this run);"
                         " run the same command again to resume")
+    progress(key, result.added, done, total)
     bounds = store.bounds(key)
     if bounds is not None:
         result.first, result.last = bounds
         gaps = store.gaps(key)
         result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
+    elif result.error is None:  # listed, yet nothing to store: say so rather than "ok"
+        result.note = f"no candles: {client.id} has none in the range asked for"
     return result
 
 
