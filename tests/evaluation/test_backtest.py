@@ -104,7 +104,6 @@ def test_the_verdict_says_plainly_when_a_model_loses_to_the_reference():
     from types import SimpleNamespace
 
     from volcast.evaluation.compare import verdicts
-
     from volcast.models import create
 
     def result(model, mae):

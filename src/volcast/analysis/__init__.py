@@ -23,6 +23,8 @@ class SeriesAnalysis:
     distribution: dict[str, float]
     spikes: pd.DataFrame
     drivers: pd.DataFrame
+    unit: str = "base units"
+    """What the volumes are counted in (BTC, USDT), for every figure shown."""
 
 
 @dataclass
@@ -32,18 +34,22 @@ class Analysis:
     overall_shares: dict[str, float] = field(default_factory=dict)
 
 
-def analyze_series(uid: str, series: pd.DataFrame, tz: str = "UTC", k: float = 6.0
-                   ) -> SeriesAnalysis:
+def analyze_series(uid: str, series: pd.DataFrame, tz: str = "UTC", k: float = 6.0,
+                   unit: str = "base units") -> SeriesAnalysis:
     return SeriesAnalysis(uid, coverage(series), seasonality(series, tz), distribution(series),
-                          spikes(series, k), drivers(series))
+                          spikes(series, k), drivers(series), unit)
 
 
-def analyze(long: pd.DataFrame, tz: str = "UTC", k: float = 6.0) -> Analysis:
+def analyze(long: pd.DataFrame, tz: str = "UTC", k: float = 6.0, unit: str = "base",
+            names: dict[str, str] | None = None) -> Analysis:
+    """Every figure of each series of ``long``, whose ``y`` is in ``unit`` (base or quote
+    volume; ``names``: each series' currency for it, e.g. BTC)."""
     parts = split_series(long)
     several = len(parts) > 1
-    return Analysis([analyze_series(uid, s, tz, k) for uid, s in parts.items()],
-                    shares(long) if several else None,
-                    overall_shares(long) if several else {})
+    return Analysis([analyze_series(uid, s, tz, k, (names or {}).get(uid, unit))
+                     for uid, s in parts.items()],
+                    shares(long, unit=unit) if several else None,
+                    overall_shares(long, unit) if several else {})
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -57,7 +63,7 @@ def to_json(analysis: Analysis, top: int = 10) -> dict[str, Any]:
     for a in analysis.series:
         season = a.seasonality
         out["series"].append({
-            "unique_id": a.unique_id,
+            "unique_id": a.unique_id, "unit": a.unit,
             "coverage": a.coverage | {"first": iso(a.coverage["first"]),
                                       "last": iso(a.coverage["last"])},
             "seasonality": {"tz": season["tz"], "explained": season["explained"],
@@ -70,7 +76,7 @@ def to_json(analysis: Analysis, top: int = 10) -> dict[str, Any]:
     if analysis.shares is not None:
         weekly = analysis.shares.reset_index()
         weekly["period"] = weekly["period"].dt.strftime("%Y-%m-%d")
-        out["shares"] = {"unit": "quote volume (volume x close)",
+        out["shares"] = {"unit": "quote volume (volume x typical price)",
                          "overall": analysis.overall_shares,
                          "weekly": weekly.to_dict(orient="records")}
     return finite(out)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from volcast.cli.common import DbOpt, app, out
+from volcast.cli.common import DbOpt, UnitOpt, app, out
 from volcast.cli.forecast import ConfigOpt, CsvOpt, ExchangesOpt, ModelsOpt, SymbolsOpt, TfOpt
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from volcast.models.base import Forecaster
     from volcast.viz.spec import Chart
     from volcast.workspace.sources import Window
+    from volcast.workspace.units import Unit
 
 TzOpt = Annotated[str, typer.Option("--tz", help="time zone for hours and weekdays, e.g. "
                                     "Europe/Berlin")]
@@ -48,6 +49,7 @@ def analyze(
                                            "this many MADs")] = 6.0,
     top: Annotated[int, typer.Option(help="largest spikes shown")] = 10,
     since: SinceOpt = None, until: UntilOpt = None, last: LastOpt = None,
+    unit: UnitOpt = "base",
 ) -> None:
     """Coverage, seasonality, distribution and spikes, drivers, and (several series) each
     one's share of the volume."""
@@ -58,16 +60,19 @@ def analyze(
     from volcast.analysis.profile import check_zone
     from volcast.errors import VolcastError
     from volcast.workspace.sources import Window, load_long
+    from volcast.workspace.units import check_unit, in_unit, unit_names
 
     if fmt not in ("table", "json"):
         raise VolcastError(f"unknown --format '{fmt}'; choose table or json")
+    kind = check_unit(unit)
     if not spike_k > 0 or top < 1:
         raise VolcastError("--spike-k must be above 0 and --top at least 1")
     window = Window.parse(since, until, last)
     long = (load_long(csv, None, None, timeframe, db, window) if csv or not exchange else
             pd.concat([load_long(None, e, symbol, timeframe, db, window) for e in exchange],
                       ignore_index=True))
-    result = run_analysis(long, check_zone(tz), spike_k)
+    result = run_analysis(in_unit(long, kind), check_zone(tz), spike_k, kind,
+                          unit_names(long, kind, db))
     if fmt == "json":
         out.print(json.dumps(to_json(result, top)), soft_wrap=True, markup=False)
         return
@@ -92,7 +97,7 @@ def _print_tables(result: "Analysis", top: int) -> None:
                               f"{a.unique_id}: Spearman correlation with volume, by lag"))
     if result.shares is not None:
         out.print(frame_table(tables.shares_frame(result),
-                              "share of the quote volume (volume x close)"))
+                              "share of the quote volume (volume x typical price)"))
 
 
 @app.command()
@@ -112,6 +117,7 @@ def plot(
                                            "level")] = False,
     tz: TzOpt = "UTC",
     since: SinceOpt = None, until: UntilOpt = None, last: LastOpt = None,
+    unit: UnitOpt = "base",
 ) -> None:
     """Draw one plot: history (spikes marked), heatmap (hour x weekday), shares (several
     series), fan (a forecast with its interval), horizon (error by step), comparison (MAE by
@@ -119,9 +125,10 @@ def plot(
     from volcast.analysis.profile import check_zone
     from volcast.viz import save
     from volcast.workspace.sources import Window
+    from volcast.workspace.units import check_unit
 
     chart = _chart(kind, csv, exchange, symbol, timeframe, db, predictions, model_dir, origin,
-                   relative, check_zone(tz), Window.parse(since, until, last))
+                   relative, check_zone(tz), Window.parse(since, until, last), check_unit(unit))
     save(chart, out_path)
     out.print(f"{kind} plot written to {out_path}", soft_wrap=True)
 
@@ -129,12 +136,13 @@ def plot(
 def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list[str] | None,
            timeframe: str, db: Path | None, predictions: list[Path] | None,
            model_dir: Path | None, origin: str | None, relative: bool, tz: str,
-           window: "Window") -> "Chart":
+           window: "Window", unit: "Unit") -> "Chart":
     from volcast.data.timeframe import parse_time
     from volcast.errors import VolcastError
     from volcast.evaluation.predictions import read_predictions
     from volcast.viz import charts
     from volcast.workspace.sources import load_long
+    from volcast.workspace.units import in_unit, unit_names
 
     if kind not in PLOT_KINDS:
         raise VolcastError(f"unknown plot '{kind}'; choose one of {', '.join(PLOT_KINDS)}")
@@ -146,23 +154,24 @@ def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list
     long = load_long(csv, exchange, symbol, timeframe, db, window)
     if kind == "shares":
         return charts.shares_chart(long)
-    series = _one_series(long, f"the {kind} plot")
+    series = in_unit(_one_series(long, f"the {kind} plot"), unit)
     name = str(series["unique_id"].iloc[0])
+    label = unit_names(series, unit, db)[name]
     if kind == "history":
-        return charts.history_chart(series, name, tz=tz)
+        return charts.history_chart(series, name, tz=tz, unit=label)
     if kind == "heatmap":
-        return charts.heatmap_chart(series, name, relative, tz)
+        return charts.heatmap_chart(series, name, relative, tz, label)
     if len(runs) == 1:
         model, frame = next(iter(runs.items()))
         return charts.origin_fan(series, frame, f"{name}, {model}",
-                                 None if origin is None else parse_time(origin))
+                                 None if origin is None else parse_time(origin), label)
     if model_dir is None or runs:
         raise VolcastError("the fan plot needs one --predictions file or a --model-dir")
     from volcast.models import load
 
     forecaster = load(model_dir)
     return charts.fan_chart(series, forecaster.predict(series, forecaster.horizon or 24),
-                            f"{name}, {forecaster.name}")
+                            f"{name}, {forecaster.name}", unit=label)
 
 
 @app.command()
@@ -176,6 +185,7 @@ def report(
                                                    "series, else the backtest's]")] = None,
     models: ModelsOpt = None, config: ConfigOpt = None, tz: TzOpt = "UTC",
     since: SinceOpt = None, until: UntilOpt = None, last: LastOpt = None,
+    unit: UnitOpt = "base",
     out_path: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path(
         "report.html"),
 ) -> None:
@@ -192,11 +202,14 @@ def report(
     from volcast.viz.report import write_report
     from volcast.workspace.flows import backtest_frames, report_inputs, versus
     from volcast.workspace.sources import Window, load_long
+    from volcast.workspace.units import check_unit, in_unit, unit_names
 
     if out_path.suffix.lower() != ".html":
         raise VolcastError(f"--out must be an .html file, not '{out_path.name}'")
-    zone, settings = check_zone(tz), load_settings(config)
+    zone, settings, kind = check_zone(tz), load_settings(config), check_unit(unit)
     long = load_long(csv, exchange, symbol, timeframe, db, Window.parse(since, until, last))
+    names = unit_names(long, kind, db)
+    long = in_unit(long, kind)
     loaded = load(model_dir) if model_dir else None
     name = loaded.name if loaded else model
     overrides = {name: loaded.settings.model_dump()} if loaded else None
@@ -208,7 +221,8 @@ def report(
                                         progress)
             forecaster = loaded or _trained(uid, name, db, models) or backtests[0].forecaster
             parts.append(report_inputs(series, forecaster, backtests,
-                                       forecaster.horizon or settings.backtest.horizon, zone))
+                                       forecaster.horizon or settings.backtest.horizon, zone,
+                                       unit=kind, unit_name=names[uid]))
     path = write_report(parts, out_path)
     out.print(f"report written to {path.resolve()}", soft_wrap=True)
 

@@ -25,6 +25,9 @@ DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file [default: 
 ExchangeOpt = Annotated[str, typer.Option("--exchange", "-e", help="ccxt exchange id")]
 SymbolOpt = Annotated[str, typer.Option("--symbol", "-s", help="BASE/QUOTE, as ccxt spells it")]
 TimeframeOpt = Annotated[str, typer.Option("--timeframe", "-t", help="ccxt timeframe")]
+UnitOpt = Annotated[str, typer.Option("--unit", help="base: volume in the pair's base currency "
+                                      "(BTC for BTC/USDT); quote: volume x the candle's typical "
+                                      "price, in the quote currency, comparable across pairs")]
 
 
 def open_store(db: Path | None, read_only: bool = False) -> "CandleStore":

@@ -54,7 +54,7 @@ def run_demo(db: Path, console: Console, epochs: int = 30) -> None:
         with backtest_progress(console) as progress:
             backtests = space.backtest(fetched, versus("lstm"), {"lstm": {"epochs": epochs}},
                                        progress)
-        console.print(scores_table(backtests))
+        console.print(scores_table(backtests, space.unit_name(fetched)))
         for line in verdicts(backtests):
             console.print(line, soft_wrap=True)
         space.layout.save_model(space.learns_with(fetched), backtests[0].forecaster)

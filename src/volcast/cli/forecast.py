@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from volcast.cli.common import DbOpt, app, out
+from volcast.cli.common import DbOpt, UnitOpt, app, out
 from volcast.models.lstm.settings import LSTMSettings
 
 CsvOpt = Annotated[list[Path] | None, typer.Option("--csv", help="candle file(s) in any "
@@ -171,8 +171,10 @@ def predict(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     horizon: Annotated[int | None, typer.Option(min=1, help="candles ahead [default: the "
                                                 "model's]")] = None,
+    unit: UnitOpt = "base",
 ) -> None:
-    """Forecast the next candles' volume (q10/q50/q90) from the latest candle of each series."""
+    """Forecast the next candles' volume (q10/q50/q90) from the latest candle of each series;
+    every row says its unit."""
     import pandas as pd
 
     from volcast.cli.ui import forecast_table
@@ -180,18 +182,21 @@ def predict(
     from volcast.models import load
     from volcast.workspace import Workspace
     from volcast.workspace.sources import load_long
+    from volcast.workspace.units import check_unit, in_unit, unit_names
 
     if fmt not in ("table", "json", "csv"):
         raise VolcastError(f"unknown --format '{fmt}'; choose table, json or csv")
+    kind = check_unit(unit)
     if (model_dir is None) == (model is None):
         raise VolcastError("give --model-dir FOLDER or --model NAME (one of them)")
     if model_dir is not None or csv:
         forecaster = load(model_dir) if model_dir is not None else _untrained(model or "")
         long = load_long(csv, exchange, symbol, timeframe, db)
-        forecast = forecaster.predict(long, horizon or forecaster.horizon or 24)
+        forecast = forecaster.predict(in_unit(long, kind), horizon or forecaster.horizon or 24)
+        forecast["unit"] = forecast["unique_id"].map(unit_names(long, kind, db))
     else:
         with Workspace.open(db, models, read_only=True) as space:
-            found = [space.forecast(k, model or "", horizon)
+            found = [space.forecast(k, model or "", horizon, kind)
                      for k in _keys(exchange, symbol, timeframe)]
         forecaster, forecast = found[0][0], pd.concat([f for _, f in found],
                                                       ignore_index=True)
@@ -236,6 +241,7 @@ def backtest(
     from volcast.workspace import Workspace
     from volcast.workspace.flows import backtest_frames
     from volcast.workspace.sources import read_files
+    from volcast.workspace.units import unit_names
 
     settings = load_settings(config, backtest={"horizon": horizon, "test_days": test_days})
     options = dict(model_options or {})
@@ -253,6 +259,7 @@ def backtest(
         with backtest_progress(out) as progress:
             results = backtest_frames(settings, names, overrides, long, extra, cutoff_ms,
                                       progress)
+        unit = next(iter(unit_names(long, "base").values()))
     else:
         if also_csv:
             raise VolcastError("--also-csv goes with --csv; stored series learn from every "
@@ -263,11 +270,12 @@ def backtest(
         with Workspace.open(db, models, settings=settings) as space, \
                 backtest_progress(out) as progress:
             results = space.backtest(keys[0], names, overrides, progress, cutoff_ms)
+            unit = space.unit_name(keys[0])
     if out_path is not None:
         for result, path in zip(results, _output_paths(out_path, [r.model for r in results]),
                                 strict=True):
             write_predictions(result, path)
-    out.print(scores_table(results))
+    out.print(scores_table(results, unit))
     for line in verdicts(results):
         out.print(line, soft_wrap=True)
 

@@ -203,10 +203,11 @@ def frame_table(frame: "pd.DataFrame", title: str) -> FittedTable:
                        [list(map(str, row)) for row in frame.itertuples(index=False)])
 
 
-def scores_table(results: list["BacktestResult"]) -> FittedTable:
+def scores_table(results: list["BacktestResult"], unit: str = "") -> FittedTable:
     from volcast.viz.tables import scores_frame
 
-    return frame_table(scores_frame(results), "backtest (shared/bench/PROTOCOL.md), overall")
+    return frame_table(scores_frame(results, unit),
+                       "backtest (shared/bench/PROTOCOL.md), overall")
 
 
 def forecast_table(forecast: "pd.DataFrame", model: str) -> FittedTable:

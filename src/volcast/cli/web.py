@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from volcast.cli.common import DbOpt, app, err, out
+from volcast.cli.common import DbOpt, UnitOpt, app, err, out
 from volcast.cli.forecast import ConfigOpt, ModelsOpt
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -53,9 +53,12 @@ def overview(
     db: DbOpt = None,
     models: ModelsOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    unit: UnitOpt = "base",
 ) -> None:
     """For every stored series: the next day's expected volume and its p90, the share of
-    candles over --threshold, and how old the data is (the dashboard's overview)."""
+    candles over --threshold, and how old the data is (the dashboard's overview). Volumes and
+    --threshold are in each pair's base currency, or with --unit quote in its quote currency
+    (one threshold for every pair quoted in USDT)."""
     import json
 
     from volcast.cli.ui import frame_table
@@ -64,12 +67,14 @@ def overview(
     from volcast.errors import VolcastError
     from volcast.viz.tables import overview_frame
     from volcast.workspace import Workspace
+    from volcast.workspace.units import check_unit
 
     if fmt not in ("table", "json"):
         raise VolcastError(f"unknown --format '{fmt}'; choose table or json")
     timeframe_ms(timeframe)
+    kind = check_unit(unit)
     with Workspace.open(db, models, read_only=True) as space:
-        rows = space.overview(timeframe, model, threshold)
+        rows = space.overview(timeframe, model, threshold, kind)
         why = None if rows else space.why_empty(timeframe)
     if fmt == "json":
         out.print(json.dumps(finite(rows)), soft_wrap=True, markup=False)

@@ -25,24 +25,30 @@ def _zone(tz: str) -> str:
     return "UTC" if tz == "UTC" else f"local time, {tz}"
 
 
+def _volume(unit: str) -> str:
+    return f"volume ({unit} per candle)"
+
+
 def history_chart(series: pd.DataFrame, name: str, k: float = 6.0, tz: str = "UTC",
-                  found: pd.DataFrame | None = None) -> Chart:
+                  found: pd.DataFrame | None = None, unit: str = "base units") -> Chart:
     """Volume over time, with the spikes of ``analysis.profile.spikes`` marked (``found``:
     those already computed with the same ``k``, as the report's analysis has them)."""
     found = spikes(series, k) if found is None else found
     return Chart(f"{name}: volume history, spikes marked (> median + {k:g} MAD of the "
-                 "previous 7 days)", f"time ({_zone(tz)})", "volume (base units per candle)",
+                 "previous 7 days)", f"time ({_zone(tz)})", _volume(unit),
                  [Trace("line", "volume", local_times(series["ds"], tz), series["y"].tolist()),
                   Trace("points", f"spikes ({len(found)})", local_times(found["ds"], tz),
                         found["y"].tolist(), color=OKABE_ITO[3])])
 
 
-def shares_chart(long: pd.DataFrame) -> Chart:
-    """Each series' weekly share of the summed quote volume (``analysis.shares``)."""
-    weekly = shares(long)
+def shares_chart(long: pd.DataFrame, unit: str = "base") -> Chart:
+    """Each series' weekly share of the summed quote volume (``analysis.shares``; ``unit``
+    says what ``y`` is in)."""
+    weekly = shares(long, unit=unit)
     if weekly.shape[1] < 2:
         raise VolcastError("the shares plot compares several series; give two or more")
-    return Chart("share of the weekly quote volume (volume x close)", "week (UTC)", "share",
+    return Chart("share of the weekly quote volume (volume x typical price)", "week (UTC)",
+                 "share",
                  [Trace("line", str(uid), weekly.index, weekly[uid].tolist())
                   for uid in weekly.columns])
 
@@ -59,8 +65,8 @@ def _usual_level(series: pd.DataFrame) -> pd.Series:
     return y / level.where(level > 0)
 
 
-def heatmap_chart(series: pd.DataFrame, name: str, relative: bool = False, tz: str = "UTC"
-                  ) -> Chart:
+def heatmap_chart(series: pd.DataFrame, name: str, relative: bool = False, tz: str = "UTC",
+                  unit: str = "base units") -> Chart:
     """Median volume for each weekday (rows) and hour of day (columns). ``relative``: each
     candle is first divided by the median of its surrounding week, the view traders know
     ("this hour is usually 1.6x a typical hour"), so a few high-volume months do not paint
@@ -78,11 +84,12 @@ def heatmap_chart(series: pd.DataFrame, name: str, relative: bool = False, tz: s
     return Chart(f"{name}: {what} by hour and weekday ({_zone(tz)})", f"hour of day "
                  f"({_zone(tz)})", "weekday",
                  [Trace("heatmap", what, list(range(24)), list(WEEKDAYS), z=z)],
-                 z_label="x usual" if relative else "volume")
+                 z_label="x usual" if relative else f"volume ({unit})")
 
 
 def fan_chart(history: pd.DataFrame, forecast: pd.DataFrame, name: str,
-              actual: pd.DataFrame | None = None, days: float = 7.0) -> Chart:
+              actual: pd.DataFrame | None = None, days: float = 7.0,
+              unit: str = "base units") -> Chart:
     """The last ``days`` of history, the q10-q90 band, the median, and the actual volume of
     the forecast hours when known (a backtest origin)."""
     shown = history[history["ds"] > history["ds"].max() - days * DAY_MS]
@@ -99,11 +106,11 @@ def fan_chart(history: pd.DataFrame, forecast: pd.DataFrame, name: str,
                             actual["y"].tolist(), color=OKABE_ITO[3]))
     start = local_times(forecast["ds"].iloc[:1])[0]
     return Chart(f"{name}: forecast from {start:%Y-%m-%d %H:%M} UTC", "time (UTC)",
-                 "volume (base units per candle)", traces)
+                 _volume(unit), traces)
 
 
 def origin_fan(history: pd.DataFrame, predictions: pd.DataFrame, name: str,
-               origin: int | None = None) -> Chart:
+               origin: int | None = None, unit: str = "base units") -> Chart:
     """The fan chart of one backtest origin (default: the last), its actuals included."""
     origins = predictions["origin"].unique()
     chosen = int(origins.max()) if origin is None else origin
@@ -113,7 +120,7 @@ def origin_fan(history: pd.DataFrame, predictions: pd.DataFrame, name: str,
     forecast = pd.DataFrame({"ds": rows["timestamp"], "q10": rows["q10"],
                              "q50": rows["y_pred"], "q90": rows["q90"]})
     actual = pd.DataFrame({"ds": rows["timestamp"], "y": rows["y_true"]}).dropna()
-    return fan_chart(history[history["ds"] < chosen], forecast, name, actual)
+    return fan_chart(history[history["ds"] < chosen], forecast, name, actual, unit=unit)
 
 
 def _mae_by_step(predictions: pd.DataFrame) -> pd.Series:
@@ -121,20 +128,22 @@ def _mae_by_step(predictions: pd.DataFrame) -> pd.Series:
     return (scored["y_true"] - scored["y_pred"]).abs().groupby(scored["step"]).mean()
 
 
-def horizon_chart(predictions: Predictions) -> Chart:
+def horizon_chart(predictions: Predictions, unit: str = "base units") -> Chart:
     """MAE at each step ahead, one line per model: how fast each model's skill decays."""
     traces = []
     for model, frame in predictions.items():
         mae = _mae_by_step(frame)
         traces.append(Trace("line", model, mae.index.tolist(), mae.tolist()))
-    return Chart("backtest error by horizon step", "steps ahead", "MAE (volume)", traces)
+    return Chart("backtest error by horizon step", "steps ahead", f"MAE (volume, {unit})",
+                 traces)
 
 
-def comparison_chart(predictions: Predictions) -> Chart:
+def comparison_chart(predictions: Predictions, unit: str = "base units") -> Chart:
     """Overall MAE per model, best first (the protocol's scorer, same rows as the table)."""
     mae = {m: score(f, float("nan"))["overall"]["mae"] for m, f in predictions.items()}
     order = sorted(mae, key=mae.__getitem__)
-    return Chart("backtest: overall MAE by model (lower is better)", "model", "MAE (volume)",
+    return Chart("backtest: overall MAE by model (lower is better)", "model",
+                 f"MAE (volume, {unit})",
                  [Trace("bar", "MAE", order, [mae[m] for m in order])])
 
 

@@ -40,6 +40,8 @@ class ReportInputs:
     model_note: str
     backtests: list[BacktestResult]
     tz: str = "UTC"
+    unit_kind: str = "base"
+    """``y`` is base volume or quote volume (the analysis names the currency)."""
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -59,10 +61,11 @@ def _sections(r: ReportInputs) -> list[tuple[str, list[str | Chart]]]:
         ("Data", [_table(tables.coverage_frame([a])), _table(tables.distribution_frame([a]))]),
         ("When volume comes", [
             _table(tables.seasonality_frame([a])),
-            *([charts.heatmap_chart(r.series, r.name, tz=r.tz),
+            *([charts.heatmap_chart(r.series, r.name, tz=r.tz, unit=a.unit),
                charts.heatmap_chart(r.series, r.name, relative=True, tz=r.tz)]
               if charts.intraday(r.series) else [])]),
-        ("Spikes", [charts.history_chart(r.series, r.name, tz=r.tz, found=a.spikes),
+        ("Spikes", [charts.history_chart(r.series, r.name, tz=r.tz, found=a.spikes,
+                                         unit=a.unit),
                     "<p class='note'>Largest spikes: volume over the median of the previous "
                     "7 days.</p>", _table(tables.spikes_frame(a))]),
         ("What moves with volume", [
@@ -70,16 +73,17 @@ def _sections(r: ReportInputs) -> list[tuple[str, list[str | Chart]]]:
             "<i>lag</i> candles earlier.</p>", _table(tables.drivers_frame(a))]),
         (f"Forecast: the next {len(r.forecast)} candles ({r.model})", [
             f"<p class='note'>{html.escape(r.model_note)} Plan capacity on q90.</p>",
-            charts.fan_chart(r.series, r.forecast, r.name),
-            _table(tables.forecast_frame(r.forecast))]),
+            charts.fan_chart(r.series, r.forecast, r.name, unit=a.unit),
+            _table(tables.forecast_frame(r.forecast, a.unit))]),
         ("Backtest (shared/bench/PROTOCOL.md)", [] if main is None else [
-            _table(tables.scores_frame(r.backtests)),
+            _table(tables.scores_frame(r.backtests, a.unit)),
             *(f"<p><b>{html.escape(line)}</b></p>" for line in verdicts(r.backtests)),
-            charts.comparison_chart(predictions), charts.horizon_chart(predictions),
+            charts.comparison_chart(predictions, a.unit),
+            charts.horizon_chart(predictions, a.unit),
             *([charts.calibration_chart(predictions)]
               if any(b.forecaster.supports_quantiles for b in r.backtests) else []),
             charts.origin_fan(r.series, main.predictions, f"{r.name}, {main.model}, last "
-                              "backtest origin")]),
+                              "backtest origin", unit=a.unit)]),
     ]
 
 
@@ -100,7 +104,8 @@ def render(reports: list[ReportInputs]) -> str:
     several = len(reports) > 1
     if several:
         add("<h2>Share of the quote volume</h2>")
-        add(charts.shares_chart(pd.concat([r.series for r in reports], ignore_index=True)))
+        add(charts.shares_chart(pd.concat([r.series for r in reports], ignore_index=True),
+                                reports[0].unit_kind))
     for r in reports:
         for title, parts in _sections(r):
             add(f"<h2>{html.escape(f'{r.name}: {title}' if several else title)}</h2>")

@@ -17,9 +17,10 @@ def fmt(value: float, spec: str) -> str:
     return "-" if value != value else format(value, spec)  # NaN -> "-"
 
 
-def scores_frame(results: "list[BacktestResult]") -> pd.DataFrame:
+def scores_frame(results: "list[BacktestResult]", unit: str = "") -> pd.DataFrame:
     """The protocol's overall scores per model, best MAE first, with the gap to the best
-    reference model stated plainly."""
+    reference model stated plainly; errors in volume carry ``unit`` (BTC) when given."""
+    u = f" ({unit})" if unit else ""
     from volcast.evaluation.compare import versus_best_reference
 
     relative = versus_best_reference(results)
@@ -29,20 +30,24 @@ def scores_frame(results: "list[BacktestResult]") -> pd.DataFrame:
         gap = relative.get(r.model)
         rows.append({
             "model": r.model + (" (refit per origin)" if r.refits_per_origin else ""),
-            "MAE": fmt(o["mae"], ",.2f"), "vs best reference": "-" if gap is None
-            else f"{gap:+.1%}", "RMSE": fmt(o["rmse"], ",.2f"), "sMAPE %": fmt(o["smape"], ".2f"),
-            "MASE": fmt(o["mase"], ".3f"), "MAE log1p": fmt(o["mae_log1p"], ".4f"),
-            "pinball": fmt(o["pinball"], ",.2f"), "q10-q90 coverage": fmt(o["coverage"], ".3f"),
+            f"MAE{u}": fmt(o["mae"], ",.2f"), "vs best reference": "-" if gap is None
+            else f"{gap:+.1%}", f"RMSE{u}": fmt(o["rmse"], ",.2f"),
+            "sMAPE %": fmt(o["smape"], ".2f"), "MASE": fmt(o["mase"], ".3f"),
+            "MAE log1p": fmt(o["mae_log1p"], ".4f"), f"pinball{u}": fmt(o["pinball"], ",.2f"),
+            "q10-q90 coverage": fmt(o["coverage"], ".3f"),
             "train s": f"{r.train_s:.1f}", "predict s": f"{r.predict_s:.2f}"})
     return pd.DataFrame(rows)
 
 
-def forecast_frame(forecast: pd.DataFrame) -> pd.DataFrame:
+def forecast_frame(forecast: pd.DataFrame, unit: str = "base units") -> pd.DataFrame:
+    """Volume quantiles per candle, with the unit of each row (the forecast's ``unit`` column
+    when it has one, else ``unit``)."""
     return pd.DataFrame({
         "series": forecast["unique_id"], "candle (UTC)": forecast["ds"].map(format_time),
         "q10": forecast["q10"].map(lambda v: fmt(v, ",.2f")),
         "q50 (median)": forecast["q50"].map(lambda v: fmt(v, ",.2f")),
-        "q90": forecast["q90"].map(lambda v: fmt(v, ",.2f"))})
+        "q90": forecast["q90"].map(lambda v: fmt(v, ",.2f")),
+        "unit": forecast.get("unit", unit)})
 
 
 def coverage_frame(analyses: "list[SeriesAnalysis]") -> pd.DataFrame:
@@ -78,12 +83,13 @@ def profile_frame(a: "SeriesAnalysis", by: str) -> pd.DataFrame:
     table = a.seasonality[f"by_{by}"]
     labels = (table[by].map(lambda h: f"{h:02d}:00") if by == "hour"
               else table[by].map(WEEKDAYS.__getitem__))
-    return pd.DataFrame({by: labels, "mean": table["mean"].map(lambda v: fmt(v, ",.1f")),
-                         "median": table["median"].map(lambda v: fmt(v, ",.1f"))})
+    return pd.DataFrame({by: labels,
+                         f"mean ({a.unit})": table["mean"].map(lambda v: fmt(v, ",.1f")),
+                         f"median ({a.unit})": table["median"].map(lambda v: fmt(v, ",.1f"))})
 
 
 def distribution_frame(analyses: "list[SeriesAnalysis]") -> pd.DataFrame:
-    return pd.DataFrame([{"series": a.unique_id, "spikes": str(len(a.spikes)),
+    return pd.DataFrame([{"series": a.unique_id, "unit": a.unit, "spikes": str(len(a.spikes)),
                           **{k: fmt(v, ",.1f") for k, v in a.distribution.items()}}
                          for a in analyses])
 
@@ -92,7 +98,7 @@ def spikes_frame(a: "SeriesAnalysis", top: int = 10) -> pd.DataFrame:
     largest = a.spikes.head(top)
     return pd.DataFrame({
         "candle (UTC)": largest["ds"].map(format_time),
-        "volume": largest["y"].map(lambda v: fmt(v, ",.1f")),
+        f"volume ({a.unit})": largest["y"].map(lambda v: fmt(v, ",.1f")),
         "7-day median": largest["baseline"].map(lambda v: fmt(v, ",.1f")),
         "x median": largest["ratio"].map(lambda v: fmt(v, ".1f"))})
 
@@ -127,7 +133,7 @@ def overview_frame(rows: list[dict]) -> pd.DataFrame:
         f = r["forecast"] or {}
         share = f.get("share_over_threshold")
         out.append({
-            "series": f"{r['exchange']} {r['symbol']} {r['timeframe']}",
+            "series": f"{r['exchange']} {r['symbol']} {r['timeframe']}", "unit": r["unit"],
             "last candle (UTC)": format_time(r["last_candle"]),
             "data age": _age(r["age_s"]) + (" (stale)" if r["stale"] else ""),
             "expected volume, next day": fmt(f.get("expected_volume", float("nan")), ",.1f"),

@@ -36,5 +36,8 @@ Model = Annotated[str, Query(min_length=1, max_length=40, pattern=NAME,
                              description=f"one of {', '.join(MODEL_NAMES)}")]
 Format = Annotated[Literal["json", "csv"] | None,
                    Query(alias="format", description="csv: a CSV download")]
+UnitQuery = Annotated[Literal["base", "quote"], Query(
+    description="base: volume in the pair's base currency (BTC for BTC/USDT); quote: volume x "
+                "the candle's typical price, in the quote currency (comparable across pairs)")]
 Space = Annotated[Workspace, Depends(workspace)]
 Jobs = Annotated[JobManager, Depends(jobs)]

@@ -11,6 +11,8 @@ class SeriesOut(BaseModel):
     exchange: str
     symbol: str
     timeframe: str
+    base: str = Field(description="the currency volume is counted in")
+    quote: str = Field(description="the currency prices are in")
     rows: int
     first: int
     last: int
@@ -23,6 +25,8 @@ class CandlesOut(BaseModel):
     exchange: str
     symbol: str
     timeframe: str
+    volume_unit: str = Field(description="the currency of each candle's volume (base)")
+    price_unit: str = Field(description="the currency of each candle's prices (quote)")
     candles: list[dict[str, Any]]
     next_start: int | None = Field(description="start of the next page, null on the last")
 
@@ -40,6 +44,7 @@ class ForecastOut(BaseModel):
     symbol: str
     timeframe: str
     model: str
+    unit: str = Field(description="the currency of q10/q50/q90 (see ?unit)")
     trained: dict[str, Any]
     forecast: list[ForecastRow]
 

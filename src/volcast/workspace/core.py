@@ -27,6 +27,7 @@ from volcast.models.base import EpochProgress, Forecaster
 from volcast.workspace.flows import backtest_frames, fit, make, report_inputs
 from volcast.workspace.layout import Layout, models_path
 from volcast.workspace.sources import read_stored
+from volcast.workspace.units import UNITS, Unit, in_unit
 
 if TYPE_CHECKING:
     from volcast.viz.report import ReportInputs
@@ -74,10 +75,14 @@ class Workspace:
                 for s in self.store.series().itertuples()
                 if timeframe is None or s.timeframe == timeframe]
 
-    def long(self, keys: list[SeriesKey]) -> pd.DataFrame:
+    def long(self, keys: list[SeriesKey], unit: Unit = "base") -> pd.DataFrame:
         for key in keys:
             self.bounds(key)
-        return read_stored(self.store, keys)
+        return in_unit(read_stored(self.store, keys), unit)
+
+    def unit_name(self, key: SeriesKey, unit: Unit = "base") -> str:
+        """What the series' volume is counted in: its base currency, or its quote's."""
+        return self.store.units(key)[UNITS.index(unit)]
 
     def learns_with(self, key: SeriesKey) -> list[SeriesKey]:
         """The series a global model for ``key`` learns from: every stored series of its
@@ -107,16 +112,17 @@ class Workspace:
         """The candles a forecast covers: the model's own horizon, else the protocol's."""
         return forecaster.horizon or self.settings.backtest.horizon
 
-    def forecast(self, key: SeriesKey, model: str, horizon: int | None = None
-                 ) -> tuple[Forecaster, pd.DataFrame]:
+    def forecast(self, key: SeriesKey, model: str, horizon: int | None = None,
+                 unit: Unit = "base") -> tuple[Forecaster, pd.DataFrame]:
         """q10/q50/q90 of the next ``horizon`` candles (default: the model's) from the latest
-        stored candle (cached per candle and model version)."""
+        stored candle, in ``unit`` (the frame's ``unit`` column names it); cached per candle
+        and model version."""
         last = self.bounds(key)[1]
         forecaster = self.forecaster(key, model)
         steps = horizon or self.horizon(forecaster)
-        token = ("forecast", key, model, last, self.layout.version(key, model), steps)
+        token = ("forecast", key, model, last, self.layout.version(key, model), steps, unit)
         return forecaster, self._cached(token, lambda: forecaster.predict(
-            self.long([key]), steps))
+            self.long([key], unit), steps).assign(unit=self.unit_name(key, unit)))
 
     def train(self, keys: list[SeriesKey], model: str, flags: dict[str, Any] | None = None,
               progress: EpochProgress | None = None) -> tuple[Forecaster, list[Path]]:
@@ -154,22 +160,26 @@ class Workspace:
             forecaster = next(b.forecaster for b in backtests if b.model == model)
             frame = None
         return report_inputs(self.long([key]), forecaster, backtests,
-                             self.horizon(forecaster), tz, frame)
+                             self.horizon(forecaster), tz, frame,
+                             unit_name=self.unit_name(key))
 
-    def analysis(self, key: SeriesKey, tz: str) -> dict[str, Any]:
+    def analysis(self, key: SeriesKey, tz: str, unit: Unit = "base") -> dict[str, Any]:
         from volcast.analysis import analyze, to_json
 
         last = self.bounds(key)[1]
-        return self._cached(("analysis", key, last, tz),
-                            lambda: to_json(analyze(self.long([key]), tz)))
+        return self._cached(("analysis", key, last, tz, unit), lambda: to_json(
+            analyze(self.long([key], unit), tz)) | {"unit": self.unit_name(key, unit)})
 
     # -- overview -------------------------------------------------------------------------
-    def overview(self, timeframe: str, model: str, threshold: float | None
-                 ) -> list[dict[str, Any]]:
+    def overview(self, timeframe: str, model: str, threshold: float | None,
+                 unit: Unit = "base") -> list[dict[str, Any]]:
         """For every stored series of this timeframe: the next day's expected volume and its
-        p90, the share of its candles whose p90 is over ``threshold``, and the data's age."""
+        p90, the share of its candles whose p90 is over ``threshold``, and the data's age.
+        Volumes and the threshold are in each series' base currency, or with ``unit="quote"``
+        in its quote currency (one threshold then fits every pair quoted in it)."""
         model_class(model)  # an unknown name is one error, not a note per series
-        return [self._overview_row(key, model, threshold) for key in self.keys(timeframe)]
+        return [self._overview_row(key, model, threshold, unit)
+                for key in self.keys(timeframe)]
 
     def why_empty(self, timeframe: str) -> str:
         """Why the overview of ``timeframe`` has no rows, and what to do."""
@@ -179,16 +189,17 @@ class Workspace:
         return (f"no stored series with timeframe {timeframe}; the store holds "
                 f"{', '.join(others)}")
 
-    def _overview_row(self, key: SeriesKey, model: str, threshold: float | None
+    def _overview_row(self, key: SeriesKey, model: str, threshold: float | None, unit: Unit
                       ) -> dict[str, Any]:
         last = self.bounds(key)[1]
         age = time.time() - (last + key.tf_ms) / 1000
         row: dict[str, Any] = {"exchange": key.exchange, "symbol": key.symbol,
                                "timeframe": key.timeframe, "model": model,
+                               "unit": self.unit_name(key, unit),
                                "last_candle": last, "age_s": round(age, 1),
                                "stale": age > 2 * key.tf_ms / 1000}
         try:
-            _, frame = self.forecast(key, model)
+            _, frame = self.forecast(key, model, unit=unit)
         except VolcastError as error:
             return row | {"forecast": None, "note": str(error)}
         day = frame.head(max(1, DAY_MS // key.tf_ms))

@@ -77,10 +77,11 @@ def backtest_frames(settings: Settings, names: Sequence[str],
 
 
 def report_inputs(series: pd.DataFrame, forecaster: Forecaster, backtests: list[BacktestResult],
-                  horizon: int, tz: str = "UTC",
-                  forecast: pd.DataFrame | None = None) -> "ReportInputs":
+                  horizon: int, tz: str = "UTC", forecast: pd.DataFrame | None = None,
+                  unit: str = "base", unit_name: str = "base units") -> "ReportInputs":
     """What the report shows of one series: its analysis (in ``tz``) and the forecast of its
-    next ``horizon`` candles (made here unless given)."""
+    next ``horizon`` candles (made here unless given); ``y`` is ``unit`` volume, counted in
+    ``unit_name`` (BTC)."""
     from volcast.analysis import analyze_series
     from volcast.viz.report import ReportInputs, trained_note
 
@@ -88,5 +89,6 @@ def report_inputs(series: pd.DataFrame, forecaster: Forecaster, backtests: list[
     series = series.sort_values("ds").reset_index(drop=True)
     if forecast is None:
         forecast = forecaster.predict(series, horizon)
-    return ReportInputs(name, series, analyze_series(name, series, tz), forecast,
-                        forecaster.name, trained_note(forecaster.info), backtests, tz)
+    return ReportInputs(name, series, analyze_series(name, series, tz, unit=unit_name),
+                        forecast, forecaster.name, trained_note(forecaster.info), backtests, tz,
+                        unit)

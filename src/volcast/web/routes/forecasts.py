@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from volcast.data.records import finite, records
 from volcast.data.store import SeriesKey
 from volcast.data.timeframe import timeframe_ms
-from volcast.web.deps import Format, Key, Model, Space
+from volcast.web.deps import Format, Key, Model, Space, UnitQuery
 from volcast.web.schemas import BacktestOut, ForecastOut
 
 router = APIRouter(tags=["forecasts"])
@@ -26,13 +26,13 @@ def csv_response(frame: pd.DataFrame, key: SeriesKey, what: str) -> Response:
 
 @router.get("/api/forecast", response_model=ForecastOut)
 def forecast(request: Request, space: Space, key: Key, model: Model = "lstm",
-             fmt: Format = None) -> Any:
-    forecaster, frame = space.forecast(key, model)
+             fmt: Format = None, unit: UnitQuery = "base") -> Any:
+    forecaster, frame = space.forecast(key, model, unit=unit)
     if wants_csv(request, fmt):
         return csv_response(frame, key, f"forecast_{model}")
     return {"exchange": key.exchange, "symbol": key.symbol, "timeframe": key.timeframe,
-            "model": model, "trained": finite(forecaster.info),
-            "forecast": records(frame.drop(columns="unique_id"))}
+            "model": model, "unit": frame["unit"].iloc[0], "trained": finite(forecaster.info),
+            "forecast": records(frame.drop(columns=["unique_id", "unit"]))}
 
 
 @router.get("/api/overview")
@@ -40,9 +40,10 @@ def overview(space: Space,
              timeframe: Annotated[str, Query(min_length=2, max_length=4)] = "1h",
              model: Model = "hour_of_week_median_4w",
              threshold: Annotated[float | None, Query(ge=0, le=1e18, description="volume per "
-                                                      "candle")] = None) -> list[dict[str, Any]]:
+                                                      "candle, in ?unit")] = None,
+             unit: UnitQuery = "base") -> list[dict[str, Any]]:
     timeframe_ms(timeframe)
-    return finite(space.overview(timeframe, model, threshold))
+    return finite(space.overview(timeframe, model, threshold, unit))
 
 
 @router.get("/api/backtests", response_model=list[BacktestOut])

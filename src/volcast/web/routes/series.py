@@ -30,6 +30,7 @@ def candles(space: Space, key: Key,
     space.bounds(key)
     frame = space.store.read(key, start, end, limit + 1)  # one more: is there a next page?
     page = frame.head(limit)
+    base, quote = space.store.units(key)
     return {"exchange": key.exchange, "symbol": key.symbol, "timeframe": key.timeframe,
-            "candles": records(page, ("timestamp",)),
+            "volume_unit": base, "price_unit": quote, "candles": records(page, ("timestamp",)),
             "next_start": int(frame["timestamp"].iloc[-1]) if len(frame) > limit else None}
