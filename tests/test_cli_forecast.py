@@ -28,7 +28,8 @@ def test_train_then_predict_in_every_format(cli, csv_file, tmp_path):
     rows = json.loads(as_json.out)
     assert len(rows) == 6 and all(r["q10"] <= r["q50"] <= r["q90"] for r in rows)
     as_csv = cli("predict", "--model-dir", model, "--csv", csv_file, "--format", "csv")
-    assert as_csv.out.splitlines()[0] == "unique_id,ds,q10,q50,q90"
+    assert as_csv.out.splitlines()[0] == "unique_id,ds,q10,q50,q90,unit"
+    assert as_csv.out.splitlines()[1].endswith(",BTC")  # the file is named BTC_USDT-1h
     table = cli("predict", "--model-dir", model, "--csv", csv_file)
     assert "2024-08-01 05:00" in table.out
 
