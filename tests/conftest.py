@@ -3,6 +3,7 @@
 import os
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,13 @@ def btc() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[RunningSimulator]:
-    """A fault-free simulated Binance serving the bundled sample."""
-    with running(SimulatorConfig(sample_dir())) as sim:
-        yield sim
+    """A fault-free simulated Binance serving the bundled sample. Started and stopped on a
+    worker thread: once Playwright's browser runs, its event loop occupies the main thread,
+    and a test that needs the simulator may come after a browser test."""
+    with ThreadPoolExecutor(1) as worker:
+        context = running(SimulatorConfig(sample_dir()))
+        yield worker.submit(context.__enter__).result()
+        worker.submit(context.__exit__, None, None, None).result()
 
 
 @pytest.fixture

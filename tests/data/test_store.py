@@ -111,11 +111,11 @@ def test_a_newer_schema_is_refused(db):
 def test_a_database_locked_by_another_process_is_a_clear_error(db):
     CandleStore(db).close()
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import duckdb, sys, time
+        import duckdb, sys
         con = duckdb.connect({str(db)!r})
         print("locked", flush=True)
-        time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+        sys.stdin.read()  # holds the lock until killed, however long the test takes
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(VolcastError, match="in use by another process"):

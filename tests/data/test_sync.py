@@ -5,11 +5,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from aiohttp import web
 
 from volcast.config import FetchSettings
 from volcast.data import exchange as exchange_module
@@ -19,7 +22,8 @@ from volcast.data.store import CandleStore, SeriesKey
 from volcast.data.sync import fetch, plan_ranges
 from volcast.data.timeframe import format_time, parse_time
 from volcast.errors import FetchFailed, VolcastError
-from volcast.simulator import SimulatorConfig, running
+from volcast.simulator import SimulatorConfig, running, server
+from volcast.simulator.server import build_app
 
 from ..conftest import FAST, HOUR
 
@@ -165,34 +169,77 @@ def test_unknown_symbol_and_timeframe_are_refused_before_any_download(db, simula
     assert simulator.stats["/api/v3/klines"] == before
 
 
-def test_follow_appends_candles_as_they_close(db, btc):
+@dataclass
+class SteppedClock:
+    """An exchange clock that only the test moves (never wall time), so a slow or busy
+    machine sees the same candles close at the same rounds."""
+
+    now_ms: int
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+def test_follow_appends_candles_as_they_close(db, btc, monkeypatch):
     last_open = int(btc["timestamp"].iloc[-1])
-    clock = SimulatorConfig(sample_dir(), now_ms=last_open - 3 * HOUR, speed=7200)  # 2 h/s
+    clock = SteppedClock(last_open - 3 * HOUR)
+    monkeypatch.setattr(server, "Clock", lambda start_ms, speed: clock)
     rounds = []
-    settings = FAST.model_copy(update={"poll_s": 0.6})
-    with running(clock) as sim:
+
+    def one_hour_later(results):
+        rounds.append(results)
+        clock.now_ms += HOUR
+
+    settings = FAST.model_copy(update={"poll_s": 0.01})
+    with running(SimulatorConfig(sample_dir())) as sim:
         download(db, sim.url, settings=settings, since=last_open - 10 * HOUR,
-                 on_round=rounds.append, follow_rounds=3)
-    assert len(rounds) == 4
-    assert sum(r[0].added for r in rounds[1:]) >= 2
-    assert stored(db)["timestamp"].iloc[-1] >= last_open - HOUR
+                 on_round=one_hour_later, follow_rounds=3)
+    # closed at the start: opens -10 h .. -4 h; then one more candle closes each round
+    assert [r[0].added for r in rounds] == [7, 1, 1, 1]
+    assert stored(db)["timestamp"].iloc[-1] == last_open - HOUR
 
 
-def test_kill_9_mid_download_then_resume_equals_the_source(db, btc, tmp_path):
+def outage_from_page(pages: int, over: threading.Event):
+    """Wraps build_app: from the candle page after ``pages`` on, requests wait until ``over``
+    is set; ``asked`` is set when the first of them arrives."""
+    asked = threading.Event()
+
+    def build(config):
+        app, stats = build_app(config)
+
+        @web.middleware
+        async def hold(request, handler):
+            if request.path == "/api/v3/klines" and stats[request.path] > pages:
+                asked.set()
+                await asyncio.get_running_loop().run_in_executor(None, over.wait)
+            return await handler(request)
+
+        app.middlewares.append(hold)
+        return app, stats
+
+    return build, asked
+
+
+def test_kill_9_mid_download_then_resume_equals_the_source(db, btc, monkeypatch):
+    # the child gets 6 pages, then waits on the 7th until it has been killed: however fast
+    # or slow this machine, the kill lands mid-download
+    over = threading.Event()
+    build, asked = outage_from_page(6, over)
+    monkeypatch.setattr(server, "build_app", build)
     with running(SimulatorConfig(sample_dir())) as sim:
         command = [sys.executable, "-m", "volcast.cli", "fetch", "-e", "binance", "-s",
                    "BTC/USDT", "--since", "2022-08-01", "--db", str(db), "--exchange-url",
                    sim.url]
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while sim.stats["/api/v3/klines"] < 6 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while not asked.wait(0.05):
+            assert child.poll() is None, child.stderr.read().decode()
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
+        over.set()
         with CandleStore(db) as store:
             half = len(store.read(BTC))
         assert 0 < half < len(btc)
-        resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     pd.testing.assert_frame_equal(stored(db), btc)
 

@@ -3,20 +3,27 @@
 
 const $ = (id) => document.getElementById(id);
 const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#000000"];
+const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const DAY = 86400000;
-const REFRESH_S = Number(new URLSearchParams(location.search).get("refresh")) || 30;  // ?refresh=N
-const state = { models: [], references: [], series: [], job: null };
+const params = new URLSearchParams(location.search);
+const REFRESH_S = Number(params.get("refresh")) || 30;  // ?refresh=N
+const JOB_POLL_MS = 500;
+const state = {
+  models: [], references: [], series: [], tz: "UTC",
+  jobs: new Map(),  // id -> job, for every job this page has seen queued or running
+  polling: false, refreshing: false,
+};
 
 async function api(path, options = {}) {
   const response = await fetch(path, options);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
   return body;
 }
 
-const query = (params) => new URLSearchParams(params).toString();
+const query = (values) => new URLSearchParams(values).toString();
 const number = (v) => (v === null || v === undefined ? "-" : v.toLocaleString("en-US", { maximumFractionDigits: 1 }));
-const utc = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+const seriesName = (s) => `${s.exchange} ${s.symbol} ${s.timeframe}`;
 function age(seconds) {
   if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
   if (seconds < 2 * 86400) return `${Math.round(seconds / 3600)} h`;
@@ -27,7 +34,54 @@ function cell(row, text, cls) {
   const td = row.insertCell();
   td.textContent = text;
   if (cls) td.className = cls;
+  return td;
 }
+
+// -- time zone: ?tz=NAME, else UTC; the heatmap and every time shown use it --------------
+
+function canonicalZone(name) {
+  try {
+    return new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
+  } catch {
+    return null;
+  }
+}
+
+function setupZone() {
+  const asked = params.get("tz") || "UTC";
+  state.tz = canonicalZone(asked) || "UTC";
+  if (!canonicalZone(asked)) status(`unknown time zone '${asked}': times are shown in UTC`);
+  const known = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const zones = [...new Set(["UTC", state.tz, ...known])];
+  fillSelect($("tz"), zones, state.tz);
+  showZone();
+}
+
+function showZone() {
+  for (const el of document.querySelectorAll(".tz-name")) el.textContent = state.tz;
+}
+
+function changeZone() {
+  state.tz = $("tz").value;
+  params.set("tz", state.tz);
+  history.replaceState(null, "", `?${params}`);
+  showZone();
+  refresh();
+}
+
+const timeFormats = new Map();
+function localTime(ms) {  // "YYYY-MM-DD HH:MM" in the chosen zone
+  if (!timeFormats.has(state.tz)) {
+    timeFormats.set(state.tz, new Intl.DateTimeFormat("en-CA", {
+      timeZone: state.tz, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    }));
+  }
+  const part = Object.fromEntries(timeFormats.get(state.tz).formatToParts(ms).map((p) => [p.type, p.value]));
+  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}`;
+}
+
+// -- series and models --------------------------------------------------------------------
 
 function selected() {
   const s = state.series[$("series").selectedIndex];
@@ -48,9 +102,8 @@ async function loadModels() {
 async function loadSeries() {
   const before = selected();
   state.series = await api("/api/series");
-  const names = state.series.map((s) => `${s.exchange} ${s.symbol} ${s.timeframe}`);
-  const keep = before ? `${before.exchange} ${before.symbol} ${before.timeframe}` : names[0];
-  fillSelect($("series"), names, keep);
+  const names = state.series.map(seriesName);
+  fillSelect($("series"), names, before ? seriesName(before) : names[0]);
   fillModels();
 }
 
@@ -64,43 +117,55 @@ function fillModels() {
   fillSelect($("model"), state.models, preferred, (m) => (available(m) ? m : `${m} (not trained)`));
 }
 
+// -- overview -----------------------------------------------------------------------------
+
 async function loadOverview() {
   const threshold = $("ov-threshold").value;
-  const params = { timeframe: $("ov-timeframe").value, model: $("ov-model").value };
-  if (threshold !== "") params.threshold = threshold;
-  const body = $("overview").tBodies[0];
+  const wanted = { timeframe: $("ov-timeframe").value, model: $("ov-model").value };
+  if (threshold !== "") wanted.threshold = threshold;
   let rows;
   try {
-    rows = await api(`/api/overview?${query(params)}`);
+    rows = await api(`/api/overview?${query(wanted)}`);
   } catch (error) {
     status(`overview: ${error.message}`);
     return;
   }
+  const body = $("overview").tBodies[0];
   body.replaceChildren();
-  for (const r of rows) {
-    const row = body.insertRow();
-    row.dataset.series = `${r.exchange} ${r.symbol} ${r.timeframe}`;
-    cell(row, row.dataset.series);
-    cell(row, utc(r.last_candle));
-    cell(row, age(r.age_s) + (r.stale ? " (stale)" : ""), r.stale ? "stale" : "");
-    const f = r.forecast;
-    if (f) {
-      cell(row, number(f.expected_volume));
-      cell(row, number(f.p90_volume));
-      cell(row, number(f.peak_p90));
-      cell(row, f.share_over_threshold === null ? "-" : `${Math.round(100 * f.share_over_threshold)}%`);
-    } else {
-      const td = row.insertCell();
-      td.colSpan = 4;
-      td.textContent = r.note;
-      td.className = "note";
-    }
-    row.addEventListener("click", () => choose(row.dataset.series));
+  for (const r of rows) overviewRow(body, r);
+  if (!rows.length) explainEmptyOverview(body, wanted.timeframe);
+}
+
+function overviewRow(body, r) {
+  const row = body.insertRow();
+  row.dataset.series = seriesName(r);
+  cell(row, row.dataset.series);
+  cell(row, localTime(r.last_candle));
+  cell(row, age(r.age_s) + (r.stale ? " (stale)" : ""), r.stale ? "stale" : "");
+  const f = r.forecast;
+  if (f) {
+    cell(row, number(f.expected_volume));
+    cell(row, number(f.p90_volume));
+    cell(row, number(f.peak_p90));
+    cell(row, f.share_over_threshold === null ? "-" : `${Math.round(100 * f.share_over_threshold)}%`);
+  } else {
+    cell(row, r.note, "note").colSpan = 4;
   }
+  row.addEventListener("click", () => choose(row.dataset.series));
+}
+
+function explainEmptyOverview(body, timeframe) {
+  const others = [...new Set(state.series.map((s) => s.timeframe))].filter((t) => t !== timeframe);
+  let text = `no stored series with timeframe ${timeframe}; fetch one (button below) or `
+    + `\`volcast fetch -e EXCHANGE -s SYMBOL -t ${timeframe} --since YYYY-MM-DD\``;
+  if (others.length) text += `. Stored series have timeframe ${others.join(", ")}`;
+  const row = body.insertRow();
+  row.className = "empty";
+  cell(row, text, "note").colSpan = 7;
 }
 
 function choose(name) {
-  const index = state.series.findIndex((s) => `${s.exchange} ${s.symbol} ${s.timeframe}` === name);
+  const index = state.series.findIndex((s) => seriesName(s) === name);
   if (index >= 0) {
     $("series").selectedIndex = index;
     fillModels();
@@ -108,46 +173,59 @@ function choose(name) {
   }
 }
 
+// -- one series: history with forecast, heatmap, backtests ---------------------------------
+
 async function drawHistory(key, model) {
   const s = state.series[$("series").selectedIndex];
   const recent = await api(`/api/candles?${query({ ...key, start: s.last - 14 * DAY, limit: 5000 })}`);
   const traces = [{
-    x: recent.candles.map((c) => c.timestamp_time), y: recent.candles.map((c) => c.volume),
+    x: recent.candles.map((c) => localTime(c.timestamp)), y: recent.candles.map((c) => c.volume),
     name: "volume", mode: "lines", line: { color: PALETTE[5], width: 1.2 },
   }];
   const trained = state.references.includes(model) || s.trained.includes(model);
   if (trained) {
     const f = await api(`/api/forecast?${query({ ...key, model })}`);
-    const x = f.forecast.map((r) => r.time);
-    if (f.forecast.every((r) => r.q10 !== null)) {
-      traces.push({ x, y: f.forecast.map((r) => r.q10), mode: "lines", line: { width: 0 }, showlegend: false, hoverinfo: "skip" });
-      traces.push({ x, y: f.forecast.map((r) => r.q90), mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(0,114,178,0.25)", name: "q10-q90 (80%)" });
-    }
-    traces.push({ x, y: f.forecast.map((r) => r.q50), mode: "lines", name: `${model} median`, line: { color: PALETTE[0], dash: "dash" } });
-    const trainedTo = f.trained.last_ds ? ` (trained on candles up to ${utc(f.trained.last_ds)} UTC)` : "";
+    traces.push(...forecastTraces(f.forecast, model));
+    const trainedTo = f.trained.last_ds ? ` (trained on candles up to ${localTime(f.trained.last_ds)} ${state.tz})` : "";
     status(`forecast by ${model} from the latest candle${trainedTo}`);
   } else {
     status(`${model} is not trained for this series yet: press "train model"`);
   }
   Plotly.react("history-chart", traces, {
-    title: { text: `${key.symbol} on ${key.exchange}: last 14 days and the forecast (UTC)` },
-    xaxis: { title: { text: "time (UTC)" } }, yaxis: { title: { text: "volume per candle" } },
+    title: { text: `${key.symbol} on ${key.exchange}: last 14 days and the forecast (${state.tz})` },
+    xaxis: { title: { text: `time (${state.tz})` } }, yaxis: { title: { text: "volume per candle" } },
     template: "plotly_white", height: 440, margin: { t: 60, l: 60, r: 20 },
   }, { responsive: true });
 }
 
+function forecastTraces(forecast, model) {
+  const x = forecast.map((r) => localTime(r.ds));
+  const traces = [];
+  if (forecast.every((r) => r.q10 !== null)) {
+    traces.push({ x, y: forecast.map((r) => r.q10), mode: "lines", line: { width: 0 }, showlegend: false, hoverinfo: "skip" });
+    traces.push({ x, y: forecast.map((r) => r.q90), mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(0,114,178,0.25)", name: "q10-q90 (80%)" });
+  }
+  traces.push({ x, y: forecast.map((r) => r.q50), mode: "lines", name: `${model} median`, line: { color: PALETTE[0], dash: "dash" } });
+  return traces;
+}
+
 async function drawHeatmap(key) {
-  const found = await api(`/api/analysis?${query(key)}`);
-  const profile = found.series[0].seasonality.hour_of_week;
+  const found = await api(`/api/analysis?${query({ ...key, tz: state.tz })}`);
+  const season = found.series[0].seasonality;
   const z = Array.from({ length: 7 }, () => Array(24).fill(null));
-  for (const p of profile) z[Math.floor(p.how / 24)][p.how % 24] = p.median;
+  for (const p of season.hour_of_week) z[Math.floor(p.how / 24)][p.how % 24] = p.median;
   Plotly.react("heatmap-chart", [{
-    type: "heatmap", z, x: [...Array(24).keys()], y: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    type: "heatmap", z, x: [...Array(24).keys()], y: WEEKDAYS,
     colorscale: "Cividis", colorbar: { title: { text: "volume" } },
   }], {
-    title: { text: "median volume by hour of week (UTC)" }, xaxis: { title: { text: "hour of day (UTC)" } },
+    title: { text: `median volume by hour of week (${season.tz})` },
+    xaxis: { title: { text: `hour of day (${season.tz})` } },
     yaxis: { autorange: "reversed" }, template: "plotly_white", height: 380, margin: { t: 60 },
   }, { responsive: true });
+  const top = (rows) => rows.reduce((best, r) => (r.median > best.median ? r : best));
+  const hour = String(top(season.by_hour).hour).padStart(2, "0");
+  $("busiest").textContent = `busiest hour (${season.tz}), by median volume: ${hour}:00; `
+    + `busiest weekday: ${WEEKDAYS[top(season.by_weekday).weekday]}`;
 }
 
 async function loadBacktests(key) {
@@ -173,7 +251,7 @@ async function loadBacktests(key) {
 async function drawSeries() {
   const key = selected();
   if (!key) {
-    status("no stored series yet: fetch one with the API or `volcast fetch`");
+    status("no stored series yet: fetch one (form below the overview) or `volcast fetch`");
     return;
   }
   try {
@@ -183,58 +261,159 @@ async function drawSeries() {
   }
 }
 
-async function startJob(kind) {
-  const key = selected();
-  if (!key) return;
+// -- jobs: every queued or running one, with progress and a cancel button -----------------
+
+const isActive = (job) => job.state === "queued" || job.state === "running";
+const outcome = (job) => `${job.kind} ${job.symbol} ${job.state}${job.error ? `: ${job.error}` : ""}`;
+
+async function startJob(request) {
   try {
     const job = await api("/api/jobs", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ kind, ...key, model: $("model").value }),
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request),
     });
-    watch(job);
+    state.jobs.set(job.id, job);
+    showJob(job);
+    watchJobs();
   } catch (error) {
-    status(`${kind}: ${error.message}`);
+    status(`${request.kind}: ${error.message}`);
   }
 }
 
-async function watch(job) {
-  state.job = job.id;
-  $("job").hidden = false;
-  $("job-label").textContent = `${job.kind} ${job.symbol}${job.model && job.kind !== "fetch" ? ` (${job.model})` : ""}:`;
-  while (true) {
-    const now = await api(`/api/jobs/${job.id}`);
-    $("job-progress").max = Math.max(1, now.total);
-    $("job-progress").value = now.done;
-    $("job-message").textContent = `${now.state} ${now.message}`;
-    if (!["queued", "running"].includes(now.state)) {
-      status(now.state === "done" ? `${now.kind} done` : `${now.kind} ${now.state}${now.error ? `: ${now.error}` : ""}`);
-      state.job = null;
-      $("job").dataset.state = now.state;
-      await refresh();
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 400));
-  }
+function startSeriesJob(kind) {
+  const key = selected();
+  if (key) startJob({ kind, ...key, model: $("model").value });
 }
+
+function startNewFetch() {
+  const request = { kind: "fetch", exchange: $("new-exchange").value.trim(),
+    symbol: $("new-symbol").value.trim(), timeframe: $("new-timeframe").value.trim() };
+  if ($("new-since").value) request.since = $("new-since").value;
+  startJob(request);
+}
+
+async function cancelJob(id) {
+  try {
+    showJob(await api(`/api/jobs/${id}`, { method: "DELETE" }));
+  } catch (error) {
+    status(`cancel: ${error.message}`);
+  }
+  watchJobs();
+}
+
+function watchJobs() {  // one polling loop at a time; it ends when no job is active
+  if (state.polling) return;
+  state.polling = true;
+  pollJobs();
+}
+
+async function pollJobs() {
+  try {
+    const ended = trackJobs(await api("/api/jobs"));
+    if (ended.length) {
+      status(ended.map(outcome).join("; "));
+      await refresh();
+    }
+  } catch (error) {
+    status(`job progress: ${error.message} (trying again)`);
+  }
+  if ([...state.jobs.values()].some(isActive)) setTimeout(pollJobs, JOB_POLL_MS);
+  else state.polling = false;
+}
+
+function trackJobs(listed) {  // listed: newest first; returns the jobs that just ended
+  const ended = [];
+  const ids = new Set(listed.map((job) => job.id));
+  for (const id of state.jobs.keys()) if (!ids.has(id)) forgetJob(id);
+  for (const job of [...listed].reverse()) {
+    const before = state.jobs.get(job.id);
+    if (!before && !isActive(job)) continue;  // ended before this page saw it
+    if (before && isActive(before) && !isActive(job)) ended.push(job);
+    state.jobs.set(job.id, job);
+    showJob(job);
+  }
+  return ended;
+}
+
+function forgetJob(id) {  // the server no longer knows it (restarted, or forgot old jobs)
+  state.jobs.delete(id);
+  $("jobs").querySelector(`tr[data-job="${id}"]`)?.remove();
+  $("jobs").hidden = state.jobs.size === 0;
+}
+
+function jobRow(id) {
+  const body = $("jobs").tBodies[0];
+  let row = body.querySelector(`tr[data-job="${id}"]`);
+  if (row) return row;
+  row = body.insertRow(0);  // newest on top
+  row.dataset.job = id;
+  for (let i = 0; i < 3; i++) row.insertCell();
+  row.insertCell().append(document.createElement("progress"));
+  row.insertCell().className = "note";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.textContent = "cancel";
+  cancel.addEventListener("click", () => cancelJob(id));
+  row.insertCell().append(cancel);
+  $("jobs").hidden = false;
+  return row;
+}
+
+function showJob(job) {  // updates the row in place, so a click on its button is never lost
+  const row = jobRow(job.id);
+  row.dataset.state = job.state;
+  row.cells[0].textContent = job.kind + (job.model && job.kind !== "fetch" ? ` ${job.model}` : "");
+  row.cells[1].textContent = seriesName(job);
+  row.cells[2].textContent = job.state;
+  const bar = row.cells[3].firstChild;
+  bar.max = Math.max(1, job.total);
+  bar.value = job.done;
+  row.cells[4].textContent = job.error || job.message;
+  row.cells[5].firstChild.hidden = !isActive(job);
+}
+
+// -- refresh: every REFRESH_S seconds, whatever a job or a request did ----------------------
 
 async function refresh() {
-  await loadSeries();
-  await Promise.all([loadOverview(), drawSeries()]);
+  state.refreshing = true;
+  try {
+    if (!state.models.length) await loadModels();
+    await loadSeries();
+    await Promise.all([loadOverview(), drawSeries()]);
+  } catch (error) {
+    status(error.message);
+  } finally {
+    state.refreshing = false;
+  }
 }
 
-async function main() {
-  const health = await api("/health");
-  $("health").textContent = `version ${health.version}, ${health.series} series stored`;
-  await loadModels();
-  await refresh();
+function tick() {
+  if (!state.refreshing) refresh();
+  watchJobs();  // finds jobs started elsewhere (the API, another tab)
+}
+
+function bindControls() {
+  $("tz").addEventListener("change", changeZone);
   $("series").addEventListener("change", () => { fillModels(); drawSeries(); });
   $("model").addEventListener("change", drawSeries);
   for (const id of ["ov-timeframe", "ov-model", "ov-threshold"]) $(id).addEventListener("change", loadOverview);
-  for (const kind of ["fetch", "train", "backtest"]) $(`job-${kind}`).addEventListener("click", () => startJob(kind));
-  $("job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}`, { method: "DELETE" }));
-  setInterval(() => { if (!state.job) refresh(); }, REFRESH_S * 1000);
+  for (const kind of ["fetch", "train", "backtest"]) $(`job-${kind}`).addEventListener("click", () => startSeriesJob(kind));
+  $("job-new-fetch").addEventListener("click", startNewFetch);
+}
+
+async function main() {
+  setupZone();
+  bindControls();
   $("refresh-s").textContent = String(REFRESH_S);
+  setInterval(tick, REFRESH_S * 1000);
+  try {
+    const health = await api("/health");
+    $("health").textContent = `version ${health.version}, ${health.series} series stored`;
+  } catch (error) {
+    status(error.message);
+  }
+  await refresh();
+  watchJobs();
   document.body.dataset.ready = "true";
 }
 
-main().catch((error) => status(error.message));
+main();
