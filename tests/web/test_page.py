@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import FAST, drawn_charts
 from tests.web.conftest import ETH, TINY_LSTM
 from volcast.data.store import CandleStore, SeriesKey
-from volcast.web.service import Workspace
+from volcast.workspace import Workspace
 
 ARTIFACTS = Path(os.environ.get("VOLCAST_ARTIFACTS", "test-artifacts"))
 SLOW_LSTM = TINY_LSTM | {"epochs": 1000, "patience": 100, "train_days": 365}
@@ -200,7 +200,7 @@ def test_selecting_a_series_and_training_shows_progress_until_done(browser, serv
                            ".includes('ETH/USDT on binance')")  # redrawn for the chosen series
     assert page.input_value("#series") == "binance ETH/USDT 1h"
 
-    workspace.protocol = workspace.protocol.model_copy(update={"test_days": 7})
+    workspace.settings.backtest.test_days = 7  # a quick backtest
     page.select_option("#model", "lstm")
     wait_text(page, "#status", "not trained")
 
