@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import FAST, drawn_charts
 from tests.web.conftest import ETH, TINY_LSTM
+from volcast.config import Settings
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.workspace import Workspace
 
@@ -143,7 +144,7 @@ class TestAnEmptyStore:
 
     @pytest.fixture
     def workspace(self, store, tmp_path, simulator):
-        return Workspace(store, tmp_path / "models", fetch_settings=FAST,
+        return Workspace(store, tmp_path / "models", Settings(fetch=FAST),
                          exchange_url=simulator.url)
 
     def test_the_overview_says_why_and_the_form_below_fetches_a_series(self, browser, server):
