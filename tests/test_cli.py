@@ -199,6 +199,24 @@ def test_demo_runs_end_to_end_and_again_adds_nothing(cli, db):
     assert "17543 candles, 0 new" in again.out
     with CandleStore(db) as store:
         assert len(store.series()) == 2
+    # the demo's model and backtests are found by the other commands and by the dashboard
+    import json
+
+    rows = json.loads(cli("overview", "--db", db, "--model", "lstm", "--format", "json").out)
+    assert [r["symbol"] for r in rows if r["forecast"]] == ["BTC/USDT", "ETH/USDT"]
+    predicted = cli("predict", "--model", "lstm", "-e", "binance", "-s", "BTC/USDT", "--db", db,
+                    "--format", "csv")
+    assert predicted.code == 0 and predicted.out.splitlines()[1].endswith(",BTC")
+    from fastapi.testclient import TestClient
+
+    from volcast.web.app import create_app
+    from volcast.workspace import Workspace
+
+    with Workspace.open(db, read_only=True) as space, TestClient(create_app(space)) as client:
+        stored = client.get("/api/backtests", params={"exchange": "binance",
+                                                      "symbol": "BTC/USDT"}).json()
+        assert {"lstm", "mstl", "hour_of_week_median_4w"} <= {b["model"] for b in stored}
+        assert client.get("/api/series").json()[0]["trained"] == ["lstm"]
 
 
 def test_ctrl_c_keeps_what_was_stored_and_says_how_to_resume(db):

@@ -40,6 +40,22 @@ def test_the_page_draws_the_overview_and_the_charts_offline(browser, server):
     assert len(shapes) == 2 and min(shapes) > 0  # history with forecast, hour-of-week heatmap
 
 
+def test_every_volume_on_the_page_names_its_currency(browser, server):
+    page = browser.new_page()
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    def expected(row: int) -> str:  # the next day's expected volume of a row
+        return page.inner_text(f"#overview tbody tr:nth-child({row}) td:nth-child(4)")
+
+    assert expected(1).endswith(" BTC") and expected(2).endswith(" ETH")
+    page.select_option("#ov-unit", "quote")
+    wait_text(page, "#overview tbody tr:nth-child(2) td:nth-child(4)", " USDT")
+    assert expected(1).endswith(" USDT")
+    page.wait_for_function("document.querySelector('#history-chart').textContent"
+                           ".includes('volume (BTC per candle)')")
+    page.close()
+
+
 def add_candle(store: CandleStore) -> None:
     """A new BTC/USDT candle closes, as a fetch job or `volcast fetch` stores it."""
     key = SeriesKey("binance", "BTC/USDT", "1h")

@@ -195,8 +195,9 @@ def data_gaps(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOpt,
 
 @app.command("simulate-exchange")
 def simulate_exchange(
-    data: Annotated[Path, typer.Option(help="folder laid out as shared/data: "
-                                       "<exchange>/<BASE>_<QUOTE>-<tf>.csv")],
+    data: Annotated[Path | None, typer.Option(help="folder laid out as shared/data: "
+                                              "<exchange>/<BASE>_<QUOTE>-<tf>.csv[.gz] "
+                                              "[default: the bundled sample]")] = None,
     port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free one)")] = 8765,
     fail_rate: Annotated[float, typer.Option(help="share of requests answered with a "
                                              "fault")] = 0.0,
@@ -217,9 +218,11 @@ def simulate_exchange(
 ) -> None:
     """Serve candle files over HTTP in Binance's (or Kraken's) REST dialect, for tests and
     offline demos."""
+    from volcast.data.sample import sample_dir
     from volcast.simulator import SimulatorConfig, serve_forever
 
-    config = SimulatorConfig(data, dialect=dialect, venue=venue, fail_rate=fail_rate, seed=seed,
+    config = SimulatorConfig(data or sample_dir(), dialect=dialect, venue=venue,
+                             fail_rate=fail_rate, seed=seed,
                              retry_after_s=retry_after, stall_s=stall, now_ms=time_ms(now),
                              speed=speed, latency_s=latency_ms / 1000,
                              **({"faults": tuple(fault)} if fault else {}))

@@ -154,7 +154,7 @@ def epoch_progress(console: Console) -> Iterator["EpochProgress"]:
     def update(epoch: int, epochs: int, train: float, val: float) -> None:
         if not task:
             task.append(bars.add_task("training", total=epochs, train=train, val=val))
-        bars.update(task[0], completed=epoch, train=train, val=val)
+        bars.update(task[0], completed=epoch, total=epochs, train=train, val=val)
 
     with bars:
         yield update
@@ -172,7 +172,7 @@ class BacktestBars:
         def update(epoch: int, epochs: int, train: float, val: float) -> None:
             if not task:
                 task.append(self.bars.add_task(f"{model} training", total=epochs))
-            self.bars.update(task[0], completed=epoch,
+            self.bars.update(task[0], completed=epoch, total=epochs,
                              description=f"{model} training (val loss {val:.4f})")
 
         return update

@@ -121,7 +121,7 @@ function fillModels() {
 
 async function loadOverview() {
   const threshold = $("ov-threshold").value;
-  const wanted = { timeframe: $("ov-timeframe").value, model: $("ov-model").value };
+  const wanted = { timeframe: $("ov-timeframe").value, model: $("ov-model").value, unit: $("ov-unit").value };
   if (threshold !== "") wanted.threshold = threshold;
   let rows;
   try {
@@ -144,9 +144,9 @@ function overviewRow(body, r) {
   cell(row, age(r.age_s) + (r.stale ? " (stale)" : ""), r.stale ? "stale" : "");
   const f = r.forecast;
   if (f) {
-    cell(row, number(f.expected_volume));
-    cell(row, number(f.p90_volume));
-    cell(row, number(f.peak_p90));
+    cell(row, `${number(f.expected_volume)} ${r.unit}`);
+    cell(row, `${number(f.p90_volume)} ${r.unit}`);
+    cell(row, `${number(f.peak_p90)} ${r.unit}`);
     cell(row, f.share_over_threshold === null ? "-" : `${Math.round(100 * f.share_over_threshold)}%`);
   } else {
     cell(row, r.note, "note").colSpan = 4;
@@ -193,7 +193,7 @@ async function drawHistory(key, model) {
   }
   Plotly.react("history-chart", traces, {
     title: { text: `${key.symbol} on ${key.exchange}: last 14 days and the forecast (${state.tz})` },
-    xaxis: { title: { text: `time (${state.tz})` } }, yaxis: { title: { text: "volume per candle" } },
+    xaxis: { title: { text: `time (${state.tz})` } }, yaxis: { title: { text: `volume (${s.base} per candle)` } },
     template: "plotly_white", height: 440, margin: { t: 60, l: 60, r: 20 },
   }, { responsive: true });
 }
@@ -216,7 +216,7 @@ async function drawHeatmap(key) {
   for (const p of season.hour_of_week) z[Math.floor(p.how / 24)][p.how % 24] = p.median;
   Plotly.react("heatmap-chart", [{
     type: "heatmap", z, x: [...Array(24).keys()], y: WEEKDAYS,
-    colorscale: "Cividis", colorbar: { title: { text: "volume" } },
+    colorscale: "Cividis", colorbar: { title: { text: `volume (${found.unit})` } },
   }], {
     title: { text: `median volume by hour of week (${season.tz})` },
     xaxis: { title: { text: `hour of day (${season.tz})` } },
@@ -236,7 +236,7 @@ async function loadBacktests(key) {
   for (const r of rows) {
     const row = body.insertRow();
     cell(row, r.model);
-    cell(row, number(r.scores.mae));
+    cell(row, `${number(r.scores.mae)} ${state.series[$("series").selectedIndex].base}`);
     cell(row, r.scores.mase === null ? "-" : r.scores.mase.toFixed(3));
     cell(row, number(r.scores.smape));
     cell(row, r.scores.coverage === null ? "-" : r.scores.coverage.toFixed(3));
@@ -395,7 +395,7 @@ function bindControls() {
   $("tz").addEventListener("change", changeZone);
   $("series").addEventListener("change", () => { fillModels(); drawSeries(); });
   $("model").addEventListener("change", drawSeries);
-  for (const id of ["ov-timeframe", "ov-model", "ov-threshold"]) $(id).addEventListener("change", loadOverview);
+  for (const id of ["ov-timeframe", "ov-model", "ov-threshold", "ov-unit"]) $(id).addEventListener("change", loadOverview);
   for (const kind of ["fetch", "train", "backtest"]) $(`job-${kind}`).addEventListener("click", () => startSeriesJob(kind));
   $("job-new-fetch").addEventListener("click", startNewFetch);
 }
