@@ -64,10 +64,10 @@ def test_calibration_plots_the_share_below_each_quantile(runs):
 def test_shares_need_several_series_and_draw_each_one(history):
     with pytest.raises(VolcastError, match="several series"):
         c.shares_chart(history)
-    two = pd.concat([history, history.assign(unique_id="ETH", close=30.0)])
+    two = pd.concat([history, history.assign(unique_id="ETH", high=30.0, low=30.0, close=30.0)])
     lines = c.shares_chart(two).traces
     assert [t.name for t in lines] == ["BTC", "ETH"]
-    assert lines[1].y == pytest.approx([0.75] * 6)
+    assert lines[1].y == pytest.approx([0.75] * 6)  # quote volume: volume x typical price
 
 
 def test_calibration_without_any_quantiles_is_a_clear_error(runs):

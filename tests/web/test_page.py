@@ -34,6 +34,19 @@ def watch(page, errors: list[str]) -> None:
     page.on("pageerror", lambda e: errors.append(str(e)))
 
 
+def open_page(browser, url: str, script: str | None = None, **options):
+    """A new page (``options`` as Playwright takes them) at ``url`` with ``script`` run before
+    the page's own, drawn, with its console errors collected in the list returned."""
+    page = browser.new_page(**options)
+    errors: list[str] = []
+    watch(page, errors)
+    if script:
+        page.add_init_script(script)
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+    return page, errors
+
+
 def test_the_page_draws_the_overview_and_the_charts_offline(browser, server):
     shapes, errors = drawn_charts(browser, server + "/", "body[data-ready=true]")
     assert errors == []
@@ -41,9 +54,7 @@ def test_the_page_draws_the_overview_and_the_charts_offline(browser, server):
 
 
 def test_every_volume_on_the_page_names_its_currency(browser, server):
-    page = browser.new_page()
-    page.goto(server + "/")
-    page.wait_for_selector("body[data-ready=true]")
+    page, errors = open_page(browser, server + "/")
     def expected(row: int) -> str:  # the next day's expected volume of a row
         return page.inner_text(f"#overview tbody tr:nth-child({row}) td:nth-child(4)")
 
@@ -53,6 +64,7 @@ def test_every_volume_on_the_page_names_its_currency(browser, server):
     assert expected(1).endswith(" USDT")
     page.wait_for_function("document.querySelector('#history-chart').textContent"
                            ".includes('volume (BTC per candle)')")
+    assert errors == []
     page.close()
 
 
@@ -64,11 +76,7 @@ def add_candle(store: CandleStore) -> None:
 
 
 def test_the_page_refreshes_itself_when_new_candles_arrive(browser, server, store):
-    page = browser.new_page()
-    errors: list[str] = []
-    watch(page, errors)
-    page.goto(server + "/?refresh=1")
-    page.wait_for_selector("body[data-ready=true]")
+    page, errors = open_page(browser, server + "/?refresh=1")
     assert "2024-07-31 23:00" in page.inner_text("#overview tbody tr:first-child")
     add_candle(store)
     wait_text(page, "#overview tbody tr:first-child", "2024-08-01 00:00")
@@ -87,12 +95,7 @@ def start_slow_training(server: str) -> dict:
 
 
 def test_a_failed_job_poll_stops_neither_the_refresh_nor_the_job_list(browser, server, store):
-    page = browser.new_page()
-    errors: list[str] = []
-    watch(page, errors)
-    page.add_init_script(RECORD_STATUS)
-    page.goto(server + "/?refresh=1")
-    page.wait_for_selector("body[data-ready=true]")
+    page, errors = open_page(browser, server + "/?refresh=1", RECORD_STATUS)
     failed = []
 
     def fail_once(route) -> None:
@@ -117,11 +120,7 @@ def test_a_failed_job_poll_stops_neither_the_refresh_nor_the_job_list(browser, s
 
 
 def test_after_a_reload_the_page_lists_running_jobs_and_cancels_them(browser, server):
-    page = browser.new_page()
-    errors: list[str] = []
-    watch(page, errors)
-    page.goto(server + "/")
-    page.wait_for_selector("body[data-ready=true]")
+    page, errors = open_page(browser, server + "/")
     job = start_slow_training(server)
     page.reload()
     row = f"#jobs tr[data-job='{job['id']}']"
@@ -164,11 +163,7 @@ class TestAnEmptyStore:
                          exchange_url=simulator.url)
 
     def test_the_overview_says_why_and_the_form_below_fetches_a_series(self, browser, server):
-        page = browser.new_page()
-        errors: list[str] = []
-        watch(page, errors)
-        page.goto(server + "/")
-        page.wait_for_selector("body[data-ready=true]")
+        page, errors = open_page(browser, server + "/")
         text = page.inner_text("#overview tbody")
         assert "no stored series with timeframe 1h; fetch one (button below)" in text
         assert "Stored series" not in text
@@ -183,11 +178,7 @@ class TestAnEmptyStore:
 
 
 def test_the_time_zone_moves_the_heatmap_and_every_time_shown(browser, server):
-    page = browser.new_page()
-    errors: list[str] = []
-    watch(page, errors)
-    page.goto(server + "/?tz=Europe/Berlin")
-    page.wait_for_selector("body[data-ready=true]")
+    page, errors = open_page(browser, server + "/?tz=Europe/Berlin")
     assert page.input_value("#tz") == "Europe/Berlin"
     wait_text(page, "#busiest", "busiest hour (Europe/Berlin), by median volume: 16:00")
     wait_text(page, "#heatmap-chart", "hour of day (Europe/Berlin)")
@@ -204,11 +195,7 @@ def test_the_time_zone_moves_the_heatmap_and_every_time_shown(browser, server):
 
 
 def test_selecting_a_series_and_training_shows_progress_until_done(browser, server, workspace):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    watch(page, errors)
-    page.goto(server + "/")
-    page.wait_for_selector("body[data-ready=true]")
+    page, errors = open_page(browser, server + "/", viewport={"width": 1280, "height": 900})
     assert page.locator("#overview tbody tr").count() == 2
     assert "(stale)" in page.inner_text("#overview tbody tr:first-child")
 
