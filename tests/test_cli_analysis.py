@@ -159,3 +159,29 @@ def test_the_report_forecasts_with_a_given_model_folder(cli, csv_file, quick_con
     page = path.read_text()
     assert "Model trained on BTC_USDT-1h, candles 2024-05-18 00:00 to 2024-07-31 23:00 UTC" in page
     assert "lstm: MAE" in page  # the verdict against the best reference
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["overview", "--timeframe", "1x"], "unsupported timeframe '1x'"),
+    (["overview", "--timeframe", "100000000000000000000h"], "at most 4 weeks"),
+    (["predict", "--model", "mstl", "--csv", "x.csv", "--horizon", "-5"], "--horizon"),
+    (["predict", "--model", "mstl", "--csv", "x.csv", "--horizon", "0"], "--horizon"),
+    (["analyze", "--csv", "x.csv", "-e", "binance", "-s", "BTC/USDT"], "not both"),
+    (["analyze", "--csv", "x.csv", "--unit", "dollars"], "unknown unit 'dollars'"),
+])
+def test_wrong_requests_are_one_line_not_a_wrong_answer(cli, db, args, fragment):
+    result = cli(*args, "--db", db)
+    assert result.code == 2, result.out
+    assert fragment in result.err and "Traceback" not in result.err
+
+
+def test_an_unwritable_out_is_one_line(cli, csv_file, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    result = cli("plot", "history", "--csv", csv_file, "--out", locked / "h.png")
+    locked.chmod(0o700)
+    if result.code == 0:  # root ignores file modes: a file where a folder should be instead
+        result = cli("plot", "history", "--csv", csv_file, "--out", csv_file / "h.png")
+    assert result.code == 2 and result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert result.err.startswith(f"error: {locked}") or result.err.startswith(f"error: {csv_file}")

@@ -125,3 +125,36 @@ def test_bad_time_windows_are_one_line(since, until, last, message):
 def test_a_window_without_candles_is_an_error():
     with pytest.raises(VolcastError, match="no candles in the chosen time window"):
         Window.parse("2030-01-01", None, None).cut(long_frame(48))
+
+
+def test_a_point_model_has_no_p90_and_the_overview_says_so(workspace):
+    row = workspace.overview("1h", "hour_of_week_median_4w", 0.0)[0]
+    assert row["forecast"]["expected_volume"] > 0
+    assert row["forecast"]["p90_volume"] is None and row["forecast"]["peak_p90"] is None
+    assert row["forecast"]["share_over_threshold"] is None
+    assert "gives no interval, so no p90" in row["note"]
+    with_interval = workspace.overview("1h", "mstl", 0.0)[0]
+    assert with_interval["forecast"]["p90_volume"] > with_interval["forecast"]["expected_volume"]
+    assert with_interval["note"] is None
+
+
+def test_the_next_day_is_a_day_on_any_timeframe(workspace, store):
+    hourly = store.read(BTC_KEY).tail(24 * 90)
+    four_hours = hourly.groupby(hourly["timestamp"] // 14_400_000 * 14_400_000).agg(
+        open=("open", "first"), high=("high", "max"), low=("low", "min"),
+        close=("close", "last"), volume=("volume", "sum")).reset_index(names="timestamp")
+    store.upsert(SeriesKey("binance", "BTC/USDT", "4h"), four_hours)
+    day = workspace.overview("4h", "mstl", None)[0]["forecast"]
+    assert (day["candles"], day["hours"]) == (6, 24)
+
+
+def test_a_forecast_shorter_than_a_day_says_how_far_it_reaches():
+    from volcast.workspace.core import next_day
+
+    frame = pd.DataFrame({"ds": [0, 60_000], "q10": [1.0, 1.0], "q50": [2.0, 2.0],
+                          "q90": [3.0, 5.0]})
+    row = next_day(frame, 2, 1440, 60_000, 4.0, "lstm")
+    assert row["forecast"] | {} == {"candles": 2, "hours": 2 / 60, "from": 0,
+                                    "expected_volume": 4.0, "p90_volume": 8.0, "peak_p90": 5.0,
+                                    "share_over_threshold": 0.5}
+    assert row["note"].startswith("covers the next 2 candles")

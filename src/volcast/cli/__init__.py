@@ -8,6 +8,7 @@ line on stderr and exit 2, a download that gives up exits 1 saying how far it go
 
 import os
 import sys
+from typing import NoReturn
 
 from volcast.cli import analysis, data, forecast, web  # noqa: F401  (registers the commands)
 from volcast.cli.common import app, err
@@ -21,14 +22,19 @@ def main() -> None:
     try:
         app(prog_name="volcast")
     except VolcastError as exc:
-        err.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
-        sys.exit(2)
+        fail(str(exc), 2)
     except FetchFailed as exc:
-        err.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
-        sys.exit(1)
+        fail(str(exc), 1)
     except Exception as exc:
         if os.environ.get("VOLCAST_DEBUG"):
             raise
+        if isinstance(exc, OSError) and exc.filename is not None:  # a file the user named
+            fail(f"{exc.filename}: {exc.strerror}", 2)
         err.print(f"internal error: {type(exc).__name__}: {exc} (set VOLCAST_DEBUG=1 for the "
                   "traceback, and please report it)", soft_wrap=True, markup=False)
         sys.exit(1)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"error: {message}", soft_wrap=True, markup=False, highlight=False)
+    sys.exit(code)

@@ -67,6 +67,8 @@ def analyze(
     kind = check_unit(unit)
     if not spike_k > 0 or top < 1:
         raise VolcastError("--spike-k must be above 0 and --top at least 1")
+    if csv and (exchange or symbol):
+        raise VolcastError("give either --csv FILE or --exchange with --symbol, not both")
     window = Window.parse(since, until, last)
     long = (load_long(csv, None, None, timeframe, db, window) if csv or not exchange else
             pd.concat([load_long(None, e, symbol, timeframe, db, window) for e in exchange],

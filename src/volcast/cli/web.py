@@ -46,7 +46,7 @@ def overview(
     timeframe: Annotated[str, typer.Option("--timeframe", "-t")] = "1h",
     model: Annotated[str, typer.Option(help="forecasting model: a reference model, or one "
                                        "trained for the series (volcast train, the "
-                                       "dashboard, the demo)")] = "hour_of_week_median_4w",
+                                       "dashboard, the demo)")] = "mstl",
     threshold: Annotated[float | None, typer.Option(min=0, help="volume per candle: share of "
                                                     "the next day's candles whose p90 is "
                                                     "above it")] = None,

@@ -7,6 +7,8 @@ from volcast.errors import VolcastError
 
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
+MAX_TIMEFRAME_MS = 4 * WEEK_MS
+"""The longest candle volcast stores; longer "timeframes" are typos (and overflow times)."""
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _TF_RE = re.compile(r"^([1-9][0-9]*)([smhdw])$")
 
@@ -15,10 +17,11 @@ def timeframe_ms(timeframe: str) -> int:
     """Length of one candle in ms; months and years are refused because their length varies,
     which would make gaps impossible to tell from calendar effects."""
     match = _TF_RE.match(timeframe)
-    if not match:
+    ms = int(match.group(1)) * _UNIT_MS[match.group(2)] if match else 0
+    if not 0 < ms <= MAX_TIMEFRAME_MS:
         raise VolcastError(f"unsupported timeframe '{timeframe}': use ccxt spelling such as "
-                           "1m, 5m, 15m, 1h, 4h, 1d, 1w")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+                           "1m, 5m, 15m, 1h, 4h, 1d, 1w (at most 4 weeks)")
+    return ms
 
 
 def parse_time(text: str) -> int:

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from volcast.evaluation.backtest import BacktestResult
 
 
-def fmt(value: float, spec: str) -> str:
-    return "-" if value != value else format(value, spec)  # NaN -> "-"
+def fmt(value: float | None, spec: str) -> str:
+    """A figure as text; an undefined one (NaN, or None from JSON) as "-"."""
+    return "-" if value is None or value != value else format(value, spec)
 
 
 def scores_frame(results: "list[BacktestResult]", unit: str = "") -> pd.DataFrame:
@@ -127,7 +128,7 @@ def _age(seconds: float) -> str:
 
 
 def overview_frame(rows: list[dict]) -> pd.DataFrame:
-    """The dashboard's overview (``web.service.Workspace.overview``) as text."""
+    """The dashboard's overview (``Workspace.overview``) as text."""
     out = []
     for r in rows:
         f = r["forecast"] or {}
@@ -136,9 +137,9 @@ def overview_frame(rows: list[dict]) -> pd.DataFrame:
             "series": f"{r['exchange']} {r['symbol']} {r['timeframe']}", "unit": r["unit"],
             "last candle (UTC)": format_time(r["last_candle"]),
             "data age": _age(r["age_s"]) + (" (stale)" if r["stale"] else ""),
-            "expected volume, next day": fmt(f.get("expected_volume", float("nan")), ",.1f"),
-            "p90, next day": fmt(f.get("p90_volume", float("nan")), ",.1f"),
-            "peak hourly p90": fmt(f.get("peak_p90", float("nan")), ",.1f"),
-            "hours over threshold": "-" if share is None else f"{share:.0%}",
+            "expected volume, next day": fmt(f.get("expected_volume"), ",.1f"),
+            "p90, next day": fmt(f.get("p90_volume"), ",.1f"),
+            "peak p90 per candle": fmt(f.get("peak_p90"), ",.1f"),
+            "candles over threshold": "-" if share is None else f"{share:.0%}",
             "note": (r["note"] or "").split(";")[0]})  # the reason, not the API hint
     return pd.DataFrame(out)

@@ -199,17 +199,14 @@ class Workspace:
                                "last_candle": last, "age_s": round(age, 1),
                                "stale": age > 2 * key.tf_ms / 1000}
         try:
-            _, frame = self.forecast(key, model, unit=unit)
+            forecaster = self.forecaster(key, model)
+            day = max(1, DAY_MS // key.tf_ms)
+            reach = forecaster.max_horizon(key.tf_ms)
+            steps = day if reach is None else min(day, reach)
+            _, frame = self.forecast(key, model, steps, unit)
         except VolcastError as error:
             return row | {"forecast": None, "note": str(error)}
-        day = frame.head(max(1, DAY_MS // key.tf_ms))
-        q90 = day["q90"] if day["q90"].notna().all() else day["q50"]
-        return row | {"forecast": {
-            "candles": len(day), "from": int(day["ds"].iloc[0]),
-            "expected_volume": float(day["q50"].sum()), "p90_volume": float(q90.sum()),
-            "peak_p90": float(q90.max()),
-            "share_over_threshold": None if threshold is None
-            else float((q90 > threshold).mean())}, "note": None}
+        return row | next_day(frame, steps, day, key.tf_ms, threshold, model)
 
     # -- downloads ------------------------------------------------------------------------
     def fetch(self, keys: list[SeriesKey], since: int | None,
@@ -243,3 +240,27 @@ class Workspace:
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return value
+
+
+def next_day(frame: pd.DataFrame, steps: int, day: int, step_ms: int,
+             threshold: float | None, model: str) -> dict[str, Any]:
+    """The overview's figures of one forecast: the expected volume over the next day, its p90
+    (only from a model with an interval: a point forecast has none, and calling its median a
+    p90 would understate the capacity needed), and notes where the forecast falls short of a
+    day or has no interval."""
+    q90 = frame["q90"] if frame["q90"].notna().all() else None
+    hours = steps * step_ms / 3_600_000
+    notes = []
+    if steps < day:
+        notes.append(f"covers the next {steps} candles ({hours:g} h), not a whole day: {model} "
+                     f"forecasts {steps} candles ahead at most")
+    if q90 is None:
+        notes.append(f"{model} gives no interval, so no p90: choose a model with quantiles "
+                     "(mstl, lstm)")
+    return {"forecast": {
+        "candles": steps, "hours": hours, "from": int(frame["ds"].iloc[0]),
+        "expected_volume": float(frame["q50"].sum()),
+        "p90_volume": None if q90 is None else float(q90.sum()),
+        "peak_p90": None if q90 is None else float(q90.max()),
+        "share_over_threshold": None if threshold is None or q90 is None
+        else float((q90 > threshold).mean())}, "note": ". ".join(notes) or None}

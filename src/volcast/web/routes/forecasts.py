@@ -38,7 +38,7 @@ def forecast(request: Request, space: Space, key: Key, model: Model = "lstm",
 @router.get("/api/overview")
 def overview(space: Space,
              timeframe: Annotated[str, Query(min_length=2, max_length=4)] = "1h",
-             model: Model = "hour_of_week_median_4w",
+             model: Model = "mstl",
              threshold: Annotated[float | None, Query(ge=0, le=1e18, description="volume per "
                                                       "candle, in ?unit")] = None,
              unit: UnitQuery = "base") -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ async function loadModels() {
   const found = await api("/api/models");
   state.models = found.models;
   state.references = found.references;
-  fillSelect($("ov-model"), state.models, "hour_of_week_median_4w");
+  fillSelect($("ov-model"), state.models, "mstl");
 }
 
 async function loadSeries() {
