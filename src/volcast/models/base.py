@@ -28,6 +28,8 @@ from volcast.errors import VolcastError
 FORECAST_COLUMNS = ["unique_id", "ds", "q10", "q50", "q90"]
 MANIFEST, WEIGHTS = "model.json", "weights.safetensors"
 FORMAT_VERSION = 1
+METADATA_KEY = "volcast"
+"""The weights file's metadata entry: JSON of ``Forecaster.weights_metadata`` (see folder.py)."""
 EpochProgress = Callable[[int, int, float, float], None]
 """Called by ``fit`` after each training epoch as (epoch, total, train loss, validation loss).
 
@@ -134,8 +136,23 @@ class Forecaster(ABC):
         """(JSON-able state, tensors) beyond the settings; none for stateless models."""
         return {}, {}
 
+    def check_state(self, state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """Check a saved state (an untrusted model.json's) against the settings and sane bounds,
+        allocating nothing, and say which float32 tensors of which shapes it needs; one-line
+        ``VolcastError`` otherwise. ``models.load`` calls it before reading any weights. A
+        stateless model refuses any state."""
+        if state:
+            raise VolcastError(f"saved {self.name} model carries state this volcast cannot use")
+        return {}
+
+    def weights_metadata(self, state: dict[str, Any]) -> dict[str, Any]:
+        """What of the manifest the weights depend on beyond their shapes (JSON): written into
+        the weights file when saving, compared with the manifest when loading, so that a
+        model.json edited apart from its weights is refused."""
+        return {}
+
     def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        """Inverse of ``state``; a stateless model refuses state it cannot use."""
+        """Inverse of ``state``, given a state that passed ``check_state`` and its tensors."""
         if state or tensors:
             raise VolcastError(f"saved {self.name} model carries state this volcast cannot use")
 
@@ -148,7 +165,8 @@ class Forecaster(ABC):
         if tensors:
             from safetensors.torch import save_file
 
-            save_file(tensors, str(directory / WEIGHTS))
+            save_file(tensors, str(directory / WEIGHTS),
+                      metadata={METADATA_KEY: json.dumps(self.weights_metadata(state))})
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
@@ -162,22 +180,6 @@ def versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             continue
     return found
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """The saved model's manifest, or a one-line error saying what is wrong with the folder."""
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise VolcastError(f"{directory} is not a volcast model folder (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VolcastError(f"{path} is damaged ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "volcast-model":
-        raise VolcastError(f"{path} is not a volcast model manifest")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise VolcastError(f"{directory} was saved by a newer volcast; upgrade to load it")
-    return manifest
 
 
 def empty_quantiles(forecast: pd.DataFrame) -> pd.DataFrame:

@@ -17,13 +17,12 @@ import torch
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress
 from volcast.models.lstm.network import NetConfig, VolumeLSTM, pinball
-from volcast.models.lstm.settings import LSTMSettings
+from volcast.models.lstm.settings import SCALE_RANGE, LSTMSettings
 from volcast.models.lstm.windows import (
     Index,
     SeriesArrays,
     Split,
     batches,
-    n_past_features,
     split_windows,
 )
 
@@ -85,8 +84,7 @@ def train(arrays: list[SeriesArrays], settings: LSTMSettings, has_trades: bool,
           progress: EpochProgress | None) -> Trained:
     """Train ``members`` networks (seeds seed, seed + 1, ...) on the same windows of
     ``arrays`` (whose inputs include trade counts when ``has_trades``)."""
-    cfg = NetConfig(n_past_features(tuple(settings.features), has_trades), settings.horizon,
-                    settings.quantiles, settings.hidden_size, settings.layers, settings.dropout)
+    cfg = NetConfig.of(settings, has_trades)
     device = pick_device(settings.device)
     split = split_windows(arrays, settings.lookback, settings.horizon, settings.val_fraction,
                           history_candles(settings, arrays[0].step))
@@ -201,5 +199,5 @@ def fit_scales(pred: np.ndarray, target: np.ndarray, quantiles: list[float],
             continue
         ratio = (target - mid) / np.where(np.abs(distance) < 1e-6, 1e-6, distance)
         level = q if q > 0.5 else 1 - q
-        scales.append(float(np.clip(np.quantile(ratio, level), 0.05, 20.0)))
+        scales.append(float(np.clip(np.quantile(ratio, level), *SCALE_RANGE)))
     return scales
