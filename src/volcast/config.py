@@ -14,11 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from volcast.errors import VolcastError
 
+MODEL_TABLES = ("lstm", "ensemble", "mstl", "seasonal_naive_24", "seasonal_naive_168",
+                "hour_of_day_median_7d", "hour_of_day_median_28d", "hour_of_week_median_4w")
+"""The ``[model.NAME]`` tables a config file may hold: every registered model. config.py sits
+below the models and cannot ask their registry; tests/models/test_conformance.py keeps this
+equal to ``models.MODEL_NAMES``."""
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+"""Every settings section: unknown keys and NaN or infinite numbers are errors."""
+
 
 class FetchSettings(BaseModel):
     """How downloads talk to an exchange."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     retries: int = Field(8, ge=0, le=100, description="retries per request before giving up")
     backoff_s: float = Field(0.5, gt=0, le=600, description="first retry delay, doubled each time")
@@ -31,7 +39,7 @@ class FetchSettings(BaseModel):
 class BacktestSettings(BaseModel):
     """The protocol's knobs (shared/bench/PROTOCOL.md); defaults are the protocol's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     horizon: int = Field(24, ge=1, le=1024, description="candles forecast from each origin")
     test_days: float = Field(60, gt=0, le=3650, description="test period when no cutoff")
@@ -40,7 +48,7 @@ class BacktestSettings(BaseModel):
 class Settings(BaseModel):
     """Everything a config file may set, one section per concern."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     model: dict[str, dict[str, Any]] = Field(
@@ -65,8 +73,15 @@ def load_settings(path: Path | None = None, **overrides: dict[str, Any]) -> Sett
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise VolcastError(f"no such config file: {path}") from None
+        except OSError as exc:
+            raise VolcastError(f"cannot read config file {path}: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise VolcastError(f"{path}: not valid TOML ({exc})") from None
+        tables = data.get("model")
+        unknown = sorted(set(tables) - set(MODEL_TABLES)) if isinstance(tables, dict) else []
+        if unknown:
+            raise VolcastError(f"{path}: unknown table [model.{unknown[0]}]; the models are "
+                               f"{', '.join(MODEL_TABLES)}")
     for section, values in overrides.items():
         data[section] = merge(data.get(section, {}), values)
     try:

@@ -45,9 +45,10 @@ Over one ``fit`` (every phase and every member together):
 
 
 class ModelSettings(BaseModel):
-    """Base of every model's settings: unknown keys are errors, not silently ignored."""
+    """Base of every model's settings: unknown keys are errors, not silently ignored, and so
+    are NaN and infinite numbers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     retired: ClassVar[frozenset[str]] = frozenset()
     """Settings older versions saved that this one no longer has: ``models.load`` drops them
     from a saved model's settings (and only there), so old folders keep loading."""

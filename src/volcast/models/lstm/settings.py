@@ -44,7 +44,8 @@ class LSTMSettings(ModelSettings):
                         "(validation included) for the best number of epochs")
     members: int = Field(1, ge=1, le=16, description="networks trained with seeds seed, "
                          "seed + 1, ... whose quantiles are averaged")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed (members: seed, seed + "
+                      "1, ...)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     retired: ClassVar[frozenset[str]] = frozenset({"threads"})  # 0.1.0: now configure_process
 
