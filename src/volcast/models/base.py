@@ -15,7 +15,7 @@ import platform
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,36 @@ Over one ``fit`` (every phase and every member together):
   has ``epoch == total``: a progress bar must take ``total`` from every call, not the first;
 - the validation loss is the epoch's own, or in a phase that holds nothing out (the LSTM's
   refit) the loss of the early-stopping epoch it repeats.
+
+A progress may also end the fit: see ``StoppableProgress``.
 """
+
+
+class StoppableProgress(Protocol):
+    """An ``EpochProgress`` with ``should_stop()``, which ``fit`` asks before every batch it
+    runs (training or validation; for the ensemble's booster, every boosting round). Once it
+    returns True, ``fit`` raises ``FitStopped`` before running another: a request to stop
+    takes effect within one batch, not at the end of an epoch. The model keeps what it had
+    before that fit (a fit's results are only stored when it ends). A plain function (no
+    ``should_stop``) never stops a fit. It must be cheap: it is called thousands of times."""
+
+    def __call__(self, epoch: int, total: int, train_loss: float, val_loss: float) -> None: ...
+
+    def should_stop(self) -> bool: ...
+
+
+class FitStopped(Exception):
+    """Raised by ``fit`` when its progress' ``should_stop()`` returned True."""
+
+
+def stop_check(progress: EpochProgress | None) -> Callable[[], None]:
+    """What a fit calls before each batch: raises ``FitStopped`` once ``progress`` asks."""
+    should_stop = getattr(progress, "should_stop", None)
+
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise FitStopped
+    return check
 
 
 class ModelSettings(BaseModel):

@@ -8,6 +8,7 @@ moved with the blended median. The LSTM stays the core: every LSTM setting appli
 """
 
 import hashlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator
 
 from volcast.errors import VolcastError
-from volcast.models.base import EpochProgress, Forecaster
+from volcast.models.base import EpochProgress, Forecaster, stop_check
 from volcast.models.folder import brief, is_number
 from volcast.models.lstm.forecaster import LSTMForecaster
 from volcast.models.lstm.settings import LSTMSettings
@@ -60,10 +61,16 @@ def gbm_features(windows: dict[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([future, steps, repeated], axis=2).reshape(batch * horizon, -1)
 
 
-def gbm_rows(parts: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Features [R, F] and targets [R] (normalised log volume) of window batches."""
-    return (np.concatenate([gbm_features(p) for p in parts]),
-            np.concatenate([p["target"].reshape(-1) for p in parts]))
+def gbm_rows(parts: Iterable[dict[str, np.ndarray]], stop: Callable[[], None] = lambda: None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Features [R, F] and targets [R] (normalised log volume) of window batches, read once
+    (each batch's windows can go as soon as its rows are made); ``stop`` before each batch."""
+    features, targets = [], []
+    for part in parts:
+        stop()
+        features.append(gbm_features(part))
+        targets.append(part["target"].reshape(-1))
+    return np.concatenate(features), np.concatenate(targets)
 
 
 def blend_weight(lstm: np.ndarray, gbm: np.ndarray, windows: dict[str, np.ndarray]
@@ -76,6 +83,14 @@ def blend_weight(lstm: np.ndarray, gbm: np.ndarray, windows: dict[str, np.ndarra
     errors = [float(np.abs(np.expm1((w * lstm + (1 - w) * gbm) * sigma + mu) - actual).mean())
               for w in BLEND_GRID]
     return float(BLEND_GRID[int(np.argmin(errors))]), errors
+
+
+def _each_round(stop: Callable[[], None]) -> Callable[[Any], None]:
+    """A LightGBM callback that calls ``stop`` before every boosting round."""
+    def callback(env: Any) -> None:
+        stop()
+    callback.before_iteration = True  # type: ignore[attr-defined]
+    return callback
 
 
 class EnsembleForecaster(Forecaster):
@@ -110,6 +125,7 @@ class EnsembleForecaster(Forecaster):
         weight is chosen on its held-out windows, and the booster learns both."""
         import lightgbm as lgb
 
+        stop = stop_check(progress)
         self.lstm.fit(long, progress)
         validation = self.lstm.validation
         assert validation is not None  # set by every fit
@@ -117,16 +133,18 @@ class EnsembleForecaster(Forecaster):
                   "learning_rate": self.s.gbm_learning_rate, "seed": self.s.seed,
                   "deterministic": True}
         x_train, y_train = gbm_rows(batches(validation.arrays, validation.split.train, self.s,
-                                            None))
+                                            None), stop)
         x_val, y_val = gbm_rows([validation.windows])
-        booster = lgb.train(params, lgb.Dataset(x_train, y_train), self.s.gbm_rounds)
+        rounds = [_each_round(stop)]  # a boosting round is the booster's batch
+        booster = lgb.train(params, lgb.Dataset(x_train, y_train), self.s.gbm_rounds,
+                            callbacks=rounds)
         median = self.s.quantiles.index(0.5)
         lstm = validation.pred[..., median].mean(axis=0)  # [N, H], the members' average
         gbm = booster.predict(x_val).reshape(lstm.shape)  # [N, H]
         self.weight, errors = blend_weight(lstm, gbm, validation.windows)
         self.booster = lgb.train(params, lgb.Dataset(np.concatenate([x_train, x_val]),
                                                      np.concatenate([y_train, y_val])),
-                                 self.s.gbm_rounds)
+                                 self.s.gbm_rounds, callbacks=rounds)
         self.info = self.lstm.info | {
             "blend_weight_lstm": self.weight,
             "validation_mae": {"lstm": errors[-1], "gbm": errors[0], "blend": min(errors)}}
