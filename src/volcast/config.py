@@ -45,6 +45,30 @@ class BacktestSettings(BaseModel):
     test_days: float = Field(60, gt=0, le=3650, description="test period when no cutoff")
 
 
+class JobSettings(BaseModel):
+    """Caps on what a web job (``volcast serve``) may ask for, so that each job's memory and
+    time are bounded; the command line is not capped. A job beyond a cap is refused when it is
+    submitted (HTTP 422, naming the setting and the cap); the operator raises a cap in the
+    ``[jobs]`` table of ``volcast serve --config``. Each ``max_NAME`` caps the model setting
+    ``NAME`` of the models that have it (``train_days`` left empty, meaning all, is over any
+    cap)."""
+
+    model_config = STRICT
+
+    max_epochs: int = Field(200, ge=1, le=1000, description="LSTM epochs per phase")
+    max_hidden_size: int = Field(128, ge=4, le=1024, description="LSTM hidden units")
+    max_layers: int = Field(2, ge=1, le=4, description="LSTM layers")
+    max_lookback: int = Field(720, ge=24, le=4096, description="candles the LSTM reads")
+    max_batch_size: int = Field(1024, ge=8, le=8192, description="windows per batch")
+    max_members: int = Field(4, ge=1, le=16, description="LSTM seed members")
+    max_train_days: int = Field(730, ge=7, le=36500, description="days of history per series")
+    max_gbm_rounds: int = Field(1000, ge=10, le=5000, description="ensemble boosting rounds")
+    max_train_candles: int = Field(200_000, ge=1_000, le=10_000_000, description="candles of "
+                                   "history per series (train_days on the job's timeframe)")
+    max_series: int = Field(10, ge=1, le=1000, description="series a global model of a job "
+                            "learns from (the job's own first, then the store's order)")
+
+
 class Settings(BaseModel):
     """Everything a config file may set, one section per concern."""
 
@@ -55,6 +79,7 @@ class Settings(BaseModel):
         default_factory=dict, description="[model.NAME] tables: settings of each model, "
         "validated by the model itself")
     backtest: "BacktestSettings" = Field(default_factory=lambda: BacktestSettings())
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
 
 def describe(error: ValidationError, prefix: str = "") -> str:
