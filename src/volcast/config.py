@@ -67,6 +67,10 @@ class JobSettings(BaseModel):
                                    "history per series (train_days on the job's timeframe)")
     max_series: int = Field(10, ge=1, le=1000, description="series a global model of a job "
                             "learns from (the job's own first, then the store's order)")
+    max_batch_cost: float = Field(4.0, ge=1.0, le=10_000.0, description="one training "
+                                  "batch's time relative to the default LSTM settings' batch "
+                                  "(batch_size x lookback x hidden_size^2 x layers): a cancel "
+                                  "waits for the batch in flight")
 
 
 class Settings(BaseModel):

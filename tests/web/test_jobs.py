@@ -149,12 +149,21 @@ def test_a_jobs_training_progress_can_stop_its_fit():
     ("ensemble", {"gbm_rounds": 2000}, "1h", "'gbm_rounds' is 2000, above this server's cap"),
     ("lstm", {"train_days": 365}, "1m", "'train_days' is 365: 525,600 candles per series on "
                                         "this timeframe, above this server's cap of 200,000"),
+    ("ensemble", {"batch_size": 512, "lookback": 336, "hidden_size": 128, "layers": 2}, "1h",
+     "settings batch_size 512, lookback 336, hidden_size 128 and layers 2 make a batch 32.0 "
+     "times the default one, above this server's cap of 4 ([jobs] max_batch_cost"),
 ])
 def test_settings_beyond_the_caps_are_refused(model, settings, timeframe, message):
     key = SeriesKey("x", "A/USDT", timeframe)
     with pytest.raises(OverCap, match=re.escape(message)) as info:
         check_caps(create(model, settings).settings, JobSettings(), key.tf_ms)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("settings", [{"hidden_size": 128}, {"batch_size": 512, "lookback": 336},
+                                      {"layers": 2, "batch_size": 512}])
+def test_a_batch_up_to_four_times_the_default_one_is_accepted(settings):
+    check_caps(create("lstm", settings).settings, JobSettings(), 3_600_000)
 
 
 @pytest.mark.parametrize("model", MODEL_NAMES)

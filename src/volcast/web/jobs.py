@@ -22,6 +22,7 @@ from volcast.data.store import SeriesKey
 from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.models.base import FitStopped, ModelSettings
+from volcast.models.lstm.settings import LSTMSettings
 
 State = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE = ("queued", "running")
@@ -43,6 +44,21 @@ class OverCap(VolcastError):
     """A job asks for more than the server's ``[jobs]`` caps allow (HTTP 422)."""
 
 
+def batch_cost(values: dict[str, Any]) -> float:
+    """One training batch's time relative to the default LSTM settings' batch (0 for models
+    without batches): batch_size x lookback x hidden_size^2 x layers against the defaults' (an
+    LSTM step's work grows with the square of its width)."""
+    names = ("batch_size", "lookback", "hidden_size", "layers")
+    if not all(name in values for name in names):
+        return 0.0
+    default = LSTMSettings()
+
+    def work(get: Callable[[str], int]) -> int:
+        return get("batch_size") * get("lookback") * get("hidden_size") ** 2 * get("layers")
+
+    return work(values.__getitem__) / work(lambda name: getattr(default, name))
+
+
 def check_caps(settings: ModelSettings, caps: JobSettings, step_ms: int) -> None:
     """Refuse model settings beyond the caps, in one line naming the setting and the cap:
     each ``max_NAME`` caps the setting ``NAME`` where the model has it, and
@@ -56,6 +72,13 @@ def check_caps(settings: ModelSettings, caps: JobSettings, step_ms: int) -> None
         if value is None or value > most:
             raise OverCap(f"setting '{name}' is {'all' if value is None else value}, above this "
                           f"server's cap of {most} ([jobs] {cap} in volcast serve --config)")
+    cost = batch_cost(values)
+    if cost > caps.max_batch_cost:
+        raise OverCap(f"settings batch_size {values['batch_size']}, lookback "
+                      f"{values['lookback']}, hidden_size {values['hidden_size']} and layers "
+                      f"{values['layers']} make a batch {cost:.1f} times the default one, above "
+                      f"this server's cap of {caps.max_batch_cost:g} ([jobs] max_batch_cost in "
+                      "volcast serve --config)")
     days = values.get("train_days", 0)
     if "train_days" in values and days * (DAY_MS // step_ms) > caps.max_train_candles:
         raise OverCap(f"setting 'train_days' is {days}: {days * (DAY_MS // step_ms):,} candles "
