@@ -107,3 +107,67 @@ def test_backtest_config_section_is_validated(cli, csv_file, tmp_path):
     config.write_text("[backtest]\nhorizon = 0\n")
     assert_error(cli("backtest", "--model", "seasonal_naive_24", "--csv", csv_file, "--out",
                      tmp_path / "o.csv", "--config", config), "setting 'backtest.horizon'")
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "volcast.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("config", "flags", "fragment"), [
+    ("[model.lstm]\nseed = -1\n", [], "setting 'lstm.seed': Input should be greater than or "
+                                      "equal to 0"),
+    ("", ["--seed", "-1"], "setting 'lstm.seed'"),
+    ("[model.lstm]\ndropout = nan\n", [], "setting 'lstm.dropout'"),
+    ("[model.lstm]\nlearning_rate = inf\n", [], "setting 'lstm.learning_rate'"),
+    ("[model.foo]\nx = 1\n", [], "unknown table [model.foo]; the models are lstm, ensemble, "
+                                 "mstl, seasonal_naive_24"),
+    ("[fetch]\nbackoff_s = nan\n", [], "setting 'fetch.backoff_s': Input should be a finite "
+                                       "number"),
+])
+def test_bad_settings_in_a_config_file_or_flags_are_one_line(cli, csv_file, tmp_path, config,
+                                                             flags, fragment):
+    result = cli("train", "--model", "lstm", "--csv", csv_file, "--out", tmp_path / "m",
+                 "--config", write(tmp_path, config), *TINY_FLAGS, *flags)
+    assert_error(result, fragment)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(("season_days", "fragment"), [
+    ("[nan]", "setting 'mstl.season_days.0': Input should be a finite number"),
+    ("[-1]", "setting 'mstl.season_days.0': Input should be greater than 0"),
+    ("[inf]", "setting 'mstl.season_days.0'"),
+    ("[]", "setting 'mstl.season_days'"),
+])
+def test_bad_mstl_seasons_are_one_line(cli, csv_file, tmp_path, season_days, fragment):
+    config = write(tmp_path, f"[model.mstl]\nseason_days = {season_days}\n")
+    assert_error(cli("backtest", "--model", "mstl", "--csv", csv_file, "--out",
+                     tmp_path / "o.csv", "--test-days", "1", "--config", config), fragment)
+
+
+def test_a_config_that_is_a_folder_is_one_line(cli, csv_file, tmp_path):
+    assert_error(cli("train", "--model", "lstm", "--csv", csv_file, "--out", tmp_path / "m",
+                     "--config", tmp_path), f"cannot read config file {tmp_path}: Is a directory")
+
+
+def test_train_refuses_an_existing_file_as_out_before_training(cli, csv_file, tmp_path,
+                                                               monkeypatch):
+    from volcast.models.lstm.forecaster import LSTMForecaster
+
+    monkeypatch.setattr(LSTMForecaster, "fit", lambda *a: pytest.fail("trained anyway"))
+    (tmp_path / "taken").write_text("keep me")
+    assert_error(cli("train", "--model", "lstm", "--csv", csv_file, "--out", tmp_path / "taken",
+                     *TINY_FLAGS), "is a file; give a folder for the model")
+    assert (tmp_path / "taken").read_text() == "keep me"
+
+
+def test_an_edited_model_folder_is_refused_with_exit_2(cli, csv_file, tmp_path):
+    model = tmp_path / "model"
+    assert cli("train", "--model", "lstm", "--csv", csv_file, "--out", model, *TINY_FLAGS
+               ).code == 0
+    manifest = json.loads((model / "model.json").read_text())
+    manifest["state"]["net"]["layers"] = 1_000_000
+    (model / "model.json").write_text(json.dumps(manifest))
+    assert_error(cli("predict", "--model-dir", model, "--csv", csv_file),
+                 "state.net.layers is 1000000; the settings ask for 1")

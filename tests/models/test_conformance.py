@@ -4,6 +4,7 @@ checked against what it does (declared as darts declares them, never guessed fro
 import pandas as pd
 import pytest
 
+from volcast.config import MODEL_TABLES
 from volcast.errors import VolcastError
 from volcast.models import MODEL_NAMES, REFERENCE_MODELS, create, load, model_class
 
@@ -147,3 +148,21 @@ def test_unknown_model_and_unknown_setting():
         create("prophet")
     with pytest.raises(VolcastError, match=r"setting 'seasonal_naive_24\.lookback'"):
         create("seasonal_naive_24", {"lookback": 3})
+
+
+def test_a_config_file_may_hold_a_table_for_exactly_every_registered_model():
+    """config.py cannot import the registry (it sits below the models): its list must not
+    drift from it."""
+    assert list(MODEL_TABLES) == MODEL_NAMES
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_no_setting_takes_nan_or_infinity(name):
+    floats = [n for n, f in model_class(name).Settings.model_fields.items()
+              if "float" in str(f.annotation)]
+    for field in floats:
+        for bad in (float("nan"), float("inf")):
+            value = [bad] if "list" in str(model_class(name).Settings.model_fields[field]
+                                           .annotation) else bad
+            with pytest.raises(VolcastError, match=f"setting '{name}.{field}"):
+                create(name, {field: value})

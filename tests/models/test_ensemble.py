@@ -8,6 +8,7 @@ import pytest
 
 from volcast.errors import VolcastError
 from volcast.models import create, load
+from volcast.models.base import FitStopped
 from volcast.models.ensemble import BLEND_GRID, blend_weight, gbm_features
 from volcast.models.lstm.forecaster import LSTMForecaster
 
@@ -84,10 +85,34 @@ def test_gbm_is_saved_as_text_and_forecasts_the_same_after_loading(ensemble, tmp
     manifest = json.loads((tmp_path / "e" / "model.json").read_text())
     manifest["state"] = state
     (tmp_path / "e" / "model.json").write_text(json.dumps(manifest))
-    with pytest.raises(VolcastError, match="saved ensemble is damaged"):
+    with pytest.raises(VolcastError, match="gbm_sha256"):  # the weights hold its hash
         load(tmp_path / "e")
 
 
 def test_ensemble_settings_are_validated():
     with pytest.raises(VolcastError, match=r"ensemble\.gbm_rounds"):
         create("ensemble", {"gbm_rounds": 0})
+
+
+def test_a_stop_ends_the_booster_before_its_next_round(recent, monkeypatch):
+    """base.StoppableProgress: the booster's boosting rounds are its batches."""
+    import lightgbm
+
+    real, rounds = lightgbm.train, []
+
+    def counting(params, data, num_round, callbacks=()):
+        return real(params, data, num_round,
+                    callbacks=[*callbacks, lambda env: rounds.append(env.iteration)])
+
+    class StopAfterThreeRounds:
+        def __call__(self, epoch, total, train, val):
+            pass
+
+        def should_stop(self):
+            return len(rounds) >= 3
+
+    monkeypatch.setattr(lightgbm, "train", counting)
+    model = create("ensemble", TINY | {"gbm_rounds": 30})
+    with pytest.raises(FitStopped):
+        model.fit(recent, StopAfterThreeRounds())
+    assert rounds == [0, 1, 2] and model.booster is None

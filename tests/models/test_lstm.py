@@ -10,6 +10,8 @@ import torch
 
 from volcast.errors import VolcastError
 from volcast.models import create, load
+from volcast.models.base import FitStopped
+from volcast.models.lstm import train as train_module
 
 from .conftest import TINY
 
@@ -115,7 +117,7 @@ def test_damaged_model_folders_fail_clearly(trained, tmp_path):
     manifest = json.loads((tmp_path / "m" / "model.json").read_text())
     manifest["state"]["net"]["hidden"] = 16
     (tmp_path / "m" / "model.json").write_text(json.dumps(manifest))
-    with pytest.raises(VolcastError, match="does not match"):
+    with pytest.raises(VolcastError, match=r"state\.net\.hidden is 16; the settings ask for 8"):
         load(tmp_path / "m")
     (tmp_path / "m" / "model.json").write_text("{not json")
     with pytest.raises(VolcastError, match="is damaged"):
@@ -190,3 +192,45 @@ def test_training_leaves_the_process_thread_count_alone(recent):
     before = torch.get_num_threads()
     create("lstm", TINY | {"epochs": 1}).fit(recent)
     assert torch.get_num_threads() == before
+
+
+class StopDuring:
+    """A ``base.StoppableProgress`` whose stop is asked for while the ``at``-th batch runs (from
+    inside its loss, as a cancel arrives mid-batch); counts the losses computed (batches run,
+    training and validation)."""
+
+    def __init__(self, monkeypatch, at: int) -> None:
+        self.at, self.batches, self.stop = at, 0, False
+        real = train_module.pinball
+
+        def counting(*args):
+            self.batches += 1
+            self.stop = self.stop or self.batches == self.at
+            return real(*args)
+
+        monkeypatch.setattr(train_module, "pinball", counting)
+
+    def __call__(self, epoch, total, train, val) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return self.stop
+
+
+@pytest.mark.parametrize("at", [1, 3, 18, 19, 45, 100, 147])
+def test_a_stop_takes_effect_before_the_next_batch(recent, monkeypatch, at):
+    """Here each member runs 2 epochs of 17 training and 2 validation batches, then a refit
+    of 2 x 18 (148 in all): a stop asked for in the first batch, mid-epoch, in validation, in
+    the refit, in the second member and in the last batch but one."""
+    progress = StopDuring(monkeypatch, at)
+    model = create("lstm", TINY | {"epochs": 2, "members": 2})
+    with pytest.raises(FitStopped):
+        model.fit(recent, progress)
+    assert progress.batches == at  # the batch in flight ends; no other one starts
+    assert not model.is_fitted
+
+
+def test_a_plain_progress_function_never_stops_a_fit(recent):
+    model = create("lstm", TINY | {"epochs": 1})
+    model.fit(recent, lambda *call: None)
+    assert model.is_fitted

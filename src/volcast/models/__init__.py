@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from volcast.config import describe
 from volcast.errors import VolcastError
-from volcast.models.base import Forecaster, read_manifest
+from volcast.models.base import Forecaster
+from volcast.models.folder import read_manifest, read_weights
 
 _REGISTRY = {
     "lstm": "volcast.models.lstm.forecaster:LSTMForecaster",
@@ -69,24 +70,19 @@ def create(name: str, settings: dict[str, Any] | None = None) -> Forecaster:
 
 
 def load(directory: Path) -> Forecaster:
-    """A saved model, on the CPU unless CUDA is asked for; damaged folders fail clearly.
-    Settings an older volcast saved and this one retired are dropped here (and only here)."""
+    """A saved model, on the CPU. The folder is untrusted input: every field is checked before
+    anything is allocated from it (``folder.py``), and any problem is one-line
+    ``VolcastError``. Settings an older volcast saved and this one retired are dropped here (and
+    only here)."""
     manifest = read_manifest(directory)
-    name = manifest.get("model", "?")
-    settings = manifest.get("settings") or {}
-    if not isinstance(settings, dict):
-        raise VolcastError(f"{directory}: the saved settings are damaged")
+    name, settings, state = manifest["model"], manifest["settings"], manifest["state"]
     retired = model_class(name).Settings.retired
-    model = create(name, {k: v for k, v in settings.items() if k not in retired})
-    tensors: dict[str, Any] = {}
-    if (directory / "weights.safetensors").exists():
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            tensors = load_file(str(directory / "weights.safetensors"), device="cpu")
-        except (SafetensorError, OSError) as exc:
-            raise VolcastError(f"{directory}: damaged weights ({exc})") from None
-    model.info = manifest.get("training", {})
-    model.restore(manifest.get("state", {}), tensors)
+    try:
+        model = create(name, {k: v for k, v in settings.items() if k not in retired})
+        shapes = model.check_state(state)
+    except VolcastError as exc:
+        raise VolcastError(f"{directory / 'model.json'}: {exc}") from None
+    tensors = read_weights(directory, shapes, model.weights_metadata(state))
+    model.info = manifest["training"]
+    model.restore(state, tensors)
     return model

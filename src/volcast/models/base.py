@@ -15,7 +15,7 @@ import platform
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,8 @@ from volcast.errors import VolcastError
 FORECAST_COLUMNS = ["unique_id", "ds", "q10", "q50", "q90"]
 MANIFEST, WEIGHTS = "model.json", "weights.safetensors"
 FORMAT_VERSION = 1
+METADATA_KEY = "volcast"
+"""The weights file's metadata entry: JSON of ``Forecaster.weights_metadata`` (see folder.py)."""
 EpochProgress = Callable[[int, int, float, float], None]
 """Called by ``fit`` after each training epoch as (epoch, total, train loss, validation loss).
 
@@ -39,13 +41,43 @@ Over one ``fit`` (every phase and every member together):
   has ``epoch == total``: a progress bar must take ``total`` from every call, not the first;
 - the validation loss is the epoch's own, or in a phase that holds nothing out (the LSTM's
   refit) the loss of the early-stopping epoch it repeats.
+
+A progress may also end the fit: see ``StoppableProgress``.
 """
 
 
-class ModelSettings(BaseModel):
-    """Base of every model's settings: unknown keys are errors, not silently ignored."""
+class StoppableProgress(Protocol):
+    """An ``EpochProgress`` with ``should_stop()``, which ``fit`` asks before every batch it
+    runs (training or validation; for the ensemble's booster, every boosting round). Once it
+    returns True, ``fit`` raises ``FitStopped`` before running another: a request to stop
+    takes effect within one batch, not at the end of an epoch. The model keeps what it had
+    before that fit (a fit's results are only stored when it ends). A plain function (no
+    ``should_stop``) never stops a fit. It must be cheap: it is called thousands of times."""
 
-    model_config = ConfigDict(extra="forbid")
+    def __call__(self, epoch: int, total: int, train_loss: float, val_loss: float) -> None: ...
+
+    def should_stop(self) -> bool: ...
+
+
+class FitStopped(Exception):
+    """Raised by ``fit`` when its progress' ``should_stop()`` returned True."""
+
+
+def stop_check(progress: EpochProgress | None) -> Callable[[], None]:
+    """What a fit calls before each batch: raises ``FitStopped`` once ``progress`` asks."""
+    should_stop = getattr(progress, "should_stop", None)
+
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise FitStopped
+    return check
+
+
+class ModelSettings(BaseModel):
+    """Base of every model's settings: unknown keys are errors, not silently ignored, and so
+    are NaN and infinite numbers."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     retired: ClassVar[frozenset[str]] = frozenset()
     """Settings older versions saved that this one no longer has: ``models.load`` drops them
     from a saved model's settings (and only there), so old folders keep loading."""
@@ -134,8 +166,23 @@ class Forecaster(ABC):
         """(JSON-able state, tensors) beyond the settings; none for stateless models."""
         return {}, {}
 
+    def check_state(self, state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """Check a saved state (an untrusted model.json's) against the settings and sane bounds,
+        allocating nothing, and say which float32 tensors of which shapes it needs; one-line
+        ``VolcastError`` otherwise. ``models.load`` calls it before reading any weights. A
+        stateless model refuses any state."""
+        if state:
+            raise VolcastError(f"saved {self.name} model carries state this volcast cannot use")
+        return {}
+
+    def weights_metadata(self, state: dict[str, Any]) -> dict[str, Any]:
+        """What of the manifest the weights depend on beyond their shapes (JSON): written into
+        the weights file when saving, compared with the manifest when loading, so that a
+        model.json edited apart from its weights is refused."""
+        return {}
+
     def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        """Inverse of ``state``; a stateless model refuses state it cannot use."""
+        """Inverse of ``state``, given a state that passed ``check_state`` and its tensors."""
         if state or tensors:
             raise VolcastError(f"saved {self.name} model carries state this volcast cannot use")
 
@@ -148,7 +195,8 @@ class Forecaster(ABC):
         if tensors:
             from safetensors.torch import save_file
 
-            save_file(tensors, str(directory / WEIGHTS))
+            save_file(tensors, str(directory / WEIGHTS),
+                      metadata={METADATA_KEY: json.dumps(self.weights_metadata(state))})
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
@@ -162,22 +210,6 @@ def versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             continue
     return found
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """The saved model's manifest, or a one-line error saying what is wrong with the folder."""
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise VolcastError(f"{directory} is not a volcast model folder (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VolcastError(f"{path} is damaged ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "volcast-model":
-        raise VolcastError(f"{path} is not a volcast model manifest")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise VolcastError(f"{directory} was saved by a newer volcast; upgrade to load it")
-    return manifest
 
 
 def empty_quantiles(forecast: pd.DataFrame) -> pd.DataFrame:

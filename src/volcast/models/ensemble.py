@@ -7,14 +7,17 @@ the LSTM's held-out validation windows (never on test data); the LSTM's calibrat
 moved with the blended median. The LSTM stays the core: every LSTM setting applies here too.
 """
 
+import hashlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from volcast.errors import VolcastError
-from volcast.models.base import EpochProgress, Forecaster
+from volcast.models.base import EpochProgress, Forecaster, stop_check
+from volcast.models.folder import brief, is_number
 from volcast.models.lstm.forecaster import LSTMForecaster
 from volcast.models.lstm.settings import LSTMSettings
 from volcast.models.lstm.windows import batches
@@ -22,12 +25,26 @@ from volcast.models.lstm.windows import batches
 PAST_LAGS = (1, 2, 3, 6, 12, 24)
 BLEND_GRID = np.linspace(0, 1, 21)
 """The LSTM's shares of the median tried on validation."""
+GBM_FEATURES = 9 + 1 + len(PAST_LAGS) + 3
+"""Columns of ``gbm_features``: the future inputs, the step, the lags, the spread, mu, sigma."""
+MAX_GBM_LEAVES = 500_000
+"""Most leaves (rounds x leaves per tree) a booster may have: its saved text stays well under
+``folder.MAX_MANIFEST_BYTES``."""
+GBM_BYTES_PER_LEAF = 256
+"""A saved booster's text per leaf, at most (about 100 in practice)."""
 
 
 class EnsembleSettings(LSTMSettings):
     gbm_rounds: int = Field(300, ge=10, le=5000, description="boosting rounds")
     gbm_leaves: int = Field(31, ge=4, le=1024, description="leaves per tree")
     gbm_learning_rate: float = Field(0.05, gt=0, le=1)
+
+    @field_validator("gbm_leaves")
+    @classmethod
+    def _bounded_booster(cls, leaves: int, info: ValidationInfo) -> int:
+        if leaves * info.data.get("gbm_rounds", 1) > MAX_GBM_LEAVES:
+            raise ValueError(f"gbm_rounds x gbm_leaves must be at most {MAX_GBM_LEAVES:,}")
+        return leaves
 
 
 def gbm_features(windows: dict[str, np.ndarray]) -> np.ndarray:
@@ -44,10 +61,16 @@ def gbm_features(windows: dict[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([future, steps, repeated], axis=2).reshape(batch * horizon, -1)
 
 
-def gbm_rows(parts: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Features [R, F] and targets [R] (normalised log volume) of window batches."""
-    return (np.concatenate([gbm_features(p) for p in parts]),
-            np.concatenate([p["target"].reshape(-1) for p in parts]))
+def gbm_rows(parts: Iterable[dict[str, np.ndarray]], stop: Callable[[], None] = lambda: None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Features [R, F] and targets [R] (normalised log volume) of window batches, read once
+    (each batch's windows can go as soon as its rows are made); ``stop`` before each batch."""
+    features, targets = [], []
+    for part in parts:
+        stop()
+        features.append(gbm_features(part))
+        targets.append(part["target"].reshape(-1))
+    return np.concatenate(features), np.concatenate(targets)
 
 
 def blend_weight(lstm: np.ndarray, gbm: np.ndarray, windows: dict[str, np.ndarray]
@@ -60,6 +83,14 @@ def blend_weight(lstm: np.ndarray, gbm: np.ndarray, windows: dict[str, np.ndarra
     errors = [float(np.abs(np.expm1((w * lstm + (1 - w) * gbm) * sigma + mu) - actual).mean())
               for w in BLEND_GRID]
     return float(BLEND_GRID[int(np.argmin(errors))]), errors
+
+
+def _each_round(stop: Callable[[], None]) -> Callable[[Any], None]:
+    """A LightGBM callback that calls ``stop`` before every boosting round."""
+    def callback(env: Any) -> None:
+        stop()
+    callback.before_iteration = True  # type: ignore[attr-defined]
+    return callback
 
 
 class EnsembleForecaster(Forecaster):
@@ -94,6 +125,7 @@ class EnsembleForecaster(Forecaster):
         weight is chosen on its held-out windows, and the booster learns both."""
         import lightgbm as lgb
 
+        stop = stop_check(progress)
         self.lstm.fit(long, progress)
         validation = self.lstm.validation
         assert validation is not None  # set by every fit
@@ -101,16 +133,18 @@ class EnsembleForecaster(Forecaster):
                   "learning_rate": self.s.gbm_learning_rate, "seed": self.s.seed,
                   "deterministic": True}
         x_train, y_train = gbm_rows(batches(validation.arrays, validation.split.train, self.s,
-                                            None))
+                                            None), stop)
         x_val, y_val = gbm_rows([validation.windows])
-        booster = lgb.train(params, lgb.Dataset(x_train, y_train), self.s.gbm_rounds)
+        rounds = [_each_round(stop)]  # a boosting round is the booster's batch
+        booster = lgb.train(params, lgb.Dataset(x_train, y_train), self.s.gbm_rounds,
+                            callbacks=rounds)
         median = self.s.quantiles.index(0.5)
         lstm = validation.pred[..., median].mean(axis=0)  # [N, H], the members' average
         gbm = booster.predict(x_val).reshape(lstm.shape)  # [N, H]
         self.weight, errors = blend_weight(lstm, gbm, validation.windows)
         self.booster = lgb.train(params, lgb.Dataset(np.concatenate([x_train, x_val]),
                                                      np.concatenate([y_train, y_val])),
-                                 self.s.gbm_rounds)
+                                 self.s.gbm_rounds, callbacks=rounds)
         self.info = self.lstm.info | {
             "blend_weight_lstm": self.weight,
             "validation_mae": {"lstm": errors[-1], "gbm": errors[0], "blend": min(errors)}}
@@ -134,6 +168,35 @@ class EnsembleForecaster(Forecaster):
         state, tensors = self.lstm.state()
         return state | {"weight": self.weight, "gbm": self.booster.model_to_string()}, tensors
 
+    def check_state(self, state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """The LSTM's state, a blend weight in [0, 1] and a LightGBM model of bounded size
+        (``GBM_BYTES_PER_LEAF`` per leaf the settings allow) with finite leaf values."""
+        lstm = self.lstm.check_state({k: v for k, v in state.items() if k not in ("weight",
+                                                                               "gbm")})
+        weight, gbm = state.get("weight"), state.get("gbm")
+        if not is_number(weight) or not 0 <= weight <= 1:
+            raise VolcastError(f"state.weight is {brief(weight)}, not a blend weight in [0, 1]")
+        most = self.s.gbm_rounds * self.s.gbm_leaves * GBM_BYTES_PER_LEAF
+        if not isinstance(gbm, str) or len(gbm) > most:
+            size = f"{len(gbm):,} characters" if isinstance(gbm, str) else brief(gbm)
+            raise VolcastError(f"state.gbm is {size}, not a LightGBM model of at most "
+                               f"{self.s.gbm_rounds} trees of {self.s.gbm_leaves} leaves")
+        for line in gbm.splitlines():
+            if line.startswith("leaf_value="):
+                try:
+                    values = np.array(line[len("leaf_value="):].split(), dtype=float)
+                except ValueError:
+                    values = np.array([np.nan])
+                if not np.isfinite(values).all():
+                    raise VolcastError("state.gbm holds NaN, infinite or unreadable leaf values")
+        return lstm
+
+    def weights_metadata(self, state: dict[str, Any]) -> dict[str, Any]:
+        gbm = state.get("gbm")
+        digest = hashlib.sha256(gbm.encode()).hexdigest() if isinstance(gbm, str) else None
+        return self.lstm.weights_metadata(state) | {"weight": state.get("weight"),
+                                                     "gbm_sha256": digest}
+
     def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         import lightgbm as lgb
 
@@ -143,3 +206,8 @@ class EnsembleForecaster(Forecaster):
             self.booster = lgb.Booster(model_str=state["gbm"])
         except (KeyError, ValueError, lgb.basic.LightGBMError) as exc:
             raise VolcastError(f"saved ensemble is damaged ({str(exc)[:120]})") from None
+        trees = self.booster.num_trees()
+        if self.booster.num_feature() != GBM_FEATURES or trees > self.s.gbm_rounds:
+            raise VolcastError(f"saved ensemble's LightGBM model has {trees} trees over "
+                               f"{self.booster.num_feature()} features; its settings allow "
+                               f"{self.s.gbm_rounds} trees over {GBM_FEATURES}")

@@ -5,6 +5,8 @@ by the backtest), which is how MSTL is normally used; its 80% interval gives q10
 Working in log space keeps the forecasts positive and the seasonality multiplicative.
 """
 
+from typing import Annotated
+
 import numpy as np
 import pandas as pd
 from pydantic import Field
@@ -15,8 +17,8 @@ from volcast.models.base import FORECAST_COLUMNS, EpochProgress, Forecaster, Mod
 
 
 class MSTLSettings(ModelSettings):
-    season_days: list[float] = Field([1.0, 7.0], min_length=1,
-                                     description="season lengths in days")
+    season_days: list[Annotated[float, Field(gt=0, le=366)]] = Field(
+        [1.0, 7.0], min_length=1, max_length=8, description="season lengths in days")
     window_days: int = Field(56, ge=14, le=3650, description="history used at each origin")
 
 

@@ -2,9 +2,12 @@
 reports progress, and can be cancelled. One job per series at a time, and a cap on how many
 run at once, so a dashboard cannot start a hundred trainings on two cores.
 
-Cancelling sets a flag that the job's progress callback checks (training stops at the next
-batch of epochs, a backtest at the next origin); a fetch is an asyncio task that is cancelled
-the way Ctrl-C cancels the CLI, which keeps every page already stored.
+Cancelling sets a flag. A training (and a backtest's training) stops before its next batch:
+its progress is a ``JobEpochs``, whose ``should_stop`` the fit asks before every batch
+(``models.base.StoppableProgress``); a backtest stops at its next origin, where its progress
+is called; a fetch is an asyncio task that is cancelled the way Ctrl-C cancels the CLI, which
+keeps every page already stored. What a job may ask a model for is capped (``check_caps``,
+the ``[jobs]`` settings), so that its memory and time are bounded.
 """
 
 import threading
@@ -14,8 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from volcast.config import JobSettings
 from volcast.data.store import SeriesKey
+from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
+from volcast.models.base import FitStopped, ModelSettings
+from volcast.models.lstm.settings import LSTMSettings
 
 State = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE = ("queued", "running")
@@ -31,6 +38,53 @@ class JobConflict(VolcastError):
 
 class TooManyJobs(VolcastError):
     """The cap on concurrent jobs is reached (HTTP 429)."""
+
+
+class OverCap(VolcastError):
+    """A job asks for more than the server's ``[jobs]`` caps allow (HTTP 422)."""
+
+
+def batch_cost(values: dict[str, Any]) -> float:
+    """One training batch's time relative to the default LSTM settings' batch (0 for models
+    without batches): batch_size x lookback x hidden_size^2 x layers against the defaults' (an
+    LSTM step's work grows with the square of its width)."""
+    names = ("batch_size", "lookback", "hidden_size", "layers")
+    if not all(name in values for name in names):
+        return 0.0
+    default = LSTMSettings()
+
+    def work(get: Callable[[str], int]) -> int:
+        return get("batch_size") * get("lookback") * get("hidden_size") ** 2 * get("layers")
+
+    return work(values.__getitem__) / work(lambda name: getattr(default, name))
+
+
+def check_caps(settings: ModelSettings, caps: JobSettings, step_ms: int) -> None:
+    """Refuse model settings beyond the caps, in one line naming the setting and the cap:
+    each ``max_NAME`` caps the setting ``NAME`` where the model has it, and
+    ``max_train_candles`` caps ``train_days`` on the job's timeframe (``step_ms``)."""
+    values = settings.model_dump()
+    for cap, most in caps.model_dump().items():
+        name = cap.removeprefix("max_")
+        if name not in values:
+            continue
+        value = values[name]
+        if value is None or value > most:
+            raise OverCap(f"setting '{name}' is {'all' if value is None else value}, above this "
+                          f"server's cap of {most} ([jobs] {cap} in volcast serve --config)")
+    cost = batch_cost(values)
+    if cost > caps.max_batch_cost:
+        raise OverCap(f"settings batch_size {values['batch_size']}, lookback "
+                      f"{values['lookback']}, hidden_size {values['hidden_size']} and layers "
+                      f"{values['layers']} make a batch {cost:.1f} times the default one, above "
+                      f"this server's cap of {caps.max_batch_cost:g} ([jobs] max_batch_cost in "
+                      "volcast serve --config)")
+    days = values.get("train_days", 0)
+    if "train_days" in values and days * (DAY_MS // step_ms) > caps.max_train_candles:
+        raise OverCap(f"setting 'train_days' is {days}: {days * (DAY_MS // step_ms):,} candles "
+                      f"per series on this timeframe, above this server's cap of "
+                      f"{caps.max_train_candles:,} ([jobs] max_train_candles in volcast serve "
+                      "--config)")
 
 
 @dataclass
@@ -57,6 +111,10 @@ class Job:
         if self.cancel_requested.is_set():
             raise JobCancelled
 
+    def should_stop(self) -> bool:
+        """Whether cancellation was asked for (asked by a fit before every batch)."""
+        return self.cancel_requested.is_set()
+
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "exchange": self.key.exchange,
                 "symbol": self.key.symbol, "timeframe": self.key.timeframe,
@@ -66,6 +124,22 @@ class Job:
 
 
 Runner = Callable[[Job], dict[str, Any]]
+
+
+@dataclass
+class JobEpochs:
+    """A job's ``models.base.StoppableProgress``: each epoch becomes the job's progress
+    (``describe`` turns epoch, total, losses into done, total, message), and a cancelled job
+    stops the fit before its next batch."""
+
+    job: Job
+    describe: Callable[[int, int, float, float], tuple[int, int, str]]
+
+    def __call__(self, epoch: int, total: int, train_loss: float, val_loss: float) -> None:
+        self.job.progress(*self.describe(epoch, total, train_loss, val_loss))
+
+    def should_stop(self) -> bool:
+        return self.job.should_stop()
 
 
 class JobManager:
@@ -100,7 +174,7 @@ class JobManager:
         try:
             job.result = run(job)
             job.state = "done"
-        except JobCancelled:
+        except (JobCancelled, FitStopped):
             job.state = "cancelled"
         except VolcastError as error:
             job.state, job.error = "failed", str(error)

@@ -66,5 +66,6 @@ class JobRequest(BaseModel):
     model: str = Field("lstm", min_length=1, max_length=40, pattern=NAME)
     since: str | None = Field(None, max_length=40, description="fetch: first candle, ISO 8601 "
                                                               "or ms (default: resume)")
-    settings: dict[str, Any] = Field(default_factory=dict, description="model settings, over "
-                                     "the server's --config [model.NAME] table")
+    settings: dict[str, Any] = Field(default_factory=dict, max_length=64, description="model "
+                                     "settings, over the server's --config [model.NAME] table;"
+                                     " capped by its [jobs] table")

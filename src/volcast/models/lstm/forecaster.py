@@ -21,13 +21,15 @@ from volcast.data.frames import future_ds, on_grid, split_series, step_ms
 from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, Forecaster, training_info
-from volcast.models.lstm.settings import LSTMSettings
+from volcast.models.folder import brief, is_int, is_number
+from volcast.models.lstm.settings import SCALE_RANGE, LSTMSettings
 from volcast.models.lstm.windows import CONTEXT_DAYS, SeriesArrays, calendar_inputs, make_windows
 
 if TYPE_CHECKING:
     from volcast.models.lstm.network import VolumeLSTM
     from volcast.models.lstm.train import Validation
 
+STATE_KEYS = frozenset({"net", "members", "scales", "has_trades", "history"})
 Head = Callable[[dict[str, np.ndarray]], np.ndarray]
 """Prepared windows -> quantiles [B, H, Q] in normalised log volume."""
 
@@ -86,7 +88,11 @@ class LSTMForecaster(Forecaster):
             windows, ds = self.last_window(series)
             sigma, mu = windows["sigma"][:, None, None], windows["mu"][:, None, None]
             log_volume = head(windows) * sigma + mu  # [1, H, Q]
-            values = np.expm1(log_volume).clip(min=0.0)[0, :horizon]  # [h, Q]
+            with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+                values = np.expm1(log_volume).clip(min=0.0)[0, :horizon]  # [h, Q]
+            if not np.isfinite(values).all():
+                raise VolcastError(f"{uid}: the model forecast an infinite or undefined volume; "
+                                   "its weights or the candles are out of range")
             frame = pd.DataFrame(values, columns=[f"q{round(q * 100)}"
                                                   for q in self.s.quantiles])
             frames.append(frame.assign(unique_id=uid, ds=ds[:horizon]))
@@ -140,6 +146,44 @@ class LSTMForecaster(Forecaster):
                  "scales": self.scales, "has_trades": self.has_trades,
                  "history": self.history}, weights)
 
+    def check_state(self, state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """The saved network, members, scales and inputs must be exactly what the (validated)
+        settings make; the tensors are each member's parameters, ``{member}.{name}``."""
+        from volcast.models.lstm.network import NetConfig, parameter_shapes
+
+        missing = sorted(STATE_KEYS - {"history"} - set(state))
+        unknown = sorted(set(state) - STATE_KEYS)
+        if missing or unknown:
+            raise VolcastError(f"state.{(missing or unknown)[0]} is "
+                               f"{'missing' if missing else 'not an LSTM field'}")
+        has_trades, members = state["has_trades"], state["members"]
+        if not isinstance(has_trades, bool) or (has_trades and "trades" not in self.s.features):
+            raise VolcastError(f"state.has_trades is {brief(has_trades)}; the features are "
+                               f"{', '.join(self.s.features)}")
+        if not is_int(members) or members != self.s.members:
+            raise VolcastError(f"state.members is {brief(members)}; the settings ask for "
+                               f"{self.s.members}")
+        expected = asdict(NetConfig.of(self.s, has_trades))
+        net = state["net"] if isinstance(state["net"], dict) else {}
+        for key in sorted(set(expected) | set(net)):
+            value, wanted = net.get(key), expected.get(key)
+            if type(value) is not type(wanted) or value != wanted:
+                raise VolcastError(f"state.net.{key} is {brief(value)}; the settings ask for "
+                                   f"{brief(wanted)}")
+        check_scales(state["scales"], members, self.s.quantiles)
+        if not isinstance(state.get("history", []), list):
+            raise VolcastError("state.history must be a list")
+        shapes = parameter_shapes(NetConfig(**expected))
+        return {f"{i}.{name}": shape for i in range(members) for name, shape in shapes.items()}
+
+    def weights_metadata(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The settings that shape a forecast but not the tensors (lookback above all), and the
+        calibration."""
+        return {"lookback": self.s.lookback, "horizon": self.s.horizon,
+                "quantiles": self.s.quantiles, "features": self.s.features,
+                "members": state.get("members"), "has_trades": state.get("has_trades"),
+                "scales": state.get("scales")}
+
     def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         from volcast.models.lstm.network import load_members
 
@@ -150,6 +194,23 @@ class LSTMForecaster(Forecaster):
                                ) from None
         self.scales, self.has_trades = state["scales"], state["has_trades"]
         self.history = state.get("history", [])
+
+
+def check_scales(scales: Any, members: int, quantiles: list[float]) -> None:
+    """One list of finite calibration scales per member, one per quantile, in ``SCALE_RANGE``,
+    the median's 1."""
+    low, high = SCALE_RANGE
+    if not isinstance(scales, list) or len(scales) != members:
+        raise VolcastError(f"state.scales must hold one list per member ({members})")
+    for member in scales:
+        if not isinstance(member, list) or len(member) != len(quantiles):
+            raise VolcastError(f"state.scales must hold {len(quantiles)} numbers per member, "
+                               f"one per quantile, not {brief(member)}")
+        for q, scale in zip(quantiles, member, strict=True):
+            if not is_number(scale) or not low <= scale <= high or (q == 0.5 and scale != 1):
+                raise VolcastError(f"state.scales: {brief(scale)} for quantile {q} is not a "
+                                   f"calibration scale (finite, {low} to {high}, 1 for the "
+                                   "median)")
 
 
 def calibrate(pred: np.ndarray, scales: list[float], median: int) -> np.ndarray:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from volcast.models.lstm.windows import BASE_COLUMN, N_FUTURE
+from volcast.models.lstm.settings import LSTMSettings
+from volcast.models.lstm.windows import BASE_COLUMN, N_FUTURE, n_past_features
 
 STEP_EMBEDDING = 16
 
@@ -28,6 +29,12 @@ class NetConfig:
     hidden: int
     layers: int
     dropout: float
+
+    @classmethod
+    def of(cls, settings: LSTMSettings, has_trades: bool) -> "NetConfig":
+        """The network the settings ask for (with trade counts as an input or not)."""
+        return cls(n_past_features(tuple(settings.features), has_trades), settings.horizon,
+                   settings.quantiles, settings.hidden_size, settings.layers, settings.dropout)
 
 
 class VolumeLSTM(nn.Module):
@@ -60,6 +67,13 @@ def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -
     """Mean quantile loss; pred [B, H, Q], target [B, H], quantiles [Q]."""
     diff = target.unsqueeze(-1) - pred  # [B, H, Q]
     return torch.maximum(quantiles * diff, (quantiles - 1) * diff).mean()
+
+
+def parameter_shapes(cfg: NetConfig) -> dict[str, tuple[int, ...]]:
+    """Each parameter's shape, from a network built on the meta device (no memory)."""
+    with torch.device("meta"):
+        net = VolumeLSTM(cfg)
+    return {name: tuple(value.shape) for name, value in net.state_dict().items()}
 
 
 @torch.no_grad()

@@ -13,6 +13,9 @@ from volcast.models.base import ModelSettings
 FEATURES = ("volume", "range", "abs_return", "trades", "calendar")
 
 
+SCALE_RANGE = (0.05, 20.0)
+"""Calibration scales (``train.fit_scales``) lie in this range; a saved model's must too."""
+
 Feature = Literal["volume", "range", "abs_return", "trades", "calendar"]
 
 
@@ -27,7 +30,8 @@ class LSTMSettings(ModelSettings):
     learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
     patience: int = Field(5, ge=1, le=100, description="epochs without improvement before "
                                                      "early stopping")
-    quantiles: list[float] = Field([0.1, 0.5, 0.9], min_length=1)
+    quantiles: list[float] = Field([0.1, 0.5, 0.9], min_length=1, max_length=99,
+                                   description="forecast quantiles, named q1 .. q99")
     features: list[Feature] = Field(list(FEATURES), min_length=1)
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="newest share of the "
                                                                 "training windows kept for "
@@ -40,7 +44,8 @@ class LSTMSettings(ModelSettings):
                         "(validation included) for the best number of epochs")
     members: int = Field(1, ge=1, le=16, description="networks trained with seeds seed, "
                          "seed + 1, ... whose quantiles are averaged")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed (members: seed, seed + "
+                      "1, ...)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     retired: ClassVar[frozenset[str]] = frozenset({"threads"})  # 0.1.0: now configure_process
 

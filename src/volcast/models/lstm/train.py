@@ -8,22 +8,21 @@ window, validation included, for the number of epochs early stopping picked.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from volcast.errors import VolcastError
-from volcast.models.base import EpochProgress
+from volcast.models.base import EpochProgress, stop_check
 from volcast.models.lstm.network import NetConfig, VolumeLSTM, pinball
-from volcast.models.lstm.settings import LSTMSettings
+from volcast.models.lstm.settings import SCALE_RANGE, LSTMSettings
 from volcast.models.lstm.windows import (
     Index,
     SeriesArrays,
     Split,
     batches,
-    n_past_features,
     split_windows,
 )
 
@@ -85,12 +84,15 @@ def train(arrays: list[SeriesArrays], settings: LSTMSettings, has_trades: bool,
           progress: EpochProgress | None) -> Trained:
     """Train ``members`` networks (seeds seed, seed + 1, ...) on the same windows of
     ``arrays`` (whose inputs include trade counts when ``has_trades``)."""
-    cfg = NetConfig(n_past_features(tuple(settings.features), has_trades), settings.horizon,
-                    settings.quantiles, settings.hidden_size, settings.layers, settings.dropout)
+    cfg = NetConfig.of(settings, has_trades)
     device = pick_device(settings.device)
     split = split_windows(arrays, settings.lookback, settings.horizon, settings.val_fraction,
                           history_candles(settings, arrays[0].step))
-    held_out = batches(arrays, split.validation, settings, None)
+    stop = stop_check(progress)  # before every batch: a stop request ends the fit within one
+    held_out = []
+    for batch in batches(arrays, split.validation, settings, None):
+        stop()
+        held_out.append(batch)
     val_batches = [_to(b, device) for b in held_out]
     phases = 2 if settings.refit else 1
     counter = EpochCounter(progress, settings.members * phases * settings.epochs)
@@ -98,7 +100,7 @@ def train(arrays: list[SeriesArrays], settings: LSTMSettings, has_trades: bool,
     for member in range(settings.members):
         seeded = settings.model_copy(update={"seed": settings.seed + member})
         net, member_history, pred = _train_member(cfg, arrays, split, val_batches, seeded,
-                                                  device, counter)
+                                                  device, counter, stop)
         nets.append(net)
         scales.append(fit_scales(pred, _cat(held_out, "target"), cfg.quantiles, net.median))
         history += [h | {"member": member} for h in member_history]
@@ -109,15 +111,17 @@ def train(arrays: list[SeriesArrays], settings: LSTMSettings, has_trades: bool,
 
 def _train_member(cfg: NetConfig, arrays: list[SeriesArrays], split: Split,
                   val_batches: list[Batch], settings: LSTMSettings, device: torch.device,
-                  counter: EpochCounter) -> tuple[VolumeLSTM, list[dict[str, float]], np.ndarray]:
+                  counter: EpochCounter, stop: Callable[[], None]
+                  ) -> tuple[VolumeLSTM, list[dict[str, float]], np.ndarray]:
     """Early stopping, then (``refit``) the same seeded run on every window for the best
     epoch count. Returns the network on the CPU, the early-stopping history and what the
     early-stopped network predicted for the validation windows [N, H, Q]."""
     quantiles = torch.tensor(cfg.quantiles, device=device)
     history: list[dict[str, float]] = []
     best_val, best_state, stale = math.inf, None, 0
-    for epoch, (net, loss) in enumerate(_epochs(cfg, arrays, split.train, settings, device), 1):
-        val = evaluate(net, val_batches, quantiles)
+    epochs = _epochs(cfg, arrays, split.train, settings, device, stop)
+    for epoch, (net, loss) in enumerate(epochs, 1):
+        val = evaluate(net, val_batches, quantiles, stop)
         history.append({"epoch": epoch, "train": loss, "val": val})
         if val < best_val - 1e-5:
             best_val, stale = val, 0
@@ -134,8 +138,8 @@ def _train_member(cfg: NetConfig, arrays: list[SeriesArrays], split: Split,
             break
     if best_state is not None:
         net.load_state_dict(best_state)
-    pred = predict_batches(net, val_batches)
-    refit = _epochs(cfg, arrays, split.every, settings, device)
+    pred = predict_batches(net, val_batches, stop)
+    refit = _epochs(cfg, arrays, split.every, settings, device, stop)
     for _ in range(refit_epochs):
         net, loss = next(refit)
         counter.epoch(loss, best["val"])  # no validation in the refit: its epoch count's loss
@@ -143,7 +147,8 @@ def _train_member(cfg: NetConfig, arrays: list[SeriesArrays], split: Split,
 
 
 def _epochs(cfg: NetConfig, arrays: list[SeriesArrays], index: Index, settings: LSTMSettings,
-            device: torch.device) -> Iterator[tuple[VolumeLSTM, float]]:
+            device: torch.device, stop: Callable[[], None]
+            ) -> Iterator[tuple[VolumeLSTM, float]]:
     """A seeded run from a fresh network: after each epoch, the network and its mean loss."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -155,6 +160,7 @@ def _epochs(cfg: NetConfig, arrays: list[SeriesArrays], index: Index, settings: 
         losses = []
         epoch_index = [(n, e[rng.integers(settings.stride):: settings.stride]) for n, e in index]
         for batch in batches(arrays, epoch_index, settings, rng):
+            stop()
             b = _to(batch, device)
             loss = pinball(net(b["past"], b["future"]), b["target"], quantiles)
             optimiser.zero_grad(set_to_none=True)
@@ -174,18 +180,27 @@ def _cat(parts: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate(net: VolumeLSTM, val_batches: list[Batch], quantiles: torch.Tensor) -> float:
+def evaluate(net: VolumeLSTM, val_batches: list[Batch], quantiles: torch.Tensor,
+             stop: Callable[[], None]) -> float:
     net.eval()
-    total = sum(pinball(net(b["past"], b["future"]), b["target"], quantiles).item()
-                * len(b["target"]) for b in val_batches)
+    total = 0.0
+    for b in val_batches:
+        stop()
+        total += pinball(net(b["past"], b["future"]), b["target"], quantiles).item() * len(
+            b["target"])
     return total / sum(len(b["target"]) for b in val_batches)
 
 
 @torch.no_grad()
-def predict_batches(net: VolumeLSTM, val_batches: list[Batch]) -> np.ndarray:
+def predict_batches(net: VolumeLSTM, val_batches: list[Batch], stop: Callable[[], None]
+                    ) -> np.ndarray:
     """[N, H, Q] for every window of the batches, in their order."""
     net.eval()
-    return torch.cat([net(b["past"], b["future"]) for b in val_batches]).cpu().numpy()
+    parts = []
+    for b in val_batches:
+        stop()
+        parts.append(net(b["past"], b["future"]))
+    return torch.cat(parts).cpu().numpy()
 
 
 def fit_scales(pred: np.ndarray, target: np.ndarray, quantiles: list[float],
@@ -201,5 +216,5 @@ def fit_scales(pred: np.ndarray, target: np.ndarray, quantiles: list[float],
             continue
         ratio = (target - mid) / np.where(np.abs(distance) < 1e-6, 1e-6, distance)
         level = q if q > 0.5 else 1 - q
-        scales.append(float(np.clip(np.quantile(ratio, level), 0.05, 20.0)))
+        scales.append(float(np.clip(np.quantile(ratio, level), *SCALE_RANGE)))
     return scales

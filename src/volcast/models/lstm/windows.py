@@ -6,6 +6,7 @@ one model serves pairs whose volumes differ by orders of magnitude, and the leve
 change is read from the window instead of remembered from training.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,15 +144,14 @@ def split_windows(arrays: list[SeriesArrays], lookback: int, horizon: int,
 
 
 def batches(arrays: list[SeriesArrays], index: Index, settings: LSTMSettings,
-            rng: np.random.Generator | None) -> list[dict[str, np.ndarray]]:
-    """Window batches, shuffled across series when rng is given."""
+            rng: np.random.Generator | None) -> Iterator[dict[str, np.ndarray]]:
+    """Window batches, shuffled across series when rng is given, each made when it is asked
+    for (an epoch's windows never sit in memory at once)."""
     pairs = np.concatenate([np.stack([np.full(len(e), n), e], axis=1) for n, e in index])
     if rng is not None:
         pairs = pairs[rng.permutation(len(pairs))]
-    out = []
     for start in range(0, len(pairs), settings.batch_size):
         chunk = pairs[start:start + settings.batch_size]
         parts = [make_windows(arrays[n], chunk[chunk[:, 0] == n, 1], settings.lookback,
                               settings.horizon) for n in np.unique(chunk[:, 0])]
-        out.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
-    return out
+        yield {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -1,7 +1,8 @@
 """Background jobs: a fetch, a training or a backtest of one series, with progress and cancel.
 Each job runs one workspace flow, the same one the CLI runs: a training learns from every
-stored series of the timeframe (one global model, as `volcast train -s A -s B` makes), a
-backtest compares the model with MSTL and the reference models."""
+stored series of the timeframe (one global model, as `volcast train -s A -s B` makes; at most
+``[jobs] max_series`` of them), a backtest compares the model with MSTL and the reference
+models. Model settings beyond the ``[jobs]`` caps are refused when the job is submitted."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from volcast.errors import NotFound, VolcastError
 from volcast.models import model_class
 from volcast.models.base import EpochProgress
 from volcast.web.deps import Jobs, Space
-from volcast.web.jobs import Job, Runner
+from volcast.web.jobs import Job, JobEpochs, Runner, check_caps
 from volcast.web.schemas import JobRequest
 from volcast.workspace import Workspace
 from volcast.workspace.flows import versus
@@ -30,7 +31,8 @@ def start_job(body: JobRequest, space: Space, manager: Jobs) -> dict[str, Any]:
     if body.kind == "fetch":
         since = parse_time(body.since) if body.since else None
         return manager.submit("fetch", key, None, fetch_runner(space, key, since)).public()
-    space.make(body.model, body.settings)  # bad settings: 422 now, not a failed job later
+    model = space.make(body.model, body.settings)  # bad settings: 422 now, not a failed job
+    check_caps(model.settings, space.settings.jobs, key.tf_ms)  # and so is too large a job
     space.bounds(key)
     make = train_runner if body.kind == "train" else backtest_runner
     return manager.submit(body.kind, key, body.model,
@@ -59,6 +61,12 @@ def _public(job: Job | None, job_id: str) -> dict[str, Any]:
     return job.public()
 
 
+def learns_with(space: Workspace, key: SeriesKey) -> list[SeriesKey]:
+    """The series a job's global model learns from: ``key`` and other stored series of its
+    timeframe, at most ``[jobs] max_series`` in all."""
+    return space.learns_with(key)[: space.settings.jobs.max_series]
+
+
 def fetch_runner(space: Workspace, key: SeriesKey, since: int | None) -> Runner:
     def run(job: Job) -> dict[str, Any]:
         def progress(_key: SeriesKey, added: int, done: int, total: int) -> None:
@@ -75,10 +83,9 @@ def fetch_runner(space: Workspace, key: SeriesKey, since: int | None) -> Runner:
 def train_runner(space: Workspace, key: SeriesKey, model: str, settings: dict[str, Any]
                  ) -> Runner:
     def run(job: Job) -> dict[str, Any]:
-        def progress(epoch: int, epochs: int, loss: float, val: float) -> None:
-            job.progress(epoch, epochs, f"epoch {epoch}: train {loss:.4f}, validation {val:.4f}")
-
-        keys = space.learns_with(key) if model_class(model).supports_global else [key]
+        progress = JobEpochs(job, lambda epoch, epochs, loss, val: (
+            epoch, epochs, f"epoch {epoch}: train {loss:.4f}, validation {val:.4f}"))
+        keys = learns_with(space, key) if model_class(model).supports_global else [key]
         forecaster, folders = space.train(keys, model, settings, progress)
         return {"model_dir": str(folders[0]), "training": forecaster.info}
     return run
@@ -87,7 +94,8 @@ def train_runner(space: Workspace, key: SeriesKey, model: str, settings: dict[st
 def backtest_runner(space: Workspace, key: SeriesKey, model: str, settings: dict[str, Any]
                     ) -> Runner:
     def run(job: Job) -> dict[str, Any]:
-        results = space.backtest(key, versus(model), {model: settings}, JobProgress(job))
+        results = space.backtest(key, versus(model), {model: settings}, JobProgress(job),
+                                 learn_from=learns_with(space, key))
         return {"scores": {r.model: r.scores["overall"] for r in results}}
     return run
 
@@ -99,10 +107,8 @@ class JobProgress:
     job: Job
 
     def epochs(self, model: str) -> EpochProgress:
-        def update(epoch: int, epochs: int, loss: float, val: float) -> None:
-            self.job.progress(0, 1, f"{model}: training before the cutoff, epoch {epoch} of "
-                                    f"{epochs}")
-        return update
+        return JobEpochs(self.job, lambda epoch, epochs, loss, val: (
+            0, 1, f"{model}: training before the cutoff, epoch {epoch} of {epochs}"))
 
     def origins(self, model: str) -> Callable[[int, int], None]:
         def update(done: int, total: int) -> None:
