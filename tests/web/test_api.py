@@ -104,7 +104,7 @@ def test_train_then_forecast_with_intervals_and_a_fresh_overview(client):
 
 
 def test_a_second_job_for_a_series_is_409_and_cancel_ends_it(client, workspace):
-    long_training = TINY_LSTM | {"epochs": 1000, "patience": 100, "refit": False}
+    long_training = TINY_LSTM | {"epochs": 200, "patience": 100, "refit": False}
     first = client.post("/api/jobs", json=BTC | {"kind": "train", "settings": long_training})
     again = client.post("/api/jobs", json=BTC | {"kind": "backtest"})
     assert again.status_code == 409 and "already running" in again.json()["detail"]
@@ -130,7 +130,7 @@ def test_too_many_jobs_is_429(workspace):
     from volcast.web.app import create_app
 
     with TestClient(create_app(workspace, max_jobs=1)) as one_job:
-        slow = TINY_LSTM | {"epochs": 1000, "patience": 100, "refit": False}
+        slow = TINY_LSTM | {"epochs": 200, "patience": 100, "refit": False}
         first = one_job.post("/api/jobs", json=BTC | {"kind": "train", "settings": slow})
         second = one_job.post("/api/jobs", json=ETH | {"kind": "train", "settings": slow})
         assert second.status_code == 429

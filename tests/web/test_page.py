@@ -17,7 +17,7 @@ from volcast.data.store import CandleStore, SeriesKey
 from volcast.workspace import Workspace
 
 ARTIFACTS = Path(os.environ.get("VOLCAST_ARTIFACTS", "test-artifacts"))
-SLOW_LSTM = TINY_LSTM | {"epochs": 1000, "patience": 100, "train_days": 365}
+SLOW_LSTM = TINY_LSTM | {"epochs": 200, "patience": 100, "train_days": 365}
 """A training that runs long enough to be seen, reloaded and cancelled (it stops at the next
 epoch when cancelled)."""
 RECORD_STATUS = """addEventListener("DOMContentLoaded", () => {
