@@ -358,3 +358,21 @@ def test_data_list_shows_units_and_fits_the_terminal(cli, filled, monkeypatch):
     for figure in ("17,543", "2022-08-01 00:00", "2024-07-31 23:00"):
         assert figure in narrow.out
     assert "left out to fit 80 columns: gaps (missing)" in narrow.out
+
+
+@pytest.mark.parametrize(("volume", "opens", "message"), [
+    ("1", "4102444800000", "row 2: opens after now"),
+    ("1", "9000000000000000000", "row 2: opens after now"),
+    ("1", "1230000000000", "row 2: opens before 2009-01-01"),
+    ("Infinity", "1722474000000", "row 2: price or volume is not a finite number"),
+    ("1e308", "1722474000000", "row 2: price or volume above 1e+18"),
+])
+def test_import_refuses_impossible_candles_and_the_store_is_unchanged(cli, filled, tmp_path,
+                                                                      volume, opens, message):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"timestamp,open,high,low,close,volume\n1722470400000,1,2,1,1,1\n"
+                   f"{opens},1,2,1,1,{volume}\n")
+    before = filled.read_bytes()
+    assert_one_line_error(cli("import", bad, "-e", "binance", "-s", "ETH/USDT", "-t", "1h",
+                              "--db", filled), f"bad.csv: {message}")
+    assert filled.read_bytes() == before

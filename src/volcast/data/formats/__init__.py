@@ -14,7 +14,7 @@ from volcast.data.formats.base import CandleFormat
 from volcast.data.formats.binance_dump import BinanceDumpFormat
 from volcast.data.formats.csv import CsvFormat
 from volcast.data.formats.freqtrade_json import FreqtradeJsonFormat
-from volcast.data.formats.validate import normalise
+from volcast.data.formats.validate import normalise, numeric
 from volcast.errors import VolcastError
 
 FORMATS: dict[str, CandleFormat] = {f.name: f for f in (
@@ -49,7 +49,7 @@ def read_candles(path: Path, tf_ms: int | None = None, fmt: str | None = None) -
     except Exception as exc:  # any parser's complaint about a damaged file
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise VolcastError(f"{path.name}: cannot read as {handler.name} ({first})") from None
-    return normalise(raw, tf_ms, f"{path.name}")
+    return normalise(numeric(raw, path.name), tf_ms, path.name)
 
 
 def write_candles(frame: pd.DataFrame, path: Path, fmt: str | None = None) -> None:
