@@ -331,7 +331,7 @@ def tampered_klines(page: int, index: int, field: int, value):
 
 
 @pytest.mark.parametrize(("index", "field", "value", "message"), [
-    (-1, 0, 4_102_444_800_000, "row 100: opens after the exchange's clock (2024-08-01 00:00 UTC)"),
+    (-1, 0, 4_102_444_800_000, "row 100: opens after the exchange's clock, 2024-08-01 00:00 UTC"),
     (49, 5, "Infinity", "row 50: price or volume is not a finite number"),
     (49, 2, "1e308", "row 50: price or volume above 1e+18"),
 ])

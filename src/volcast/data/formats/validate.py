@@ -76,7 +76,7 @@ def check_values(frame: pd.DataFrame, source: str, now_ms: int, clock: str,
         (ts % 1 != 0, "timestamp is not a whole number of milliseconds"),
         (ts < SECONDS_BELOW_MS, "timestamp looks like seconds, not milliseconds"),
         (ts < EARLIEST_MS, "opens before 2009-01-01, when no market traded crypto"),
-        (ts > now_ms, f"opens after {clock} ({format_time(now_ms)} UTC)"),
+        (ts > now_ms, f"opens after {clock}, {format_time(now_ms)} UTC"),
         (~np.isfinite(values).all(axis=1), "price or volume is not a finite number"),
         ((values < 0).any(axis=1), "negative price or volume"),
         ((values > MAX_VALUE).any(axis=1), f"price or volume above {MAX_VALUE:.0e}, more "
