@@ -1,5 +1,7 @@
 """The command line as a user meets it: one-line errors with exit 2, no tracebacks, no damage."""
 
+import gzip
+import json
 import re
 import signal
 import subprocess
@@ -358,3 +360,81 @@ def test_data_list_shows_units_and_fits_the_terminal(cli, filled, monkeypatch):
     for figure in ("17,543", "2022-08-01 00:00", "2024-07-31 23:00"):
         assert figure in narrow.out
     assert "left out to fit 80 columns: gaps (missing)" in narrow.out
+
+
+@pytest.mark.parametrize(("volume", "opens", "message"), [
+    ("1", "4102444800000", "row 2: opens after now"),
+    ("1", "9000000000000000000", "row 2: opens after now"),
+    ("1", "1230000000000", "row 2: opens before 2009-01-01"),
+    ("Infinity", "1722474000000", "row 2: price or volume is not a finite number"),
+    ("1e308", "1722474000000", "row 2: price or volume above 1e+18"),
+])
+def test_import_refuses_impossible_candles_and_the_store_is_unchanged(cli, filled, tmp_path,
+                                                                      volume, opens, message):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"timestamp,open,high,low,close,volume\n1722470400000,1,2,1,1,1\n"
+                   f"{opens},1,2,1,1,{volume}\n")
+    before = filled.read_bytes()
+    assert_one_line_error(cli("import", bad, "-e", "binance", "-s", "ETH/USDT", "-t", "1h",
+                              "--db", filled), f"bad.csv: {message}")
+    assert filled.read_bytes() == before
+
+
+MEASURED = """
+import json, resource, sys
+import ccxt, duckdb, pandas, pyarrow  # what `volcast import` loads, loaded before measuring
+import volcast.data.exchange, volcast.data.formats
+from volcast.cli import main
+sys.argv = ["volcast", *sys.argv[1:]]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before  # KiB on Linux
+print(json.dumps({"code": code, "grown_mb": grown / 1024}))
+"""
+
+
+def measured_import(*args):
+    """``volcast import ARGS`` in a fresh process: exit code, stderr, and how far its peak
+    memory rose above what the libraries themselves take."""
+    done = subprocess.run([sys.executable, "-c", MEASURED, "import", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures["code"], done.stderr, figures["grown_mb"]
+
+
+def test_a_decompression_bomb_is_refused_in_little_memory(db, tmp_path):
+    # 480 KB of gzip that expands to 200 MB of rows once took 3.5 GB to read whole; read as
+    # a stream it stops at the bound after a few MB
+    bomb = tmp_path / "BTC_USDT-1h.json.gz"
+    row = b"[1704067200000,1.0,2.0,0.5,1.5,10.0],"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(b"[")
+        for _ in range(200):
+            out.write(row * (1_000_000 // len(row)))
+    assert bomb.stat().st_size < 1_000_000
+    code, err, grown = measured_import(bomb, "-e", "binance", "-s", "BTC/USDT", "-t", "1h",
+                                       "--db", db, "--max-rows", "100000")
+    assert code == 2
+    assert err.strip() == ("error: BTC_USDT-1h.json.gz: more than 100,000 rows, the bound on "
+                           "one file; if the file is genuine, raise it with `volcast import "
+                           "--max-rows N`")
+    assert grown < 100, grown  # reading it whole takes over 1,000 MB
+    assert not db.exists()
+
+
+def test_a_bomb_of_zeros_is_refused_in_little_memory_with_the_default_bounds(db, tmp_path):
+    bomb = tmp_path / "BTC_USDT-1h.csv.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(b"timestamp,open,high,low,close,volume\n")
+        for _ in range(200):
+            out.write(b"0" * 1_000_000)
+    code, err, grown = measured_import(bomb, "-e", "binance", "-s", "BTC/USDT", "-t", "1h",
+                                       "--db", db)
+    assert code == 2
+    assert "BTC_USDT-1h.csv.gz: a line longer than 65,536 bytes" in err
+    assert len(err.strip().splitlines()) == 1
+    assert grown < 100, grown  # looking for the line's end takes over 200 MB

@@ -112,3 +112,67 @@ def test_missing_file_and_unknown_format_name(tmp_path):
     (tmp_path / "a.csv").write_text("x")
     with pytest.raises(VolcastError, match="unknown format 'xls'"):
         read_candles(tmp_path / "a.csv", H, fmt="xls")
+
+
+FUTURE = 4_102_444_800_000  # 2100-01-01
+ABSURD = 9_000_000_000_000_000_000  # the year 285,200,616
+GOOD = [[1_704_067_200_000 + i * H, 1.0, 2.0, 0.5, 1.5, 10.0, 7] for i in range(3)]
+COLUMNS = ["timestamp", "open", "high", "low", "close", "volume", "trades"]
+BAD_ROWS = {  # case: (column, value as a file would hold it, what the one line says)
+    "from 2100": ("timestamp", FUTURE, "opens after now"),
+    "year 285,200,616": ("timestamp", ABSURD, "opens after now"),
+    "before 2009": ("timestamp", 1_230_000_000_000, "opens before 2009-01-01"),
+    "inf": ("volume", float("inf"), "not a finite number"),
+    "Infinity": ("volume", "Infinity", "not a finite number"),
+    "1e308": ("volume", 1e308, "above 1e+18"),
+    "true": ("volume", True, "volume 'True' is not a number"),
+    "negative trades": ("trades", -3, "trade count is not a whole number"),
+    "fractional trades": ("trades", 1.5, "trade count is not a whole number"),
+}
+
+
+def write_raw(path, rows, fmt):
+    """Rows of COLUMNS written as each format holds them, values untouched (no validation)."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as parquet
+
+    if fmt == "csv":
+        path.write_text("\n".join([",".join(COLUMNS)] + [",".join(map(str, r)) for r in rows]))
+    elif fmt == "json":
+        path.write_text(json.dumps([r[:6] for r in rows]))
+    elif fmt == "binance-dump":
+        path.write_text("".join(f"{r[0]},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]},{r[0]},1,{r[6]},1,1,0\n"
+                                for r in rows))
+    else:
+        table = pa.table({c: [r[i] for r in rows] for i, c in enumerate(COLUMNS)})
+        (feather.write_feather if fmt == "feather" else parquet.write_table)(table, path)
+
+
+@pytest.mark.parametrize("case", BAD_ROWS)
+@pytest.mark.parametrize(("fmt", "name"), [("csv", "c.csv"), ("json", "c.json"),
+                                           ("feather", "c.feather"), ("parquet", "c.parquet"),
+                                           ("binance-dump", "BTCUSDT-1h-2024-01.csv")])
+def test_every_reader_refuses_impossible_times_and_values(tmp_path, fmt, name, case):
+    column, value, message = BAD_ROWS[case]
+    binary = fmt in ("feather", "parquet")
+    if (fmt == "json" and column == "trades") or (binary and value == "Infinity"):
+        pytest.skip("the format cannot hold it")
+    rows = [list(r) for r in GOOD]
+    rows[1][COLUMNS.index(column)] = value
+    if binary and value is True:  # a column holds one type: a bool column of volumes
+        rows = [[*r[:5], True, *r[6:]] for r in rows]
+    write_raw(tmp_path / name, rows, fmt)
+    with pytest.raises(VolcastError) as info:
+        read_candles(tmp_path / name, H)
+    text = str(info.value)
+    assert "\n" not in text and name in text
+    assert message in text and "row " in text
+    assert f"row {1 if binary and value is True else 2}:" in text
+
+
+def test_the_bounds_are_inclusive_of_real_data(tmp_path):
+    rows = [list(r) for r in GOOD]
+    rows[1][5], rows[1][6] = 1e17, 10**9
+    write_raw(tmp_path / "c.csv", rows, "csv")
+    assert read_candles(tmp_path / "c.csv", H)["trades"].tolist() == [7, 10**9, 7]

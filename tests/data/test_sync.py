@@ -304,3 +304,46 @@ def test_an_up_to_date_series_reports_its_progress_done(db, simulator):
                         progress=lambda *args: calls.append(args))
     assert (result.added, result.pages) == (0, 0)
     assert calls == [(BTC, 0, 0, 0)]
+
+
+
+def tampered_klines(page: int, index: int, field: int, value):
+    """Wraps build_app: in candle page number ``page`` (1-based), row ``index`` gets ``value``
+    in ``field`` (of Binance's 12), as a broken exchange or proxy might send it."""
+    import json
+
+    def build(config):
+        app, stats = build_app(config)
+
+        @web.middleware
+        async def tamper(request, handler):
+            response = await handler(request)
+            if request.path == "/api/v3/klines" and stats[request.path] == page:
+                body = json.loads(response.body)
+                body[index][field] = value
+                return web.json_response(body)
+            return response
+
+        app.middlewares.append(tamper)
+        return app, stats
+
+    return build
+
+
+@pytest.mark.parametrize(("index", "field", "value", "message"), [
+    (-1, 0, 4_102_444_800_000, "row 100: opens after the exchange's clock, 2024-08-01 00:00 UTC"),
+    (49, 5, "Infinity", "row 50: price or volume is not a finite number"),
+    (49, 2, "1e308", "row 50: price or volume above 1e+18"),
+])
+def test_a_page_with_an_impossible_candle_is_refused_and_never_stored(db, btc, monkeypatch,
+                                                                       index, field, value,
+                                                                       message):
+    # a candle from 2100 would move the cursor past every real one: "ok" with a page stored
+    monkeypatch.setitem(exchange_module.PAGE_LIMIT_OVERRIDES, "binance", 100)
+    monkeypatch.setattr(server, "build_app", tampered_klines(2, index, field, value))
+    with running(SimulatorConfig(sample_dir())) as sim, pytest.raises(VolcastError) as info:
+        download(db, sim.url, since=START, until=START + 1000 * HOUR)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(f"binance BTC/USDT 1h: binance's page from 2022-08-05 04:00: {message}")
+    pd.testing.assert_frame_equal(stored(db), btc.iloc[:100])  # the first page, nothing else

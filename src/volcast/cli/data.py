@@ -136,14 +136,21 @@ def import_file(
                                             "binance-dump, freqtrade-json, feather, "
                                             "parquet")] = None,
     db: DbOpt = None,
+    max_rows: Annotated[int | None, typer.Option(help="refuse a file of more rows [default: "
+                                                 "5,270,400, ten years of 1-minute "
+                                                 "candles]")] = None,
+    max_bytes: Annotated[int | None, typer.Option(help="refuse a file larger than this once "
+                                                  "decompressed [default: 1 GiB]")] = None,
 ) -> None:
-    """Import a candle file; the whole file is validated before anything is stored."""
+    """Import a candle file; the whole file is validated before anything is stored, and read
+    as a stream that stops at --max-rows or --max-bytes (a compressed file can expand a
+    thousandfold)."""
     from volcast.data.exchange import check_exchange_id
-    from volcast.data.formats import read_candles
+    from volcast.data.formats import Limits, read_candles
 
     check_exchange_id(exchange)
     key = series_key(exchange, symbol, timeframe)
-    frame = read_candles(path, key.tf_ms, fmt)
+    frame = read_candles(path, key.tf_ms, fmt, Limits.given(max_rows, max_bytes))
     with open_store(db) as store:
         added = store.upsert(key, frame)
     out.print(f"{key}: {len(frame)} candles read, {added} new", soft_wrap=True)

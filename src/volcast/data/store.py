@@ -51,6 +51,10 @@ WHERE next_ts - ts > tf_ms ORDER BY series_id, after
 """
 
 
+_MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
+"""Open-time bounds of an unbounded read: every candle, even one an older volcast stored from
+the far future (such a store must still export whole, so it can be repaired)."""
+
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?(-[A-Za-z0-9]+)*$")
 
 
@@ -253,8 +257,8 @@ class CandleStore:
         frame = self._con.execute(
             "SELECT ts AS timestamp, open, high, low, close, volume, trades FROM candles "
             "WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
-            [sid, start if start is not None else -(2**62), end if end is not None else 2**62,
-             limit if limit is not None else 2**62],
+            [sid, start if start is not None else _MIN_TS, end if end is not None else _MAX_TS,
+             limit if limit is not None else _MAX_TS],
         ).df()
         if frame["trades"].isna().all():
             frame = frame.drop(columns="trades")

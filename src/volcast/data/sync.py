@@ -15,6 +15,7 @@ import pandas as pd
 
 from volcast.config import FetchSettings
 from volcast.data.exchange import ExchangeClient, RetryPolicy
+from volcast.data.formats.validate import check_values, numeric
 from volcast.data.store import CANDLE_COLUMNS, CandleStore, SeriesKey
 from volcast.data.timeframe import format_time
 from volcast.errors import FetchFailed, VolcastError
@@ -59,15 +60,18 @@ def plan_ranges(bounds: tuple[int, int] | None, since: int | None, stop: int, tf
     return ranges
 
 
-def page_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
-    """ccxt's OHLCV rows -> a candle frame with integer ms timestamps, one row per open time."""
-    frame = pd.DataFrame([list(r[:6]) for r in rows], columns=CANDLE_COLUMNS)
+def checked_page(rows: Sequence[Sequence[float]], source: str, now: int) -> pd.DataFrame:
+    """ccxt's OHLCV rows -> a candle frame with integer ms timestamps, one row per open time.
+    Every row is validated first, those the loop will not keep too: one candle from the future
+    would move the cursor past every real one and end the download at once."""
+    frame = numeric(pd.DataFrame([list(r[:6]) for r in rows], columns=CANDLE_COLUMNS), source)
+    check_values(frame, source, now, "the exchange's clock")
     frame["timestamp"] = frame["timestamp"].astype("int64")
     return frame.drop_duplicates("timestamp", keep="last")
 
 
 async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
-                    start: int, stop: int, result: SyncResult,
+                    start: int, stop: int, now: int, result: SyncResult,
                     report: Callable[[int], None]) -> None:
     """Page through [start, stop). A page is written on a worker thread while the next one is
     requested, so the database never waits for the network or the network for the database;
@@ -81,14 +85,15 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
         while cursor < stop:
             rows = await client.fetch_candles(key.symbol, key.timeframe, cursor, limit)
             result.pages += 1
-            newest = max((int(r[0]) for r in rows), default=None)
-            keep = [r for r in rows if cursor <= r[0] < stop]
+            page = checked_page(rows, f"{key}: {client.id}'s page from {format_time(cursor)}",
+                                now)
+            newest = int(page["timestamp"].max()) if len(page) else None
+            keep = page[(page["timestamp"] >= cursor) & (page["timestamp"] < stop)]
             if writing is not None:
                 result.added += await writing
                 writing = None
-            if keep:
-                writing = asyncio.ensure_future(
-                    asyncio.to_thread(lambda page=keep: store.upsert(key, page_frame(page), units)))
+            if len(keep):
+                writing = asyncio.ensure_future(asyncio.to_thread(store.upsert, key, keep, units))
             if newest is None or newest < cursor:  # nothing newer: the exchange has no more
                 break
             cursor = newest + key.tf_ms
@@ -123,7 +128,7 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
     try:
         offset = 0
         for begin, end in ranges:
-            await _download(client, store, key, begin, end, result, report(offset))
+            await _download(client, store, key, begin, end, now, result, report(offset))
             offset += end - begin
         done = total
     except FetchFailed as exc:

@@ -41,8 +41,13 @@ def parse_time(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def format_time(ms: int | None) -> str:
-    """ms UTC -> '2024-01-31 12:00' (UTC), the way volcast prints times."""
+def format_time(ms: float | None) -> str:
+    """ms UTC -> '2024-01-31 12:00' (UTC), the way volcast prints times. A time no calendar
+    holds (past year 9999, not finite) prints as its milliseconds, so the message that refuses
+    it can still be written."""
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):
+        return f"{ms:.16g} ms"

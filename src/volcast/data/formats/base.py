@@ -1,14 +1,18 @@
 """What a candle format handler provides."""
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
 
+from volcast.data.formats.bounds import Limits
+
 
 class CandleFormat:
-    """One file format. ``read`` returns raw columns (timestamp ms, open, high, low, close,
-    volume, optional trades) that ``validate.normalise`` then checks; ``write`` the reverse."""
+    """One file format. ``read`` streams the file as chunks of raw columns (timestamp ms, open,
+    high, low, close, volume, optional trades), within ``Limits``, that ``validate`` then
+    checks; ``write`` the reverse."""
 
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]]
@@ -20,7 +24,7 @@ class CandleFormat:
     def can_write(self, path: Path) -> bool:
         return path.name.lower().endswith(self.suffixes)
 
-    def read(self, path: Path) -> pd.DataFrame:
+    def read(self, path: Path, limits: Limits) -> Iterator[pd.DataFrame]:
         raise NotImplementedError
 
     def write(self, frame: pd.DataFrame, path: Path) -> None:
