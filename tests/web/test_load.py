@@ -1,7 +1,10 @@
-"""The API under load, by its mechanisms: identical requests compute once, and caches stay
-within their bounds."""
+"""The API under load, by its mechanisms (the figures come from bench/api_load.py, see
+docs/web.md): /health answers from memory, heavy work runs in a bounded pool of its own,
+identical requests compute once, and caches stay within their bounds."""
 
+import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -10,7 +13,10 @@ import pytest
 from tests.web.conftest import BTC, serving
 from volcast.models.baselines import SeasonalForecaster
 from volcast.web.app import create_app
+from volcast.web.compute import Compute
 from volcast.workspace.core import Memo
+
+REFERENCES = ["seasonal_naive_24", "seasonal_naive_168", "hour_of_day_median_7d"]
 
 
 class SlowPredict:
@@ -35,6 +41,33 @@ class SlowPredict:
 
         monkeypatch.setattr(SeasonalForecaster, "predict", predict)
 
+    def wait_for(self, running: int) -> None:
+        deadline = time.monotonic() + 30
+        while self.running < running and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def test_health_answers_while_a_job_holds_the_store(workspace):
+    with serving(create_app(workspace)) as url, workspace.store._lock:  # as a fetch job
+        answer = httpx.get(f"{url}/health", timeout=10)  # holds it while it writes a page
+    assert answer.status_code == 200 and answer.json()["series"] == 2
+
+
+def test_heavy_work_runs_in_its_own_bounded_pool(workspace, monkeypatch):
+    slow = SlowPredict(monkeypatch)
+    with serving(create_app(workspace, compute_threads=2)) as url, ThreadPoolExecutor(6) as pool:
+        forecasts = [pool.submit(httpx.get, f"{url}/api/forecast", timeout=60,
+                                 params=BTC | {"model": model, "unit": unit})
+                     for model in REFERENCES for unit in ("base", "quote")]
+        slow.wait_for(running=2)
+        # the pool is full: the light routes still answer, from threads of their own
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        candles = httpx.get(f"{url}/api/candles", params=BTC | {"limit": 3}, timeout=10)
+        assert len(candles.json()["candles"]) == 3
+        slow.release.set()
+        assert [f.result().status_code for f in forecasts] == [200] * 6
+    assert slow.calls == 6 and slow.most == 2
+
 
 def test_identical_requests_at_once_predict_once(workspace, monkeypatch):
     slow = SlowPredict(monkeypatch, hold_s=3)  # meanwhile, the other requests arrive
@@ -44,6 +77,18 @@ def test_identical_requests_at_once_predict_once(workspace, monkeypatch):
                                                     timeout=60), range(8)))
     assert [a.status_code for a in answers] == [200] * 8
     assert len({a.text for a in answers}) == 1 and slow.calls == 1
+
+
+def test_different_requests_share_the_forecasts_they_need(workspace, monkeypatch):
+    """Overviews with different thresholds are different requests, computed at once in as many
+    threads, yet each series' forecast is made once (the workspace's single flight)."""
+    slow = SlowPredict(monkeypatch, hold_s=3)
+    with serving(create_app(workspace, compute_threads=6)) as url, ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda threshold: httpx.get(
+            f"{url}/api/overview", params={"model": "seasonal_naive_24", "threshold": threshold},
+            timeout=60), range(6)))
+    assert [len(a.json()) for a in answers] == [2] * 6
+    assert slow.calls == 2  # BTC/USDT and ETH/USDT
 
 
 def test_the_cache_keeps_one_value_per_slot_and_at_most_its_size():
@@ -67,3 +112,21 @@ def test_a_failed_computation_is_not_kept():
     with pytest.raises(ValueError, match="no forecast"):
         memo.get("slot", 1, fail)
     assert len(memo) == 0 and memo.get("slot", 1, lambda: "made again") == "made again"
+
+
+def test_a_kept_answer_serves_until_a_job_ends():
+    async def scenario() -> list[int]:
+        compute, calls = Compute(1), []
+
+        def work() -> int:
+            calls.append(1)
+            return len(calls)
+
+        answers = [await compute("overview", work, keep_s=600),
+                   await compute("overview", work, keep_s=600)]
+        compute.forget()  # a job ended: its candles or model may change the answer
+        answers.append(await compute("overview", work, keep_s=600))
+        compute.close()
+        return answers
+
+    assert asyncio.run(scenario()) == [1, 1, 2]
