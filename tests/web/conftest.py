@@ -5,9 +5,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from volcast.data.formats import read_candles
@@ -51,14 +53,13 @@ def wait_for_job(client: TestClient, job_id: str, timeout: float = 120) -> dict:
     raise AssertionError(f"job {job_id} still running after {timeout} s")
 
 
-@pytest.fixture
-def server(workspace) -> Iterator[str]:
-    """The app on a free loopback port, served by uvicorn in a thread."""
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` on a free loopback port, served by uvicorn in a thread; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(workspace), host="127.0.0.1", port=port,
-                            log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
@@ -68,3 +69,10 @@ def server(workspace) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     running.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def server(workspace) -> Iterator[str]:
+    """The app on a free loopback port, served by uvicorn in a thread."""
+    with serving(create_app(workspace)) as url:
+        yield url

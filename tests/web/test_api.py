@@ -182,9 +182,11 @@ def test_a_fetch_job_downloads_from_the_exchange_simulator(tmp_path, simulator):
     with CandleStore(tmp_path / "empty.duckdb") as store, TestClient(create_app(
             Workspace(store, tmp_path / "models", exchange_url=simulator.url))) as fresh:
         assert fresh.get("/api/overview").json() == []
+        assert fresh.get("/health").json()["series"] == 0
         start = fresh.post("/api/jobs", json=ETH | {"kind": "fetch", "since": "2024-07-01"})
         job = wait_for_job(fresh, start.json()["id"])
         assert job["state"] == "done", job["error"]
+        assert fresh.get("/health").json()["series"] == 1  # counted again when the job ended
         assert job["result"]["added"] == 31 * 24
         assert [s["rows"] for s in fresh.get("/api/series").json()] == [31 * 24]
         unknown = fresh.post("/api/jobs", json=ETH | {"kind": "fetch", "symbol": "SOL/USDT"})

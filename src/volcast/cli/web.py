@@ -22,6 +22,8 @@ def serve(
         help="REST base URL for fetch jobs instead of the exchange's (proxy, simulator)")] = None,
     max_jobs: Annotated[int, typer.Option(min=1, max=16, help="background jobs at once")] = 2,
     config: ConfigOpt = None,
+    compute_threads: Annotated[int, typer.Option(min=1, max=64, help="forecasts and analyses "
+                                                 "computed at once")] = 2,
 ) -> None:
     """Serve the dashboard at / and the API under /api (OpenAPI at /docs). Jobs use the
     [model.NAME] and [backtest] tables of --config."""
@@ -38,7 +40,8 @@ def serve(
                       "the API and start jobs", soft_wrap=True)
         out.print(f"volcast dashboard on http://{host}:{port}/ (database {space.store.path}); "
                   "Ctrl-C stops", soft_wrap=True)
-        uvicorn.run(create_app(space, max_jobs), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(space, max_jobs, compute_threads, warm=True), host=host,
+                    port=port, log_level="warning")
 
 
 @app.command()

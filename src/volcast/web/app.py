@@ -1,6 +1,10 @@
 """The FastAPI application: the API (``routes/``), the dashboard page and its files, and the
 one place errors become HTTP answers (never a stack trace)."""
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import plotly
@@ -10,13 +14,17 @@ from fastapi.staticfiles import StaticFiles
 
 from volcast import __version__
 from volcast.errors import NotFound, VolcastError
-from volcast.web.jobs import JobConflict, JobManager, TooManyJobs
+from volcast.web.compute import Compute
+from volcast.web.jobs import Job, JobConflict, JobManager, TooManyJobs
 from volcast.web.routes import router
+from volcast.web.routes.forecasts import warm_overview
 from volcast.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STATUS = {NotFound: 404, JobConflict: 409, TooManyJobs: 429}
+WARM_S = 10.0
+"""Seconds `volcast serve` waits at most for its first overview before it answers requests."""
 
 
 def _error(request: Request, error: Exception) -> JSONResponse:
@@ -27,12 +35,43 @@ def _error(request: Request, error: Exception) -> JSONResponse:
                                    "log"}, status_code=500)
 
 
-def create_app(workspace: Workspace, max_jobs: int = 2) -> FastAPI:
-    app = FastAPI(title="volcast", version=__version__,
+@dataclass
+class Census:
+    """How many series the store holds, for ``/health``: counted at startup and after each job
+    (in this server only jobs write the store: it holds the file open), so that ``/health``
+    answers from memory and never waits for the store or for a job that holds it."""
+
+    series: int | None = None
+
+    def count(self, space: Workspace) -> None:
+        self.series = len(space.keys())
+
+
+def create_app(workspace: Workspace, max_jobs: int = 2, compute_threads: int = 2,
+               warm: bool = False) -> FastAPI:
+    """The app over ``workspace``. ``compute_threads``: forecasts and analyses at once.
+    ``warm``: startup waits (up to WARM_S) for the dashboard's first view to be computed."""
+    census, compute = Census(), Compute(compute_threads)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        census.count(app.state.workspace)
+        if warm:
+            with suppress(TimeoutError, VolcastError):  # then the first requests wait for it
+                await asyncio.wait_for(warm_overview(app), WARM_S)
+        yield
+        compute.close()
+
+    def recount(_job: Job) -> None:
+        census.count(app.state.workspace)
+        compute.forget()
+
+    app = FastAPI(title="volcast", version=__version__, lifespan=lifespan,
                   description="Crypto trading-volume data, forecasts (q10/q50/q90), analysis "
                               "and background jobs.")
     app.state.workspace = workspace
-    app.state.jobs = JobManager(max_jobs)
+    app.state.jobs = JobManager(max_jobs, on_end=recount)
+    app.state.census, app.state.compute = census, compute
     app.add_exception_handler(VolcastError, _error)
     app.add_exception_handler(Exception, _error)
     app.include_router(router)
@@ -48,3 +87,4 @@ def create_app(workspace: Workspace, max_jobs: int = 2) -> FastAPI:
         return FileResponse(PLOTLY_JS, media_type="text/javascript")
 
     return app
+

@@ -7,6 +7,7 @@ from fastapi import Depends, Query, Request
 
 from volcast.data.store import SeriesKey
 from volcast.models import MODEL_NAMES
+from volcast.web.compute import Compute
 from volcast.web.jobs import JobManager
 from volcast.workspace import Workspace
 
@@ -14,15 +15,20 @@ NAME = r"^[a-z0-9_]+$"
 """An exchange id or model name."""
 
 
-def workspace(request: Request) -> Workspace:
+# async: FastAPI runs a plain function in the thread pool, a hop that costs more than these
+async def workspace(request: Request) -> Workspace:
     return request.app.state.workspace
 
 
-def jobs(request: Request) -> JobManager:
+async def jobs(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
-def series_key(
+async def compute(request: Request) -> Compute:
+    return request.app.state.compute
+
+
+async def series_key(
     exchange: Annotated[str, Query(min_length=1, max_length=40, pattern=NAME,
                                    description="ccxt exchange id, e.g. binance")],
     symbol: Annotated[str, Query(min_length=3, max_length=40, description="BASE/QUOTE")],
@@ -41,3 +47,4 @@ UnitQuery = Annotated[Literal["base", "quote"], Query(
                 "the candle's typical price, in the quote currency (comparable across pairs)")]
 Space = Annotated[Workspace, Depends(workspace)]
 Jobs = Annotated[JobManager, Depends(jobs)]
+Heavy = Annotated[Compute, Depends(compute)]

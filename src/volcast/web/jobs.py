@@ -143,8 +143,11 @@ class JobEpochs:
 
 
 class JobManager:
-    def __init__(self, max_running: int = 2, keep: int = 200) -> None:
-        self.max_running, self.keep = max_running, keep
+    def __init__(self, max_running: int = 2, keep: int = 200,
+                 on_end: Callable[[Job], None] | None = None) -> None:
+        """``on_end`` runs in the job's thread once its work ended, whatever the outcome,
+        before its state says so (what a job wrote may change what the server shows)."""
+        self.max_running, self.keep, self.on_end = max_running, keep, on_end
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
@@ -171,17 +174,20 @@ class JobManager:
 
     def _run(self, job: Job, run: Runner) -> None:
         job.state = "running"
+        ended: State
         try:
-            job.result = run(job)
-            job.state = "done"
+            job.result, ended = run(job), "done"
         except (JobCancelled, FitStopped):
-            job.state = "cancelled"
+            ended = "cancelled"
         except VolcastError as error:
-            job.state, job.error = "failed", str(error)
+            ended, job.error = "failed", str(error)
         except Exception as error:  # a job must end in a state, never kill the server
-            job.state, job.error = "failed", f"internal error: {type(error).__name__}: {error}"
-        finally:
-            job.finished = time.time()
+            ended, job.error = "failed", f"internal error: {type(error).__name__}: {error}"
+        try:
+            if self.on_end is not None:
+                self.on_end(job)
+        finally:  # the end is told last: whoever sees it also sees what the job changed
+            job.finished, job.state = time.time(), ended
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)

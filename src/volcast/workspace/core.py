@@ -8,7 +8,8 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from volcast.viz.report import ReportInputs
 
 CACHE_SIZE = 256
-"""Forecasts and analyses kept in memory (least recently used dropped first)."""
+"""Loaded models, forecasts and analyses kept in memory (least recently used dropped first).
+A forecast or an analysis is tens of kB, a default LSTM a few hundred: tens of MB at most."""
 
 
 @dataclass
@@ -42,8 +44,7 @@ class Workspace:
     models_dir: Path
     settings: Settings = field(default_factory=Settings)
     exchange_url: str | None = None
-    _cache: OrderedDict[tuple[Any, ...], Any] = field(default_factory=OrderedDict, repr=False)
-    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _memo: "Memo" = field(default_factory=lambda: Memo(CACHE_SIZE), repr=False)
 
     @classmethod
     @contextmanager
@@ -101,7 +102,7 @@ class Workspace:
             from volcast.models import load
 
             folder = self.layout.folder(key, model)
-            return self._cached(("model", folder, version), lambda: load(folder))
+            return self._memo.get(("model", folder), version, lambda: load(folder))
         if not model_class(model).needs_fitting:
             return self.make(model)
         raise NotFound(f"no trained {model} for {key}; train one with `volcast train --model "
@@ -120,9 +121,13 @@ class Workspace:
         last = self.bounds(key)[1]
         forecaster = self.forecaster(key, model)
         steps = horizon or self.horizon(forecaster)
-        token = ("forecast", key, model, last, self.layout.version(key, model), steps, unit)
-        return forecaster, self._cached(token, lambda: forecaster.predict(
-            self.long([key], unit), steps).assign(unit=self.unit_name(key, unit)))
+
+        def predict() -> pd.DataFrame:
+            return forecaster.predict(self.long([key], unit), steps).assign(
+                unit=self.unit_name(key, unit))
+
+        stamp = (last, self.layout.version(key, model))
+        return forecaster, self._memo.get(("forecast", key, model, steps, unit), stamp, predict)
 
     def train(self, keys: list[SeriesKey], model: str, flags: dict[str, Any] | None = None,
               progress: EpochProgress | None = None) -> tuple[Forecaster, list[Path]]:
@@ -167,7 +172,7 @@ class Workspace:
         from volcast.analysis import analyze, to_json
 
         last = self.bounds(key)[1]
-        return self._cached(("analysis", key, last, tz, unit), lambda: to_json(
+        return self._memo.get(("analysis", key, tz, unit), last, lambda: to_json(
             analyze(self.long([key], unit), tz)) | {"unit": self.unit_name(key, unit)})
 
     # -- overview -------------------------------------------------------------------------
@@ -228,19 +233,6 @@ class Workspace:
 
         return asyncio.run(cancellable())
 
-    # -- cache ----------------------------------------------------------------------------
-    def _cached(self, token: tuple[Any, ...], make: Callable[[], Any]) -> Any:
-        with self._cache_lock:
-            if token in self._cache:
-                self._cache.move_to_end(token)
-                return self._cache[token]
-        value = make()
-        with self._cache_lock:
-            self._cache[token] = value
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return value
-
 
 def next_day(frame: pd.DataFrame, steps: int, day: int, step_ms: int,
              threshold: float | None, model: str) -> dict[str, Any]:
@@ -264,3 +256,56 @@ def next_day(frame: pd.DataFrame, steps: int, day: int, step_ms: int,
         "peak_p90": None if q90 is None else float(q90.max()),
         "share_over_threshold": None if threshold is None or q90 is None
         else float((q90 > threshold).mean())}, "note": ". ".join(notes) or None}
+
+
+class Memo:
+    """Results worth keeping (loaded models, forecasts, analyses), at most ``size`` of them,
+    least recently used dropped first; safe to share between threads.
+
+    Each value sits in a slot (what it is: one series' forecast by one model) under a stamp
+    (what it was made from: the last candle, the model's version). A new stamp replaces the
+    slot's value instead of adding one, so results of old candles or old models never pile up
+    in memory. Callers that ask for the same slot and stamp at once share one computation
+    (single flight): under load, a burst of identical requests costs one forecast, not one
+    per request, and each waits for it rather than adding to the work."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._values: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
+        self._running: dict[tuple[Hashable, Hashable], Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, slot: Hashable, stamp: Hashable, make: Callable[[], Any]) -> Any:
+        """The slot's value if made from ``stamp``; else ``make()``'s, computed once however
+        many threads ask for it meanwhile (its error, if it fails, reaches each of them)."""
+        with self._lock:
+            held = self._values.get(slot)
+            if held is not None and held[0] == stamp:
+                self._values.move_to_end(slot)
+                return held[1]
+            flight = self._running.get((slot, stamp))
+            first = flight is None
+            if flight is None:
+                flight = self._running[(slot, stamp)] = Future()
+        return self._make(slot, stamp, make, flight) if first else flight.result()
+
+    def _make(self, slot: Hashable, stamp: Hashable, make: Callable[[], Any],
+              flight: "Future[Any]") -> Any:
+        try:
+            value = make()
+        except BaseException as error:
+            with self._lock:
+                del self._running[(slot, stamp)]
+            flight.set_exception(error)
+            raise
+        with self._lock:
+            del self._running[(slot, stamp)]
+            self._values[slot] = (stamp, value)
+            self._values.move_to_end(slot)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        flight.set_result(value)
+        return value

@@ -2,21 +2,22 @@
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from volcast import __version__
 from volcast.models import MODEL_NAMES, REFERENCE_MODELS
-from volcast.web.deps import Space
 
 router = APIRouter()
 
 
 @router.get("/health", tags=["meta"])
-def health(space: Space) -> dict[str, Any]:
-    return {"status": "ok", "version": __version__, "series": len(space.keys())}
+async def health(request: Request) -> dict[str, Any]:
+    """Answered from memory on the server's own loop: never waits for the store, a job or a
+    forecast (``series``: as counted at startup and after the latest job)."""
+    return {"status": "ok", "version": __version__, "series": request.app.state.census.series}
 
 
 @router.get("/api/models", tags=["forecasts"])
-def models() -> dict[str, list[str]]:
+async def models() -> dict[str, list[str]]:
     """Every model name; reference models forecast without training."""
     return {"models": MODEL_NAMES, "references": REFERENCE_MODELS}
