@@ -158,3 +158,11 @@ def test_a_forecast_shorter_than_a_day_says_how_far_it_reaches():
                                     "expected_volume": 4.0, "p90_volume": 8.0, "peak_p90": 5.0,
                                     "share_over_threshold": 0.5}
     assert row["note"].startswith("covers the next 2 candles")
+
+
+def test_training_keeps_the_series_stored_backtest(workspace):
+    """The demo backtests the LSTM, then saves it: both must stay for the dashboard."""
+    results = workspace.backtest(BTC_KEY, ["seasonal_naive_24"])
+    workspace.layout.save_model([BTC_KEY], results[0].forecaster)
+    assert workspace.layout.trained(BTC_KEY) == ["seasonal_naive_24"]
+    assert [name for name, _, _ in workspace.backtests(BTC_KEY)] == ["seasonal_naive_24"]

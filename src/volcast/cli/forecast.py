@@ -272,9 +272,11 @@ def backtest(
             results = space.backtest(keys[0], names, overrides, progress, cutoff_ms)
             unit = space.unit_name(keys[0])
     if out_path is not None:
-        for result, path in zip(results, _output_paths(out_path, [r.model for r in results]),
-                                strict=True):
+        paths = _output_paths(out_path, [r.model for r in results])
+        for result, path in zip(results, paths, strict=True):
             write_predictions(result, path)
+        out.print(f"predictions (and .scores.json beside each) written to "
+                  f"{', '.join(map(str, paths))}", soft_wrap=True)
     out.print(scores_table(results, unit))
     for line in verdicts(results):
         out.print(line, soft_wrap=True)

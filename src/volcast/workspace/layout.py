@@ -19,7 +19,7 @@ import pandas as pd
 from volcast.data.store import SeriesKey
 from volcast.evaluation.backtest import BacktestResult
 from volcast.evaluation.predictions import read_predictions, scores_path, write_predictions
-from volcast.models.base import MANIFEST, Forecaster
+from volcast.models.base import MANIFEST, WEIGHTS, Forecaster
 
 BACKTEST = "backtest.csv"
 
@@ -51,16 +51,22 @@ class Layout:
         return manifest.stat().st_mtime_ns if manifest.exists() else None
 
     def save_model(self, keys: list[SeriesKey], forecaster: Forecaster) -> list[Path]:
-        """The model into the folder of every series it learned from; written beside and
-        renamed into place, so a reader never sees half a model."""
+        """The model into the folder of every series it learned from, beside the series'
+        stored backtest (kept). Written aside, then each file renamed into place, the manifest
+        last, so a reader never loads new weights under an old manifest's version."""
         folders = []
         for key in keys:
             folder = self.folder(key, forecaster.name)
             staging = folder.with_name(f".{folder.name}.saving")
             shutil.rmtree(staging, ignore_errors=True)
             forecaster.save(staging)
-            shutil.rmtree(folder, ignore_errors=True)
-            staging.rename(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (staging / WEIGHTS).exists():  # a model without weights leaves none
+                (folder / WEIGHTS).unlink(missing_ok=True)
+            for name in (WEIGHTS, MANIFEST):
+                if (staging / name).exists():
+                    (staging / name).replace(folder / name)
+            shutil.rmtree(staging)
             folders.append(folder)
         return folders
 
