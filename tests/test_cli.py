@@ -438,3 +438,85 @@ def test_a_bomb_of_zeros_is_refused_in_little_memory_with_the_default_bounds(db,
     assert "BTC_USDT-1h.csv.gz: a line longer than 65,536 bytes" in err
     assert len(err.strip().splitlines()) == 1
     assert grown < 100, grown  # looking for the line's end takes over 200 MB
+
+
+def test_fetch_fills_the_hole_between_imported_months(cli, db, simulator, tmp_path):
+    # January and March imported: fetch --since 2024-01-01 said "ok" with 0 requests and left
+    # February out; now it asks for February (and the tail) and the series has no gaps
+    btc = read_candles(sample_file(), HOUR)
+    for month, (start, end) in {"01": ("2024-01-01", "2024-02-01"),
+                                "03": ("2024-03-01", "2024-04-01")}.items():
+        part = btc[(btc["timestamp"] >= parse_time(start)) & (btc["timestamp"] < parse_time(end))]
+        write_candles(part, tmp_path / f"{month}.csv")
+        assert cli("import", tmp_path / f"{month}.csv", "-e", "binance", "-s", "BTC/USDT", "-t",
+                   "1h", "--db", db).code == 0
+    asked = simulator.stats["/api/v3/klines"]
+    result = cli("fetch", "-e", "binance", "-s", "BTC/USDT", "--since", "2024-01-01", "--until",
+                 "2024-04-01", "--db", db, "--exchange-url", simulator.url)
+    assert result.code == 0, result.err
+    assert simulator.stats["/api/v3/klines"] > asked
+    assert re.search(r"binance BTC/USDT 1h\W+100% 696 new", result.out), result.out
+    gaps = cli("data", "gaps", "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--db", db)
+    assert "0 gaps, 0 missing candles" in gaps.out
+    with CandleStore(db) as store:
+        assert len(store.read(BTC)) == (31 + 29 + 31) * 24
+
+
+def test_gaps_say_what_the_exchange_lacks_and_repair_asks_only_once(cli, filled, simulator):
+    eth = ["-e", "binance", "-s", "ETH/USDT", "-t", "1h", "--db", filled]
+    before = cli("data", "gaps", *eth)
+    assert ("1 gaps, 1 missing candles (0 the exchange confirmed it has none of, 1 unfetched); "
+            "`volcast data repair -e binance -s ETH/USDT -t 1h` fetches them") in before.out
+    assert re.search(r"2023-03-24 12:00 │ 2023-03-24 14:00 │\s+1 │ unfetched", before.out)
+    asked = simulator.stats["/api/v3/klines"]
+    repaired = cli("data", "repair", *eth, "--exchange-url", simulator.url)
+    assert repaired.code == 0, repaired.err
+    assert simulator.stats["/api/v3/klines"] - asked == 1
+    assert re.search(r"binance ETH/USDT 1h\W+100% 0 new", repaired.out), repaired.out
+    assert "1 missing candles (1 the exchange confirmed it has none of, 0 unfetched)" in (
+        repaired.out)
+    after = cli("data", "gaps", *eth)
+    assert re.search(r"2023-03-24 12:00 │ 2023-03-24 14:00 │\s+1 │ exchange has none", after.out)
+    assert "fetches them" not in after.out
+    again = cli("data", "repair", *eth, "--exchange-url", simulator.url)
+    assert again.code == 0 and simulator.stats["/api/v3/klines"] - asked == 1
+
+
+def test_repair_of_a_series_never_stored_is_one_line(cli, filled, simulator):
+    assert_one_line_error(cli("data", "repair", "-e", "binance", "-s", "BTC/USDT", "-t", "1h",
+                              "--db", filled, "--exchange-url", simulator.url),
+                          "nothing stored for binance BTC/USDT 1h, so no holes to repair")
+
+
+def test_delete_says_what_it_would_delete_and_needs_yes(cli, filled):
+    eth = ["-e", "binance", "-s", "ETH/USDT", "-t", "1h", "--db", filled]
+    before = filled.read_bytes()
+    assert_one_line_error(cli("data", "delete", *eth, "--since", "2024-07-01"),
+                          "would delete 744 candles of binance ETH/USDT 1h from 2024-07-01 00:00 "
+                          "to 2024-07-31 23:00 UTC; nothing deleted: add --yes to delete them")
+    assert_one_line_error(cli("data", "delete", *eth, "--since", "2030-01-01", "--yes"),
+                          "binance ETH/USDT 1h holds no candles from 2030-01-01 until the last; "
+                          "nothing to delete")
+    assert filled.read_bytes() == before
+    done = cli("data", "delete", *eth, "--since", "2024-07-01", "--until", "2024-07-02", "--yes")
+    assert done.code == 0, done.err
+    assert ("deleted 24 candles of binance ETH/USDT 1h from 2024-07-01 00:00 to 2024-07-01 "
+            "23:00 UTC") in done.out
+    assert "2 gaps, 25 missing candles" in cli("data", "gaps", *eth).out
+    assert cli("data", "delete", *eth, "--yes").code == 0
+    assert "binance ETH/USDT" not in cli("data", "list", "--db", filled).out
+
+
+def test_a_store_poisoned_before_validation_still_lists_and_can_be_cleaned(cli, filled):
+    # a candle in the year 285,200,616, stored by a volcast that did not check: `data list`
+    # failed for the whole store ("internal error") and export wrote 0 rows
+    key = SeriesKey("binance", "ETH/USDT", "1h")
+    with CandleStore(filled) as store:
+        store.upsert(key, pd.DataFrame({"timestamp": [9_000_000_000_000_000_000], "open": 1.0,
+                                        "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}))
+    listing = cli("data", "list", "--db", filled)
+    assert listing.code == 0 and "9e+18 ms" in listing.out
+    done = cli("data", "delete", "-e", "binance", "-s", "ETH/USDT", "-t", "1h", "--since",
+               "2100-01-01", "--yes", "--db", filled)
+    assert "deleted 1 candles of binance ETH/USDT 1h from 9e+18 ms to 9e+18 ms UTC" in done.out
+    assert "2024-07-31 23:00" in cli("data", "list", "--db", filled).out

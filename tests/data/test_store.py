@@ -63,8 +63,8 @@ def test_gap_ledger_and_series_listing(db):
         store.upsert(KEY, candles([0, 1, 2, 5, 6, 10]))
         gaps = store.gaps(KEY)
         assert gaps.to_dict("records") == [
-            {"after": 2 * H, "before": 5 * H, "missing": 2},
-            {"after": 6 * H, "before": 10 * H, "missing": 3}]
+            {"after": 2 * H, "before": 5 * H, "missing": 2, "confirmed": 0},
+            {"after": 6 * H, "before": 10 * H, "missing": 3, "confirmed": 0}]
         listing = store.series().iloc[0]
         assert (listing["rows"], listing["first"], listing["last"]) == (6, 0, 10 * H)
         assert (listing["gaps"], listing["missing"]) == (2, 5)
@@ -179,9 +179,11 @@ def schema(path):
         version = con.execute("SELECT value FROM volcast_meta").fetchall()[0][0]
         columns = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                              "WHERE table_name = 'series'").fetchall()]
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
+                  .fetchall()}
     finally:
         con.close()
-    return version, columns
+    return version, columns, "empty_ranges" in tables
 
 
 def test_a_schema_1_store_is_migrated_in_place_when_opened_for_writing(v1):
@@ -190,15 +192,15 @@ def test_a_schema_1_store_is_migrated_in_place_when_opened_for_writing(v1):
                   (KEY, PERP, SeriesKey("kraken", "ETH/USD", "4h"))}
         listing = store.series()
         assert store.units(PERP) == ("BTC", "USDT")
-    assert schema(v1) == ("1", ["id", "exchange", "symbol", "timeframe", "tf_ms"])
+    assert schema(v1) == ("1", ["id", "exchange", "symbol", "timeframe", "tf_ms"], False)
     with CandleStore(v1) as store:
         assert store.series().equals(listing)
         assert all(store.read(key).equals(frame) for key, frame in before.items())
         assert store.read(SeriesKey("kraken", "ETH/USD", "4h"))["trades"].tolist() == [1, 2, 3]
         assert store.units(SeriesKey("kraken", "ETH/USD", "4h")) == ("ETH", "USD")
         assert store.upsert(KEY, candles([3, 4])) == 2
-    assert schema(v1) == ("2", ["id", "exchange", "symbol", "timeframe", "tf_ms", "base",
-                                "quote"])
+    assert schema(v1) == ("3", ["id", "exchange", "symbol", "timeframe", "tf_ms", "base",
+                                "quote"], True)
     assert listing[["symbol", "base", "quote", "rows", "gaps"]].values.tolist() == [
         ["BTC/USDT", "BTC", "USDT", 4, 1], ["BTC/USDT:USDT", "BTC", "USDT", 2, 0],
         ["ETH/USD", "ETH", "USD", 3, 0]]
@@ -216,7 +218,75 @@ def test_a_failed_migration_leaves_the_store_as_it_was(v1, monkeypatch):
     monkeypatch.setattr(store_module, "units_of", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         CandleStore(v1)
-    assert schema(v1) == ("1", ["id", "exchange", "symbol", "timeframe", "tf_ms"])
+    assert schema(v1) == ("1", ["id", "exchange", "symbol", "timeframe", "tf_ms"], False)
     monkeypatch.undo()
     with CandleStore(v1) as store:
         assert store.units(KEY) == ("BTC", "USDT")
+
+
+V2 = Path(__file__).parent / "fixtures" / "store-v2.duckdb.gz"
+"""A store written by volcast's schema 2 (before confirmed-empty stretches): binance BTC/USDT 1h
+at 2024-01-01 hours 0, 1, 2, 5 (a hole of 2) and kraken BTC/USD 1h hours 0, 1; gzipped."""
+T0 = 1_704_067_200_000
+
+
+@pytest.fixture
+def v2(tmp_path):
+    path = tmp_path / "v2.duckdb"
+    path.write_bytes(gzip.decompress(V2.read_bytes()))
+    return path
+
+
+def test_a_schema_2_store_gains_confirmed_empty_stretches_in_place(v2):
+    with CandleStore(v2, read_only=True) as store:  # read as if migrated, untouched
+        assert store.empty_ranges(KEY) == []
+        assert store.gaps(KEY)[["missing", "confirmed"]].values.tolist() == [[2, 0]]
+        before = store.read(KEY)
+    assert schema(v2)[0] == "2" and not schema(v2)[2]
+    with CandleStore(v2) as store:
+        assert store.read(KEY).equals(before)
+        store.confirm_empty(KEY, T0 + 3 * H, T0 + 5 * H)
+        assert store.gaps(KEY)[["missing", "confirmed"]].values.tolist() == [[2, 2]]
+        assert store.units(SeriesKey("kraken", "BTC/USD", "1h")) == ("BTC", "USD")
+    assert schema(v2) == ("3", ["id", "exchange", "symbol", "timeframe", "tf_ms", "base",
+                                "quote"], True)
+
+
+def test_a_failed_migration_to_schema_3_leaves_the_store_as_it_was(v2, monkeypatch):
+    from volcast.data import holes
+
+    monkeypatch.setattr(holes, "EMPTY_RANGES_DDL", "CREATE TABLE empty_ranges (oops")
+    with pytest.raises(duckdb.Error):
+        CandleStore(v2)
+    assert schema(v2) == ("2", ["id", "exchange", "symbol", "timeframe", "tf_ms", "base",
+                                "quote"], False)
+
+
+def test_confirmed_stretches_merge_and_count_only_the_holes_they_cover(db):
+    with CandleStore(db) as store:
+        store.upsert(KEY, candles([0, 1, 5, 6, 20]))  # holes: 2-4 (3), 7-19 (13)
+        store.confirm_empty(KEY, 2 * H, 3 * H)
+        store.confirm_empty(KEY, 3 * H + H // 2, 5 * H)  # off the grid: covers hour 4 only
+        store.confirm_empty(KEY, 3 * H, 3 * H + H // 2)  # touches both: one stretch
+        store.confirm_empty(KEY, 10 * H, 12 * H)
+        store.confirm_empty(KEY, 11 * H, 13 * H)
+        assert store.empty_ranges(KEY) == [(2 * H, 5 * H), (10 * H, 13 * H)]
+        assert store.gaps(KEY)[["missing", "confirmed"]].values.tolist() == [[3, 3], [13, 3]]
+
+
+def test_delete_removes_candles_and_what_was_confirmed_in_the_range_only(db):
+    with CandleStore(db) as store:
+        store.upsert(KEY, candles([0, 1, 5, 6, 20]))
+        store.upsert(PERP, candles([0, 1]))
+        store.confirm_empty(KEY, 2 * H, 5 * H)
+        store.confirm_empty(KEY, 7 * H, 20 * H)
+        assert store.extent(KEY, 5 * H, 10 * H) == (2, 5 * H, 6 * H)
+        assert store.delete(KEY, 4 * H, 10 * H) == 2
+        assert store.read(KEY)["timestamp"].tolist() == [0, H, 20 * H]
+        assert store.empty_ranges(KEY) == [(2 * H, 4 * H), (10 * H, 20 * H)]
+        assert store.extent(KEY, 4 * H, 10 * H) == (0, None, None)
+        assert store.delete(KEY) == 3  # the whole series: forgotten, the others kept
+        assert store.bounds(KEY) is None and store.empty_ranges(KEY) == []
+        assert store.series()["symbol"].tolist() == ["BTC/USDT:USDT"]
+        with pytest.raises(VolcastError, match="no stored candles for binance BTC/USDT 1h"):
+            store.delete(KEY)

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from aiohttp import web
@@ -19,7 +20,7 @@ from volcast.data import exchange as exchange_module
 from volcast.data.formats import read_candles
 from volcast.data.sample import sample_dir
 from volcast.data.store import CandleStore, SeriesKey
-from volcast.data.sync import fetch, plan_ranges
+from volcast.data.sync import empty_stretches, fetch, plan_ranges
 from volcast.data.timeframe import format_time, parse_time
 from volcast.errors import FetchFailed, VolcastError
 from volcast.simulator import SimulatorConfig, running, server
@@ -103,13 +104,30 @@ def test_backfill_is_explicit_and_downloads_only_the_missing_part(db, simulator,
 
 
 def test_plan_ranges_never_covers_what_is_stored():
-    assert plan_ranges(None, 0, 100, 10) == [(0, 100)]
-    assert plan_ranges((50, 70), None, 100, 10) == [(80, 100)]
-    assert plan_ranges((50, 70), 0, 100, 10) == [(0, 50), (80, 100)]
-    assert plan_ranges((50, 70), 60, 100, 10) == [(80, 100)]
-    assert plan_ranges((50, 90), None, 100, 10) == []
+    assert plan_ranges(None, [], 0, 100, 10) == [(0, 100)]
+    assert plan_ranges((50, 70), [], None, 100, 10) == [(80, 100)]
+    assert plan_ranges((50, 70), [], 0, 100, 10) == [(0, 50), (80, 100)]
+    assert plan_ranges((50, 70), [], 60, 100, 10) == [(80, 100)]
+    assert plan_ranges((50, 90), [], None, 100, 10) == []
     with pytest.raises(VolcastError, match="give --since"):
-        plan_ranges(None, None, 100, 10)
+        plan_ranges(None, [], None, 100, 10)
+
+
+def test_plan_ranges_fills_every_hole_within_since_and_until():
+    holes = [(20, 40), (60, 70)]  # stored: 10, 40..50, 70..90
+    assert plan_ranges((10, 90), holes, None, 200, 10) == [(20, 40), (60, 70), (100, 200)]
+    assert plan_ranges((10, 90), holes, 0, 200, 10) == [(0, 10), (20, 40), (60, 70), (100, 200)]
+    assert plan_ranges((10, 90), holes, 30, 200, 10) == [(30, 40), (60, 70), (100, 200)]
+    assert plan_ranges((10, 90), holes, None, 65, 10) == [(20, 40), (60, 65)]  # --until
+    assert plan_ranges((10, 90), holes, 0, 200, 10, "holes") == [(20, 40), (60, 70)]
+    assert plan_ranges((10, 90), holes, None, 200, 10, "tail") == [(100, 200)]
+    assert plan_ranges(None, [], 0, 200, 10, "holes") == []
+
+
+def test_empty_stretches_are_what_a_page_skips():
+    ts = np.array([5, 30, 40, 70, 200])  # 5: before the cursor; 200: past the stop
+    assert empty_stretches(ts, 10, 100, 10) == [(10, 30), (50, 70), (80, 100)]
+    assert empty_stretches(np.array([10, 20]), 10, 100, 10) == []
 
 
 def test_several_symbols_download_concurrently(db, simulator, btc):
@@ -263,6 +281,8 @@ def test_kraken_answers_only_its_newest_720_and_the_loop_neither_spins_nor_stops
     pd.testing.assert_frame_equal(stored(db, KRAKEN), window.reset_index(drop=True))
     assert sim.stats["/0/public/OHLC"] == result.pages == 1
     assert result.first == window["timestamp"].iloc[0]  # shown as "stored from" in the summary
+    with CandleStore(db) as store:  # what Kraken did not answer for is not known to be empty
+        assert store.empty_ranges(KRAKEN) == []
 
 
 def test_kraken_incremental_sync_picks_up_closed_candles(db, kraken_btc):
@@ -347,3 +367,68 @@ def test_a_page_with_an_impossible_candle_is_refused_and_never_stored(db, btc, m
     assert "\n" not in text
     assert text.startswith(f"binance BTC/USDT 1h: binance's page from 2022-08-05 04:00: {message}")
     pd.testing.assert_frame_equal(stored(db), btc.iloc[:100])  # the first page, nothing else
+
+
+def months(btc, *spans):
+    """The sample's candles from each [start, end) pair of ISO dates."""
+    parts = [btc[(btc["timestamp"] >= parse_time(a)) & (btc["timestamp"] < parse_time(b))]
+             for a, b in spans]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_a_fetch_fills_the_holes_between_stored_candles(db, simulator, btc):
+    # January and March imported: February was never downloaded ("ok", 0 requests, before)
+    with CandleStore(db) as store:
+        store.upsert(BTC, months(btc, ("2024-01-01", "2024-02-01"), ("2024-03-01", "2024-04-01")))
+    [result] = download(db, simulator.url, since=parse_time("2024-01-01"),
+                        until=parse_time("2024-04-01"))
+    assert result.added == 29 * 24 and result.pages > 0
+    pd.testing.assert_frame_equal(stored(db), months(btc, ("2024-01-01", "2024-04-01")))
+    assert (result.gaps, result.missing) == (0, 0)
+
+
+def test_without_since_a_fetch_fills_the_holes_of_the_whole_stored_range(db, simulator, btc):
+    with CandleStore(db) as store:
+        store.upsert(BTC, months(btc, ("2022-08-01", "2022-08-03"), ("2022-08-10", "2022-08-11")))
+    [result] = download(db, simulator.url, until=parse_time("2022-08-12"))
+    assert result.added == 7 * 24 + 24
+    pd.testing.assert_frame_equal(stored(db), months(btc, ("2022-08-01", "2022-08-12")))
+
+
+def test_what_the_exchange_lacks_is_confirmed_and_never_asked_for_again(db, simulator, btc):
+    outage = parse_time("2023-03-24T13:00")  # Binance has no candle then
+    since, until = outage - 100 * HOUR, outage + 100 * HOUR
+    with CandleStore(db) as store:  # stored around it, by an import: nobody asked yet
+        store.upsert(BTC, btc[(btc["timestamp"] >= since) & (btc["timestamp"] < until)])
+        assert store.gaps(BTC)[["missing", "confirmed"]].values.tolist() == [[1, 0]]
+    asked = simulator.stats["/api/v3/klines"]
+    [result] = download(db, simulator.url, until=until, scope="holes")
+    assert (result.added, result.pages) == (0, 1)
+    with CandleStore(db) as store:
+        assert store.empty_ranges(BTC) == [(outage, outage + HOUR)]
+        assert store.gaps(BTC)[["missing", "confirmed"]].values.tolist() == [[1, 1]]
+    [again] = download(db, simulator.url, since=since, until=until)
+    assert again.pages == 0
+    assert simulator.stats["/api/v3/klines"] - asked == 1
+
+
+def test_a_full_download_confirms_the_outages_it_passes(db, simulator):
+    since, until = parse_time("2023-03-20"), parse_time("2023-03-28")
+    download(db, simulator.url, since=since, until=until)
+    with CandleStore(db) as store:
+        assert store.gaps(BTC)[["missing", "confirmed"]].values.tolist() == [[1, 1]]
+    [again] = download(db, simulator.url, until=until)
+    assert (again.added, again.pages) == (0, 0)
+
+
+def test_before_a_listing_the_exchange_confirms_it_has_nothing(db, simulator, btc):
+    download(db, simulator.url, since=parse_time("2022-07-01"), until=START + 10 * HOUR)
+    with CandleStore(db) as store:
+        assert store.empty_ranges(BTC) == [(parse_time("2022-07-01"), START)]
+    [again] = download(db, simulator.url, since=parse_time("2022-07-01"), until=START + 10 * HOUR)
+    assert again.pages == 0
+
+
+def test_repair_needs_something_stored(db, simulator):
+    with pytest.raises(VolcastError, match="nothing stored for binance BTC/USDT 1h, so no holes"):
+        download(db, simulator.url, since=START, scope="holes")

@@ -1,4 +1,5 @@
-"""Data commands: fetch, symbols, import, export, data list/gaps, simulate-exchange."""
+"""Data commands: fetch, symbols, import, export, data list/gaps/repair/delete,
+simulate-exchange."""
 
 import asyncio
 import re
@@ -20,12 +21,25 @@ from volcast.cli.common import (
     series_key,
     time_ms,
 )
-from volcast.cli.ui import fetch_progress, results_table, series_table
+from volcast.cli.ui import FittedTable, fetch_progress, results_table, series_table
+from volcast.data.timeframe import format_time
 from volcast.errors import FetchFailed, VolcastError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from volcast.config import FetchSettings
     from volcast.data.store import SeriesKey
-    from volcast.data.sync import SyncResult
+    from volcast.data.sync import Scope, SyncResult
+
+SinceOpt = Annotated[str | None, typer.Option(help="first open time (ISO 8601 or ms)")]
+UntilOpt = Annotated[str | None, typer.Option(help="stop before this open time")]
+UrlOpt = Annotated[str | None, typer.Option(
+    "--exchange-url", help="REST base URL instead of the exchange's (proxy, testnet, simulator)")]
+RetriesOpt = Annotated[int | None, typer.Option(help="retries per request [default: 8]")]
+TimeoutOpt = Annotated[int | None, typer.Option(help="per-request timeout in ms "
+                                                "[default: 10000]")]
+ConfigOpt = Annotated[Path | None, typer.Option(help="TOML file with a [fetch] section")]
 
 
 @app.command()
@@ -40,46 +54,58 @@ def fetch(
     more: Annotated[list[str] | None, typer.Argument(
         metavar="SYMBOL|TIMEFRAME", show_default=False,
         help="more symbols (BASE/QUOTE) or timeframes (1h), as freqtrade takes them")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO 8601 or ms; default: resume from the "
-                                              "last stored candle")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 or ms; default: the first stored "
+                                              "candle (fill every hole, then resume)")] = None,
     until: Annotated[str | None, typer.Option(help="stop before this open time; default: now "
                                               "(closed candles only)")] = None,
     db: DbOpt = None,
-    exchange_url: Annotated[str | None, typer.Option(
-        help="REST base URL instead of the exchange's (proxy, testnet, simulator)")] = None,
+    exchange_url: UrlOpt = None,
     follow: Annotated[bool, typer.Option(help="keep running, storing each candle as it "
                                          "closes")] = False,
     poll: Annotated[float | None, typer.Option(help="--follow: seconds between polls "
                                                "[default: 30]")] = None,
-    retries: Annotated[int | None, typer.Option(help="retries per request [default: 8]")] = None,
-    timeout_ms: Annotated[int | None, typer.Option(help="per-request timeout in ms "
-                                                   "[default: 10000]")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with a [fetch] section")] = None,
+    retries: RetriesOpt = None,
+    timeout_ms: TimeoutOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Download candles through ccxt into the store: paginated, rate-limited, retried, resumable.
 
-    Every symbol in every timeframe, all fetched concurrently (one rate limiter)."""
+    Every symbol in every timeframe, all fetched concurrently (one rate limiter). Fills every
+    hole between stored candles from --since on, then the tail up to --until."""
     from volcast.config import load_settings
     from volcast.data.exchange import check_exchange_id
-    from volcast.data.sync import fetch as run_fetch
 
     settings = load_settings(config, fetch={"poll_s": poll, "retries": retries,
                                             "timeout_ms": timeout_ms}).fetch
     check_exchange_id(exchange)
     keys = fetch_keys(exchange, symbol, timeframe or [], more or [])
-    since_ms, until_ms = time_ms(since), time_ms(until)
-    with open_store(db) as store, fetch_progress(out) as progress:
-        def show(results: "list[SyncResult]") -> None:
-            out.print(results_table(results))
+    _download(keys, db, settings, time_ms(since), time_ms(until), exchange_url,
+              None if follow else 0, "all")
 
-        try:
-            results = asyncio.run(run_fetch(
-                exchange, keys, store, settings, since=since_ms, until=until_ms, url=exchange_url,
-                progress=progress, on_round=show, follow_rounds=None if follow else 0))
-        except KeyboardInterrupt:
-            err.print("interrupted: every stored candle is kept; run the same command to resume",
-                      soft_wrap=True, markup=False)
-            raise typer.Exit(130) from None
+
+def _download(keys: "list[SeriesKey]", db: Path | None, settings: "FetchSettings",
+              since: int | None, until: int | None, url: str | None,
+              follow_rounds: int | None, scope: "Scope") -> None:
+    """Run ``sync.fetch`` with progress bars and the summary table: what fetch and repair
+    share. Ctrl-C exits 130 keeping what was stored; a series that gave up exits 1."""
+    from volcast.data.sync import fetch as run_fetch
+
+    def show(results: "list[SyncResult]") -> None:
+        out.print(results_table(results))
+
+    with open_store(db) as store:
+        with fetch_progress(out) as progress:
+            try:
+                results = asyncio.run(run_fetch(
+                    keys[0].exchange, keys, store, settings, since=since, until=until, url=url,
+                    progress=progress, on_round=show, follow_rounds=follow_rounds, scope=scope))
+            except KeyboardInterrupt:
+                err.print("interrupted: every stored candle is kept; run the same command to "
+                          "resume", soft_wrap=True, markup=False)
+                raise typer.Exit(130) from None
+        if scope == "holes":
+            for key in keys:
+                out.print(_gaps_summary(key, store.gaps(key)), soft_wrap=True)
     failed = [r.error for r in results if r.error]
     if failed:
         raise FetchFailed("; ".join(failed))
@@ -163,8 +189,8 @@ def export(
     timeframe: TimeframeOpt,
     out_path: Annotated[Path, typer.Option("--out", help="file to write (.csv, .csv.gz, .json, "
                                            ".feather, .parquet)")],
-    since: Annotated[str | None, typer.Option(help="first open time (ISO 8601 or ms)")] = None,
-    until: Annotated[str | None, typer.Option(help="stop before this open time")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     fmt: Annotated[str | None, typer.Option("--format", help="override the suffix")] = None,
     db: DbOpt = None,
 ) -> None:
@@ -188,16 +214,66 @@ def data_list(db: DbOpt = None) -> None:
 @data_app.command("gaps")
 def data_gaps(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOpt,
               db: DbOpt = None) -> None:
-    """The missing candles of one series, one row per gap (never filled in)."""
-    from volcast.cli.ui import gaps_table
-
+    """The missing candles of one series, one row per gap: those the exchange confirmed it
+    has none of, and those not fetched yet (`volcast data repair` fetches them)."""
     key = series_key(exchange, symbol, timeframe)
     with open_store(db, read_only=True) as store:
         gaps = store.gaps(key)
-    out.print(f"{key}: {len(gaps)} gaps, {int(gaps['missing'].sum())} missing candles",
-              soft_wrap=True)
+    out.print(_gaps_summary(key, gaps), soft_wrap=True)
     if len(gaps):
-        out.print(gaps_table(gaps))
+        out.print(FittedTable("gaps (times UTC)", ["after", "before", "missing", "status"], [
+            [format_time(row.after), format_time(row.before), f"{row.missing:,}",
+             "exchange has none" if row.confirmed == row.missing else
+             "unfetched" if row.confirmed == 0 else f"{row.missing - row.confirmed:,} unfetched"]
+            for row in gaps.itertuples()]))
+
+
+def _gaps_summary(key: "SeriesKey", gaps: "pd.DataFrame") -> str:
+    missing, confirmed = int(gaps["missing"].sum()), int(gaps["confirmed"].sum())
+    text = (f"{key}: {len(gaps)} gaps, {missing} missing candles ({confirmed:,} the exchange "
+            f"confirmed it has none of, {missing - confirmed:,} unfetched)")
+    if missing > confirmed:
+        text += (f"; `volcast data repair -e {key.exchange} -s {key.symbol} -t "
+                 f"{key.timeframe}` fetches them")
+    return text
+
+
+@data_app.command("repair")
+def data_repair(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOpt,
+                since: SinceOpt = None, until: UntilOpt = None, db: DbOpt = None,
+                exchange_url: UrlOpt = None, retries: RetriesOpt = None,
+                timeout_ms: TimeoutOpt = None, config: ConfigOpt = None) -> None:
+    """Fill the holes between stored candles (as fetch does, without the tail): what the
+    exchange has is stored, what it lacks is recorded as confirmed empty."""
+    from volcast.config import load_settings
+    from volcast.data.exchange import check_exchange_id
+
+    settings = load_settings(config, fetch={"retries": retries, "timeout_ms": timeout_ms}).fetch
+    check_exchange_id(exchange)
+    key = series_key(exchange, symbol, timeframe)
+    _download([key], db, settings, time_ms(since), time_ms(until), exchange_url, 0, "holes")
+
+
+@data_app.command("delete")
+def data_delete(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOpt,
+                since: SinceOpt = None, until: UntilOpt = None, db: DbOpt = None,
+                yes: Annotated[bool, typer.Option("--yes", help="delete; without it, only say "
+                                                  "what would be deleted")] = False) -> None:
+    """Delete one series' candles (all, or those from --since until --until) and what is
+    known of which candles the exchange lacks there, so a later fetch asks again."""
+    key = series_key(exchange, symbol, timeframe)
+    since_ms, until_ms = time_ms(since), time_ms(until)
+    with open_store(db, read_only=not yes) as store:
+        count, first, last = store.extent(key, since_ms, until_ms)
+        if count == 0:
+            raise VolcastError(f"{key} holds no candles from {since or 'the first'} until "
+                               f"{until or 'the last'}; nothing to delete")
+        what = (f"{count:,} candles of {key} from {format_time(first)} to {format_time(last)} "
+                "UTC")
+        if not yes:
+            raise VolcastError(f"would delete {what}; nothing deleted: add --yes to delete them")
+        store.delete(key, since_ms, until_ms)
+    out.print(f"deleted {what}", soft_wrap=True)
 
 
 @app.command("simulate-exchange")

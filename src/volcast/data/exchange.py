@@ -24,6 +24,9 @@ RETRYABLE = (ccxt.NetworkError, ccxt.BadResponse)
 DEFAULT_PAGE_LIMIT = 500
 PAGE_LIMIT_OVERRIDES = {"okx": 100}
 """Candles per call where ccxt's ``features`` overstates what history requests return."""
+RECENT_ONLY = {"kraken": 720}
+"""Exchanges whose OHLCV answers only their newest N candles whatever ``since`` asks: that an
+answer starts later than asked says nothing about the candles before that window."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,12 @@ class ExchangeClient:
         if market["type"] != "spot":
             section = section.get("linear" if market.get("linear") else "inverse") or {}
         return int((section.get("fetchOHLCV") or {}).get("limit") or DEFAULT_PAGE_LIMIT)
+
+    def oldest_answered(self, tf_ms: int, now: int) -> int | None:
+        """The oldest open time the exchange answers candle requests for (None: any), so the
+        sync loop never takes "not answered" for "no candles"."""
+        window = RECENT_ONLY.get(self.id)
+        return None if window is None else now - window * tf_ms
 
     async def server_time(self) -> int:
         """The exchange's clock in ms: candle closure is judged by it, not by ours."""

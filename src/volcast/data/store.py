@@ -19,12 +19,14 @@ from typing import ParamSpec, TypeVar
 import duckdb
 import pandas as pd
 
+from volcast.data import holes
 from volcast.data.timeframe import timeframe_ms
 from volcast.errors import VolcastError
 
-SCHEMA_VERSION = 2
-"""1: series without units; 2: series.base and series.quote (an older file is migrated in place
-when opened for writing, and read as if migrated when opened read-only)."""
+SCHEMA_VERSION = 3
+"""1: series without units; 2: series.base and series.quote; 3: empty_ranges, the stretches an
+exchange confirmed it has no candles for (an older file is migrated in place when opened for
+writing, and read as if migrated when opened read-only)."""
 PRICE_COLUMNS = ["open", "high", "low", "close", "volume"]
 CANDLE_COLUMNS = ["timestamp", *PRICE_COLUMNS]
 """Columns of a candle frame (and of our CSV); an optional ``trades`` column may follow."""
@@ -40,15 +42,7 @@ CREATE TABLE IF NOT EXISTS candles (
     series_id INTEGER NOT NULL, ts BIGINT NOT NULL,
     open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
     volume DOUBLE NOT NULL, trades BIGINT, PRIMARY KEY (series_id, ts));
-"""
-
-_GAPS_SQL = """
-SELECT series_id, ts AS after, next_ts AS before, (next_ts - ts) // tf_ms - 1 AS missing
-FROM (SELECT c.series_id, c.ts, s.tf_ms,
-             lead(c.ts) OVER (PARTITION BY c.series_id ORDER BY c.ts) AS next_ts
-      FROM candles c JOIN series s ON s.id = c.series_id {where})
-WHERE next_ts - ts > tf_ms ORDER BY series_id, after
-"""
+""" + holes.EMPTY_RANGES_DDL
 
 
 _MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
@@ -162,18 +156,21 @@ class CandleStore:
             raise VolcastError(f"{self.path} was written by a newer volcast (schema "
                                f"{version[0] if version else '?'}); upgrade volcast")
         self._version = int(version[0])
-        if self._version == 1 and not read_only:
-            self._migrate_to_units()
+        if self._version < SCHEMA_VERSION and not read_only:
+            self._migrate()
 
-    def _migrate_to_units(self) -> None:
-        """Schema 1 -> 2 in one transaction: add base and quote to every series, read from its
-        symbol (no exchange is asked). A failure leaves the file as it was."""
+    def _migrate(self) -> None:
+        """An older schema -> SCHEMA_VERSION in one transaction; a failure leaves the file as it
+        was. 1 -> 2: base and quote for every series, read from its symbol (no exchange is
+        asked); 2 -> 3: the empty_ranges table, empty (nothing confirmed yet)."""
         with self._transaction() as con:
-            con.execute("ALTER TABLE series ADD COLUMN base VARCHAR")
-            con.execute("ALTER TABLE series ADD COLUMN quote VARCHAR")
-            for sid, symbol in con.execute("SELECT id, symbol FROM series").fetchall():
-                con.execute("UPDATE series SET base = ?, quote = ? WHERE id = ?",
-                            [*units_of(symbol), sid])
+            if self._version < 2:
+                con.execute("ALTER TABLE series ADD COLUMN base VARCHAR")
+                con.execute("ALTER TABLE series ADD COLUMN quote VARCHAR")
+                for sid, symbol in con.execute("SELECT id, symbol FROM series").fetchall():
+                    con.execute("UPDATE series SET base = ?, quote = ? WHERE id = ?",
+                                [*units_of(symbol), sid])
+            con.execute(holes.EMPTY_RANGES_DDL)
             con.execute("UPDATE volcast_meta SET value = ? WHERE key = 'schema_version'",
                         [str(SCHEMA_VERSION)])
         self._version = SCHEMA_VERSION
@@ -246,18 +243,26 @@ class CandleStore:
                 con.unregister("page")
         return len(page) - int(known)
 
+    def _known(self, key: SeriesKey) -> int:
+        """The id of a series the store holds; one line naming it otherwise."""
+        sid = self._series_id(key, create=False)
+        if sid is None:
+            raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
+        return sid
+
+    @staticmethod
+    def _span(start: int | None, end: int | None) -> tuple[int, int]:
+        return (_MIN_TS if start is None else start, _MAX_TS if end is None else end)
+
     @_locked
     def read(self, key: SeriesKey, start: int | None = None, end: int | None = None,
              limit: int | None = None) -> pd.DataFrame:
         """Candles with start <= timestamp < end, ascending, at most ``limit`` of them (the
         first); ``trades`` only if any are known."""
-        sid = self._series_id(key, create=False)
-        if sid is None:
-            raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
         frame = self._con.execute(
             "SELECT ts AS timestamp, open, high, low, close, volume, trades FROM candles "
             "WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
-            [sid, start if start is not None else _MIN_TS, end if end is not None else _MAX_TS,
+            [self._known(key), *self._span(start, end),
              limit if limit is not None else _MAX_TS],
         ).df()
         if frame["trades"].isna().all():
@@ -276,20 +281,53 @@ class CandleStore:
 
     @_locked
     def gaps(self, key: SeriesKey) -> pd.DataFrame:
-        """Missing stretches of one series: after and before (the neighbours' open times) and
-        how many candles are missing between them."""
+        """Holes of one series: after and before (the neighbours' open times), how many
+        candles are missing between them, and how many of those the exchange ``confirmed`` it
+        has none of (``volcast.data.holes``)."""
+        return holes.gaps(self._con, self._known(key), self._version >= 3)
+
+    @_locked
+    def empty_ranges(self, key: SeriesKey) -> list[holes.Range]:
+        """[start, stop) stretches the exchange confirmed it has no candles for, in order."""
         sid = self._series_id(key, create=False)
-        if sid is None:
-            raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
-        frame = self._con.execute(_GAPS_SQL.format(where="WHERE c.series_id = ?"), [sid]).df()
-        return frame.drop(columns="series_id")
+        return [] if sid is None or self._version < 3 else holes.stretches(self._con, sid)
+
+    @_locked
+    def confirm_empty(self, key: SeriesKey, start: int, stop: int) -> None:
+        """Record that the exchange has no candles of a series in [start, stop). A new series
+        is added (a download's first page may confirm before its write has landed)."""
+        with self._transaction() as con:
+            holes.confirm(con, self._series_id(key, create=True), start, stop)
+
+    @_locked
+    def extent(self, key: SeriesKey, start: int | None = None, end: int | None = None
+               ) -> tuple[int, int | None, int | None]:
+        """(candles, first, last open time) stored with start <= open time < end."""
+        rows, first, last = self._first(
+            "SELECT count(*), min(ts), max(ts) FROM candles WHERE series_id = ? AND ts >= ? "
+            "AND ts < ?", [self._known(key), *self._span(start, end)])
+        return int(rows), first, last
+
+    @_locked
+    def delete(self, key: SeriesKey, start: int | None = None, end: int | None = None) -> int:
+        """Delete the candles with start <= open time < end, and forget which of those open
+        times the exchange confirmed empty, in one transaction; a series left without candles
+        is forgotten whole. Returns how many candles were deleted."""
+        sid = self._known(key)
+        low, high = self._span(start, end)
+        with self._transaction() as con:
+            gone = con.execute("DELETE FROM candles WHERE series_id = ? AND ts >= ? AND ts < ? "
+                               "RETURNING ts", [sid, low, high]).fetchall()
+            holes.forget(con, sid, low, high)
+            if self._first("SELECT count(*) FROM candles WHERE series_id = ?", [sid])[0] == 0:
+                con.execute("DELETE FROM empty_ranges WHERE series_id = ?", [sid])
+                con.execute("DELETE FROM series WHERE id = ?", [sid])
+        return len(gone)
 
     @_locked
     def units(self, key: SeriesKey) -> tuple[str, str]:
         """(base, quote) of a stored series: volume is counted in base, prices are in quote."""
-        sid = self._series_id(key, create=False)
-        if sid is None:
-            raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
+        sid = self._known(key)
         if self._version < 2:
             return units_of(key.symbol)
         base, quote = self._first("SELECT base, quote FROM series WHERE id = ?", [sid])
@@ -301,7 +339,7 @@ class CandleStore:
         first, last, gaps and missing candles."""
         base, quote = ("s.base", "s.quote") if self._version >= 2 else ("NULL", "NULL")
         frame = self._con.execute(f"""
-            WITH g AS ({_GAPS_SQL.format(where="")})
+            WITH g AS ({holes.GAPS_SQL.format(where="")})
             SELECT s.exchange, s.symbol, s.timeframe, {base} AS base, {quote} AS quote,
                    count(c.ts) AS rows, min(c.ts) AS first, max(c.ts) AS last,
                    coalesce(any_value(gs.gaps), 0) AS gaps,

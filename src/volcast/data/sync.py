@@ -4,22 +4,29 @@ The loop advances from the last candle each page returned, never from the wall c
 when the exchange has nothing newer, so it cannot spin on exchanges that ignore ``since`` or
 stop early on short pages. Only candles closed by the exchange's own clock are kept. Each page is
 stored as it arrives, so an interrupted run loses at most the page in flight and the next run
-starts from the last stored candle.
+asks again for all that is missing: the holes between stored candles and the tail after the
+last. What the exchange shows it has no candles for is recorded (``volcast.data.holes``) and
+never asked for again.
 """
 
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from volcast.config import FetchSettings
 from volcast.data.exchange import ExchangeClient, RetryPolicy
 from volcast.data.formats.validate import check_values, numeric
+from volcast.data.holes import Range, subtract
 from volcast.data.store import CANDLE_COLUMNS, CandleStore, SeriesKey
 from volcast.data.timeframe import format_time
 from volcast.errors import FetchFailed, VolcastError
 
+Scope = Literal["all", "holes", "tail"]
+"""What a sync downloads: everything missing, the holes alone, or the tail alone."""
 Progress = Callable[[SeriesKey, int, int, int], None]
 """Called after each page as (series, new candles stored so far this run, ms of the ranges
 done, ms of the ranges in all), and once more when the series is finished, with the figures of
@@ -42,22 +49,39 @@ class SyncResult:
     note: str | None = None
 
 
-def plan_ranges(bounds: tuple[int, int] | None, since: int | None, stop: int, tf_ms: int
-                ) -> list[tuple[int, int]]:
-    """[start, stop) open-time ranges still to download: never what is already stored.
-    A --since before the first stored candle backfills explicitly; otherwise sync resumes."""
+def plan_ranges(bounds: Range | None, gaps: Sequence[Range], since: int | None, stop: int,
+                tf_ms: int, scope: Scope = "all") -> list[Range]:
+    """[start, stop) open-time ranges still to download, in time order, never what is stored:
+    the head before the first stored candle when --since reaches before it, every hole
+    (``gaps``: open times missing between stored candles) from --since on, and the tail after
+    the last stored candle. ``scope``: "holes" only the holes (repair), "tail" only the tail
+    (each round of --follow after the first)."""
     if bounds is None:
         if since is None:
             raise VolcastError("nothing stored for this series yet: give --since to start")
-        return [(since, stop)] if since < stop else []
+        return [(since, stop)] if since < stop and scope != "holes" else []
     first, last = bounds
     ranges = []
-    if since is not None and since < first:
+    if scope == "all" and since is not None and since < first:
         ranges.append((since, min(first, stop)))
-    resume = last + tf_ms if since is None else max(since, last + tf_ms)
-    if resume < stop:
-        ranges.append((resume, stop))
-    return ranges
+    if scope != "tail":
+        floor = first if since is None else since
+        ranges += [(max(start, floor), min(end, stop)) for start, end in gaps]
+    if scope != "holes":
+        ranges.append((last + tf_ms if since is None else max(since, last + tf_ms), stop))
+    return [(start, end) for start, end in ranges if start < end]
+
+
+def empty_stretches(ts: np.ndarray, cursor: int, stop: int, tf_ms: int) -> list[Range]:
+    """What a page asked from ``cursor`` shows the exchange lacks in [cursor, stop): the
+    stretch before its first candle and those between consecutive candles, since a page holds
+    every candle the exchange has from ``cursor`` on, up to its limit."""
+    edges = np.concatenate([[cursor - tf_ms], np.sort(ts[ts >= cursor])])
+    starts, ends = edges[:-1] + tf_ms, edges[1:]
+    found = ends > starts
+    return [(max(int(a), cursor), min(int(b), stop)) for a, b in zip(starts[found], ends[found],
+                                                                       strict=True)
+            if max(a, cursor) < min(b, stop)]
 
 
 def checked_page(rows: Sequence[Sequence[float]], source: str, now: int) -> pd.DataFrame:
@@ -71,12 +95,24 @@ def checked_page(rows: Sequence[Sequence[float]], source: str, now: int) -> pd.D
 
 
 async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
-                    start: int, stop: int, now: int, result: SyncResult,
+                    span: Range, now: int, bounded: bool, result: SyncResult,
                     report: Callable[[int], None]) -> None:
-    """Page through [start, stop). A page is written on a worker thread while the next one is
-    requested, so the database never waits for the network or the network for the database;
-    the previous write finishes before the next starts, keeping pages in order. ``report``
-    gets the ms of the range done after each page."""
+    """Page through ``span`` = [start, stop). A page is written on a worker thread while the
+    next one is requested, so the database never waits for the network or the network for the
+    database; the previous write finishes before the next starts, keeping pages in order.
+    What the pages show the exchange lacks is recorded as confirmed empty, and so is the rest
+    of a ``bounded`` range (one a stored candle follows) when the exchange answers nothing
+    more, but never what lies before the oldest candle the exchange answers for (Kraken
+    answers only its newest 720, whatever is asked). ``report`` gets the ms of the range done
+    after each page."""
+    start, stop = span
+    oldest = client.oldest_answered(key.tf_ms, now)
+
+    async def confirm(stretches: list[Range]) -> None:
+        for low, high in stretches:
+            if oldest is None or low >= oldest:
+                await asyncio.to_thread(store.confirm_empty, key, low, high)
+
     limit = client.page_limit(key.symbol)
     units = client.units(key.symbol)
     cursor = start
@@ -95,7 +131,10 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
             if len(keep):
                 writing = asyncio.ensure_future(asyncio.to_thread(store.upsert, key, keep, units))
             if newest is None or newest < cursor:  # nothing newer: the exchange has no more
+                await confirm([(cursor, stop)] if bounded else [])
                 break
+            await confirm(empty_stretches(page["timestamp"].to_numpy(), cursor, stop,
+                                          key.tf_ms))
             cursor = newest + key.tf_ms
             report(min(cursor, stop) - start)
     finally:
@@ -103,18 +142,30 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
             result.added += await writing
 
 
+def _planned(store: CandleStore, key: SeriesKey, since: int | None, stop: int,
+             scope: Scope) -> tuple[list[Range], int | None]:
+    """The ranges to download (``plan_ranges`` less what the exchange confirmed empty) and
+    the last stored open time (a range ending at or before it is followed by a candle)."""
+    bounds = store.bounds(key)
+    gaps = [] if bounds is None else [
+        (int(row.after) + key.tf_ms, int(row.before)) for row in store.gaps(key).itertuples()]
+    ranges = plan_ranges(bounds, gaps, since, stop, key.tf_ms, scope)
+    return subtract(ranges, store.empty_ranges(key)), None if bounds is None else bounds[1]
+
+
 async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey,
-                      since: int | None, until: int | None, progress: Progress) -> SyncResult:
-    """Bring one series up to ``until`` (default: the exchange's now), closed candles only.
-    Progress runs over all the ranges to fetch together, and its last call carries the
-    result's own figures: every new candle stored, and the whole range done unless it gave
-    up."""
+                      since: int | None, until: int | None, progress: Progress,
+                      scope: Scope = "all") -> SyncResult:
+    """Bring one series up to ``until`` (default: the exchange's now), closed candles only,
+    filling its holes (``plan_ranges``). Progress runs over all the ranges to fetch together,
+    and its last call carries the result's own figures: every new candle stored, and the whole
+    range done unless it gave up."""
     result = SyncResult(key)
     now = await client.server_time()
     stop = now - key.tf_ms + 1  # a candle is closed once open + tf <= now
     if until is not None:
         stop = min(stop, until)
-    ranges = plan_ranges(store.bounds(key), since, stop, key.tf_ms)
+    ranges, last = _planned(store, key, since, stop, scope)
     total = sum(end - begin for begin, end in ranges)
     done = 0
 
@@ -128,7 +179,9 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
     try:
         offset = 0
         for begin, end in ranges:
-            await _download(client, store, key, begin, end, now, result, report(offset))
+            bounded = last is not None and end <= last
+            await _download(client, store, key, (begin, end), now, bounded, result,
+                            report(offset))
             offset += end - begin
         done = total
     except FetchFailed as exc:
@@ -148,25 +201,29 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
 
 
 async def sync_many(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
-                    since: int | None, until: int | None, progress: Progress
-                    ) -> list[SyncResult]:
+                    since: int | None, until: int | None, progress: Progress,
+                    scope: Scope = "all") -> list[SyncResult]:
     """Sync several series of one exchange concurrently; they share ccxt's rate limiter."""
     for key in keys:
         client.check(key.symbol, key.timeframe)
+        if store.bounds(key) is None and scope == "holes":
+            raise VolcastError(f"nothing stored for {key}, so no holes to repair: fetch it with "
+                               "--since")
         if since is None and store.bounds(key) is None:
             raise VolcastError(f"nothing stored for {key} yet: give --since to start")
     return list(await asyncio.gather(
-        *(sync_series(client, store, key, since, until, progress) for key in keys)))
+        *(sync_series(client, store, key, since, until, progress, scope) for key in keys)))
 
 
 async def follow(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
                  poll_s: float, progress: Progress, on_round: Callable[[list[SyncResult]], None],
                  rounds: int | None = None) -> None:
     """Real-time mode: sync incrementally every ``poll_s`` seconds, appending each candle as it
-    closes, until cancelled (or after ``rounds`` rounds)."""
+    closes, until cancelled (or after ``rounds`` rounds). Only the tail: the first round, a
+    whole fetch, has already asked for every hole."""
     done = 0
     while rounds is None or done < rounds:
-        on_round(await sync_many(client, store, keys, None, None, progress))
+        on_round(await sync_many(client, store, keys, None, None, progress, "tail"))
         done += 1
         if rounds is None or done < rounds:
             await asyncio.sleep(poll_s)
@@ -176,13 +233,14 @@ async def fetch(exchange_id: str, keys: Sequence[SeriesKey], store: CandleStore,
                 settings: FetchSettings, *, since: int | None = None, until: int | None = None,
                 url: str | None = None, progress: Progress = lambda *_: None,
                 on_round: Callable[[list[SyncResult]], None] | None = None,
-                follow_rounds: int | None = 0) -> list[SyncResult]:
-    """Open the exchange, validate every series, sync them all; then, unless ``follow_rounds``
-    is 0, keep following (None: until cancelled). Returns the first round's results."""
+                follow_rounds: int | None = 0, scope: Scope = "all") -> list[SyncResult]:
+    """Open the exchange, validate every series, sync them all (``scope``: see
+    ``plan_ranges``); then, unless ``follow_rounds`` is 0, keep following (None: until
+    cancelled). Returns the first round's results."""
     retry = RetryPolicy(settings.retries, settings.backoff_s, settings.backoff_max_s)
     async with ExchangeClient(exchange_id, url=url, timeout_ms=settings.timeout_ms, retry=retry,
                               rate_limit=settings.rate_limit) as client:
-        results = await sync_many(client, store, keys, since, until, progress)
+        results = await sync_many(client, store, keys, since, until, progress, scope)
         if on_round is not None:
             on_round(results)
         if follow_rounds != 0:
