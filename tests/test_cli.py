@@ -300,7 +300,8 @@ def tables():
                SyncResult(SeriesKey("binance", "ETH/USDT", "1h"), added=7, pages=1,
                           error="binance ETH/USDT 1h: gave up after 8 retries (RequestTimeout: "
                                 "binance GET http://127.0.0.1:9/api/v3/klines timed out)")]
-    gaps = pd.DataFrame({"after": [JULY], "before": [JULY + 99_999 * HOUR], "missing": [99_998]})
+    gaps = pd.DataFrame({"after": [JULY], "before": [JULY + 99_999 * HOUR], "missing": [99_998],
+                         "confirmed": [1_000]})
     return [
         (frame_table(WIDE, "wide figures"),
          {c: [v for v in WIDE[c] if not re.search("[a-z]", v.replace("e+", ""))]
@@ -313,7 +314,7 @@ def tables():
                                   "requests": ["12,345"], "stored from": ["2024-07-01 00:00"],
                                   "to": ["2024-07-01 01:00"], "gaps (missing)": ["3 (45,678)"]}),
         (gaps_table(gaps), {"after": ["2024-07-01 00:00"], "before": ["2035-11-27 15:00"],
-                            "missing": ["99,998"]})]
+                            "missing": ["99,998"], "status": ["98,998 unfetched"]})]
 
 
 def printed(table, width):

@@ -21,7 +21,7 @@ from volcast.cli.common import (
     series_key,
     time_ms,
 )
-from volcast.cli.ui import FittedTable, fetch_progress, results_table, series_table
+from volcast.cli.ui import fetch_progress, gaps_table, results_table, series_table
 from volcast.data.timeframe import format_time
 from volcast.errors import FetchFailed, VolcastError
 
@@ -221,11 +221,7 @@ def data_gaps(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOpt,
         gaps = store.gaps(key)
     out.print(_gaps_summary(key, gaps), soft_wrap=True)
     if len(gaps):
-        out.print(FittedTable("gaps (times UTC)", ["after", "before", "missing", "status"], [
-            [format_time(row.after), format_time(row.before), f"{row.missing:,}",
-             "exchange has none" if row.confirmed == row.missing else
-             "unfetched" if row.confirmed == 0 else f"{row.missing - row.confirmed:,} unfetched"]
-            for row in gaps.itertuples()]))
+        out.print(gaps_table(gaps))
 
 
 def _gaps_summary(key: "SeriesKey", gaps: "pd.DataFrame") -> str:

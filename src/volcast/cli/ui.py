@@ -138,8 +138,12 @@ def series_table(series: "pd.DataFrame") -> FittedTable:
 
 
 def gaps_table(gaps: "pd.DataFrame") -> FittedTable:
-    return FittedTable("gaps (times UTC)", ["after", "before", "missing"], [
-        [format_time(row.after), format_time(row.before), f"{row.missing:,}"]
+    """One row per hole, with what is known of it: the exchange confirmed it has no candles
+    there, or (some of) it is not fetched yet."""
+    return FittedTable("gaps (times UTC)", ["after", "before", "missing", "status"], [
+        [format_time(row.after), format_time(row.before), f"{row.missing:,}",
+         "exchange has none" if row.confirmed == row.missing else
+         "unfetched" if row.confirmed == 0 else f"{row.missing - row.confirmed:,} unfetched"]
         for row in gaps.itertuples()])
 
 
