@@ -12,10 +12,18 @@ from volcast.config import db_path
 from volcast.data.formats import read_candles
 from volcast.data.frames import to_long
 from volcast.data.store import CandleStore, SeriesKey
-from volcast.data.timeframe import parse_time, timeframe_ms
+from volcast.data.timeframe import DAY_MS, WEEK_MS, parse_time
 from volcast.errors import VolcastError
 
-_LAST = re.compile(r"^([1-9][0-9]*)([hdw])$")
+_LAST = re.compile(r"^([1-9][0-9]{0,5})([hdw])$")
+_LAST_MS = {"h": 3_600_000, "d": DAY_MS, "w": WEEK_MS}
+
+
+def _duration_ms(last: str) -> int:
+    """``90d`` -> milliseconds (hours, days or weeks; checked by ``Window.parse``)."""
+    match = _LAST.match(last)
+    assert match is not None
+    return int(match.group(1)) * _LAST_MS[match.group(2)]
 
 
 def series_id(key: SeriesKey) -> str:
@@ -62,7 +70,7 @@ class Window:
             keep &= long["ds"] < self.until
         if self.last is not None:
             newest = long.groupby("unique_id")["ds"].transform("max")
-            keep &= long["ds"] > newest - timeframe_ms(self.last)
+            keep &= long["ds"] > newest - _duration_ms(self.last)
         cut = long[keep].reset_index(drop=True)
         if cut.empty:
             raise VolcastError("no candles in the chosen time window (--since/--until/--last)")
