@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -202,8 +203,7 @@ def test_demo_runs_end_to_end_and_again_adds_nothing(cli, db):
     with CandleStore(db) as store:
         assert len(store.series()) == 2
     # the demo's model and backtests are found by the other commands and by the dashboard
-    import json
-
+    assert f"next: `volcast serve --db {db}`" in first.out.replace("\n", "")
     rows = json.loads(cli("overview", "--db", db, "--model", "lstm", "--format", "json").out)
     assert [r["symbol"] for r in rows if r["forecast"]] == ["BTC/USDT", "ETH/USDT"]
     predicted = cli("predict", "--model", "lstm", "-e", "binance", "-s", "BTC/USDT", "--db", db,
@@ -521,3 +521,19 @@ def test_a_store_poisoned_before_validation_still_lists_and_can_be_cleaned(cli, 
                "2100-01-01", "--yes", "--db", filled)
     assert "deleted 1 candles of binance ETH/USDT 1h from 9e+18 ms to 9e+18 ms UTC" in done.out
     assert "2024-07-31 23:00" in cli("data", "list", "--db", filled).out
+
+
+def test_the_simulator_serves_the_bundled_sample_by_default():
+    """README: `volcast simulate-exchange` alone stands in for Binance with the bundled data."""
+    child = subprocess.Popen([sys.executable, "-m", "volcast.cli", "simulate-exchange", "--port",
+                              "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline()
+        url = line.split(" at ")[1].split(" ")[0]
+        with urllib.request.urlopen(f"{url}/api/v3/exchangeInfo", timeout=30) as answer:
+            pairs = {s["symbol"] for s in json.loads(answer.read())["symbols"]}
+        assert pairs == {"BTCUSDT", "ETHUSDT"}
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=30)
+    assert child.returncode == 0
