@@ -27,21 +27,20 @@ def serve(
 ) -> None:
     """Serve the dashboard at / and the API under /api (OpenAPI at /docs). Jobs use the
     [model.NAME] and [backtest] tables of --config."""
-    import uvicorn
-
     from volcast.models.runtime import configure_process
-    from volcast.web.app import create_app
+    from volcast.web.app import serve
     from volcast.workspace import Workspace
 
-    configure_process()
-    with Workspace.open(db, models, config, exchange_url=exchange_url) as space:
+    def started(space: Workspace) -> None:
         if host not in LOOPBACK:
             err.print(f"warning: listening on {host}: anyone who reaches this machine can use "
                       "the API and start jobs", soft_wrap=True)
         out.print(f"volcast dashboard on http://{host}:{port}/ (database {space.store.path}); "
                   "Ctrl-C stops", soft_wrap=True)
-        uvicorn.run(create_app(space, max_jobs, compute_threads, warm=True), host=host,
-                    port=port, log_level="warning")
+
+    configure_process()
+    serve(lambda: Workspace.open(db, models, config, exchange_url=exchange_url), host, port,
+          max_jobs=max_jobs, compute_threads=compute_threads, started=started)
 
 
 @app.command()

@@ -1,9 +1,10 @@
-"""The FastAPI application: the API (``routes/``), the dashboard page and its files, and the
-one place errors become HTTP answers (never a stack trace)."""
+"""The FastAPI application: the API (``routes/``), the dashboard page and its files, the one
+place errors become HTTP answers (never a stack trace), and ``serve``, how `volcast serve`
+starts it (the CLI's one door into this package)."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from volcast.web.compute import Compute
 from volcast.web.jobs import Job, JobConflict, JobManager, TooManyJobs
 from volcast.web.routes import router
 from volcast.web.routes.forecasts import warm_overview
+from volcast.web.server import listening, resolve, run
 from volcast.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
@@ -88,3 +90,14 @@ def create_app(workspace: Workspace, max_jobs: int = 2, compute_threads: int = 2
 
     return app
 
+
+
+def serve(open_workspace: Callable[[], AbstractContextManager[Workspace]], host: str, port: int,
+          *, max_jobs: int = 2, compute_threads: int = 2,
+          started: Callable[[Workspace], None] = lambda space: None) -> None:
+    """`volcast serve`: resolve ``host`` and bind ``port``, and only then open the workspace,
+    tell ``started`` and serve until Ctrl-C. Each refusal is one line (``VolcastError``)."""
+    found = resolve(host, port)
+    with listening(found, host, port) as sockets, open_workspace() as space:
+        started(space)
+        run(create_app(space, max_jobs, compute_threads, warm=True), sockets)
