@@ -11,6 +11,8 @@ import time
 import httpx
 import pytest
 
+TOKEN = "s3cret-token-0123456789"
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -85,5 +87,40 @@ def test_a_busy_port_is_one_line(tmp_path):
 ])
 def test_a_bad_host_is_one_line(tmp_path, host, says):
     line = refused("--db", str(tmp_path / "v.duckdb"), "--host", host, "--port",
-                   str(free_port()))
+                   str(free_port()), env={"VOLCAST_API_TOKEN": TOKEN})
     assert says in line
+
+
+def test_beyond_loopback_a_token_is_required(tmp_path):
+    line = refused("--db", str(tmp_path / "v.duckdb"), "--host", "0.0.0.0", "--port",
+                   str(free_port()), env={"VOLCAST_API_TOKEN": ""})
+    assert "refusing to listen on 0.0.0.0 without an API token" in line
+    (tmp_path / "token").write_text("short\n")
+    line = refused("--db", str(tmp_path / "v.duckdb"), "--token-file", str(tmp_path / "token"))
+    assert "at least 16" in line and "short" not in line
+
+
+def test_the_token_is_required_for_jobs_and_never_written_out(store, tmp_path):
+    store.close()
+    port = free_port()
+    (tmp_path / "token").write_text(TOKEN)
+    process = serve("--db", str(store.path), "--port", str(port), "--models",
+                    str(tmp_path / "models"), "--token-file", str(tmp_path / "token"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for_health(port)["series"] == 2
+        assert httpx.get(f"{url}/api/auth").json() == {"writes": True, "reads": False}
+        assert httpx.delete(f"{url}/api/jobs/abc123").status_code == 401
+        wrong = {"Authorization": "Bearer not-the-token-0123456789"}
+        assert httpx.delete(f"{url}/api/jobs/abc123", headers=wrong).status_code == 401
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.delete(f"{url}/api/jobs/abc123", headers=right).status_code == 404
+        assert httpx.get(f"{url}/health", headers={"host": "attacker.example"}).status_code \
+            == 421
+    finally:
+        out, err = stop(process)
+    assert process.returncode == 0, err
+    assert "the API token is required for starting or cancelling jobs" in out
+    assert TOKEN not in out + err
+    assert not any(TOKEN in p.read_text(errors="replace") for p in tmp_path.rglob("*")
+                   if p.is_file() and p.name != "token")
