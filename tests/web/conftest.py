@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from volcast.data.formats import read_candles
 from volcast.data.sample import sample_file
 from volcast.data.store import CandleStore, SeriesKey
+from volcast.web.access import Access
 from volcast.web.app import create_app
 from volcast.workspace import Workspace
 
@@ -72,7 +73,13 @@ def serving(app: FastAPI) -> Iterator[str]:
 
 
 @pytest.fixture
-def server(workspace) -> Iterator[str]:
+def access() -> Access | None:
+    """The served app's Host names and API token (None: every request is answered)."""
+    return None
+
+
+@pytest.fixture
+def server(workspace, access) -> Iterator[str]:
     """The app on a free loopback port, served by uvicorn in a thread."""
-    with serving(create_app(workspace)) as url:
+    with serving(create_app(workspace, access=access)) as url:
         yield url

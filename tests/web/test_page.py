@@ -14,8 +14,10 @@ from tests.conftest import FAST, drawn_charts
 from tests.web.conftest import ETH, TINY_LSTM
 from volcast.config import Settings
 from volcast.data.store import CandleStore, SeriesKey
+from volcast.web.access import Access
 from volcast.workspace import Workspace
 
+TOKEN = "s3cret-token-0123456789"
 ARTIFACTS = Path(os.environ.get("VOLCAST_ARTIFACTS", "test-artifacts"))
 SLOW_LSTM = TINY_LSTM | {"epochs": 200, "patience": 100, "train_days": 365}
 """A training that runs long enough to be seen, reloaded and cancelled (it stops at the next
@@ -87,8 +89,8 @@ def test_the_page_refreshes_itself_when_new_candles_arrive(browser, server, stor
     page.close()
 
 
-def start_slow_training(server: str) -> dict:
-    response = httpx.post(f"{server}/api/jobs", json=ETH | {
+def start_slow_training(server: str, headers: dict[str, str] | None = None) -> dict:
+    response = httpx.post(f"{server}/api/jobs", headers=headers, json=ETH | {
         "kind": "train", "model": "lstm", "settings": SLOW_LSTM})
     assert response.status_code == 202, response.text
     return response.json()
@@ -148,6 +150,7 @@ def test_an_overview_without_the_timeframe_names_the_stored_ones(browser, server
     assert "fetch one (button below) or `volcast fetch" in text
     assert "Stored series have timeframe 1h" in text
     assert page.locator("#overview tbody tr").count() == 1
+    assert not page.is_visible("#token-box")  # no token asked where none is needed
     page.close()
 
 
@@ -173,6 +176,45 @@ class TestAnEmptyStore:
         page.wait_for_selector("#jobs tr[data-state=done]", timeout=120_000)
         wait_text(page, "#overview tbody", "binance ETH/USDT 1h")
         assert page.input_value("#series") == "binance ETH/USDT 1h"
+        assert errors == []
+        page.close()
+
+
+class TestAServerWithAToken:
+    @pytest.fixture
+    def access(self):
+        return Access.for_bind("127.0.0.1", ["127.0.0.1"], [], TOKEN)
+
+    def test_the_page_asks_for_the_token_and_sends_it(self, browser, server):
+        page, errors = open_page(browser, server + "/", RECORD_STATUS)
+        assert page.is_visible("#token-box")
+        job = start_slow_training(server, {"Authorization": f"Bearer {TOKEN}"})
+        row = f"#jobs tr[data-job='{job['id']}']"
+        page.wait_for_selector(row)  # reads need no token
+        page.click(f"{row} button:has-text('cancel')")
+        page.wait_for_function("() => statuses.some(s => s.includes('needs the API token'))")
+        page.fill("#token", TOKEN)
+        page.dispatch_event("#token", "change")
+        page.click(f"{row} button:has-text('cancel')")
+        page.wait_for_selector(f"{row}[data-state=cancelled]", timeout=120_000)
+        assert page.evaluate("sessionStorage.getItem('volcast-token')") == TOKEN
+        assert [e for e in errors if "401" not in e] == []  # the browser logs the refusal
+        page.close()
+
+
+class TestAServerWithATokenForReads:
+    @pytest.fixture
+    def access(self):
+        return Access.for_bind("127.0.0.1", ["127.0.0.1"], [], TOKEN, token_for_reads=True)
+
+    def test_the_page_shows_data_once_given_the_token(self, browser, server):
+        page, errors = open_page(browser, server + "/")
+        assert "needs its API token" in page.inner_text("#status")
+        assert page.locator("#overview tbody tr").count() == 0
+        page.fill("#token", TOKEN)
+        page.dispatch_event("#token", "change")
+        wait_text(page, "#overview tbody", "binance BTC/USDT 1h")
+        wait_text(page, "#status", "forecast by")
         assert errors == []
         page.close()
 

@@ -1,20 +1,23 @@
 """volcast serve (the web dashboard and HTTP API) and volcast overview (its first table, in the
 terminal: the CLI can do what the dashboard does)."""
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from volcast.cli.common import DbOpt, UnitOpt, app, err, out
+from volcast.cli.common import DbOpt, UnitOpt, app, out
 from volcast.cli.forecast import ConfigOpt, ModelsOpt
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+if TYPE_CHECKING:
+    from volcast.web.access import Access
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on (loopback unless told "
-                                      "otherwise)")] = "127.0.0.1",
+                                      "otherwise; beyond it an API token is required)")
+                    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     db: DbOpt = None,
     models: ModelsOpt = None,
@@ -22,26 +25,36 @@ def serve(
         help="REST base URL for fetch jobs instead of the exchange's (proxy, simulator)")] = None,
     max_jobs: Annotated[int, typer.Option(min=1, max=16, help="background jobs at once")] = 2,
     config: ConfigOpt = None,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        help="a host name the server answers to besides its own address (the name a proxy "
+             "or DNS record gives it); repeatable; '*' answers every name")] = None,
+    token_file: Annotated[Path | None, typer.Option(
+        help="file holding the API token (else $VOLCAST_API_TOKEN): required as "
+             "'Authorization: Bearer TOKEN' to start or cancel jobs")] = None,
+    token_for_reads: Annotated[bool, typer.Option(
+        help="require the token for reading data too")] = False,
     compute_threads: Annotated[int, typer.Option(min=1, max=64, help="forecasts and analyses "
                                                  "computed at once")] = 2,
 ) -> None:
     """Serve the dashboard at / and the API under /api (OpenAPI at /docs). Jobs use the
     [model.NAME] and [backtest] tables of --config."""
-    import uvicorn
+    import os
 
     from volcast.models.runtime import configure_process
-    from volcast.web.app import create_app
+    from volcast.web.app import serve
     from volcast.workspace import Workspace
 
+    def started(space: Workspace, access: "Access") -> None:
+        needs = "every API request" if token_for_reads else "starting or cancelling jobs"
+        guarded = f"; the API token is required for {needs}" if access.token else ""
+        out.print(f"volcast dashboard on http://{host}:{port}/ (database {space.store.path}"
+                  f"{guarded}); Ctrl-C stops", soft_wrap=True, markup=False)
+
     configure_process()
-    with Workspace.open(db, models, config, exchange_url=exchange_url) as space:
-        if host not in LOOPBACK:
-            err.print(f"warning: listening on {host}: anyone who reaches this machine can use "
-                      "the API and start jobs", soft_wrap=True)
-        out.print(f"volcast dashboard on http://{host}:{port}/ (database {space.store.path}); "
-                  "Ctrl-C stops", soft_wrap=True)
-        uvicorn.run(create_app(space, max_jobs, compute_threads, warm=True), host=host,
-                    port=port, log_level="warning")
+    serve(lambda: Workspace.open(db, models, config, exchange_url=exchange_url), host, port,
+          allow_hosts=allow_host or [], token_file=token_file,
+          token_env=os.environ.get("VOLCAST_API_TOKEN"), token_for_reads=token_for_reads,
+          max_jobs=max_jobs, compute_threads=compute_threads, started=started)
 
 
 @app.command()

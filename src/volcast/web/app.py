@@ -1,9 +1,10 @@
-"""The FastAPI application: the API (``routes/``), the dashboard page and its files, and the
-one place errors become HTTP answers (never a stack trace)."""
+"""The FastAPI application: the API (``routes/``), the dashboard page and its files, the one
+place errors become HTTP answers (never a stack trace), and ``serve``, how `volcast serve`
+starts it (the CLI's one door into this package)."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +15,12 @@ from fastapi.staticfiles import StaticFiles
 
 from volcast import __version__
 from volcast.errors import NotFound, VolcastError
+from volcast.web.access import Access, Guard, read_token
 from volcast.web.compute import Compute
 from volcast.web.jobs import Job, JobConflict, JobManager, TooManyJobs
 from volcast.web.routes import router
 from volcast.web.routes.forecasts import warm_overview
+from volcast.web.server import addresses, listening, resolve, run
 from volcast.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
@@ -47,9 +50,11 @@ class Census:
         self.series = len(space.keys())
 
 
-def create_app(workspace: Workspace, max_jobs: int = 2, compute_threads: int = 2,
-               warm: bool = False) -> FastAPI:
-    """The app over ``workspace``. ``compute_threads``: forecasts and analyses at once.
+def create_app(workspace: Workspace, max_jobs: int = 2, access: Access | None = None,
+               compute_threads: int = 2, warm: bool = False) -> FastAPI:
+    """The app over ``workspace``. ``access``: the Host names it answers and its API token
+    (`volcast serve` always gives one); without, every request is answered, as an app called
+    in-process (tests, embedding) needs. ``compute_threads``: forecasts and analyses at once.
     ``warm``: startup waits (up to WARM_S) for the dashboard's first view to be computed."""
     census, compute = Census(), Compute(compute_threads)
 
@@ -72,6 +77,9 @@ def create_app(workspace: Workspace, max_jobs: int = 2, compute_threads: int = 2
     app.state.workspace = workspace
     app.state.jobs = JobManager(max_jobs, on_end=recount)
     app.state.census, app.state.compute = census, compute
+    app.state.access = access or Access()
+    if access is not None:
+        app.add_middleware(Guard, access=access)
     app.add_exception_handler(VolcastError, _error)
     app.add_exception_handler(Exception, _error)
     app.include_router(router)
@@ -88,3 +96,18 @@ def create_app(workspace: Workspace, max_jobs: int = 2, compute_threads: int = 2
 
     return app
 
+
+def serve(open_workspace: Callable[[], AbstractContextManager[Workspace]], host: str, port: int,
+          *, allow_hosts: Iterable[str] = (), token_file: Path | None = None,
+          token_env: str | None = None, token_for_reads: bool = False, max_jobs: int = 2,
+          compute_threads: int = 2,
+          started: Callable[[Workspace, Access], None] = lambda space, access: None) -> None:
+    """`volcast serve`: resolve ``host``, settle who may do what (refusing to go beyond
+    loopback without a token), bind ``port``, and only then open the workspace, tell
+    ``started`` and serve until Ctrl-C. Each refusal is one line (``VolcastError``)."""
+    found = resolve(host, port)
+    access = Access.for_bind(host, addresses(found), allow_hosts,
+                             read_token(token_file, token_env), token_for_reads)
+    with listening(found, host, port) as sockets, open_workspace() as space:
+        started(space, access)
+        run(create_app(space, max_jobs, access, compute_threads, warm=True), sockets)

@@ -1,4 +1,4 @@
-"""Is the server up, and which models does it know."""
+"""Is the server up, which models does it know, and which requests need the API token."""
 
 from typing import Any
 
@@ -15,6 +15,13 @@ async def health(request: Request) -> dict[str, Any]:
     """Answered from memory on the server's own loop: never waits for the store, a job or a
     forecast (``series``: as counted at startup and after the latest job)."""
     return {"status": "ok", "version": __version__, "series": request.app.state.census.series}
+
+
+@router.get("/api/auth", tags=["meta"])
+async def auth(request: Request) -> dict[str, bool]:
+    """Which requests need ``Authorization: Bearer TOKEN``: ``writes`` (starting and cancelling
+    jobs) and ``reads`` (every other /api request). Always open: the page asks it first."""
+    return request.app.state.access.auth
 
 
 @router.get("/api/models", tags=["forecasts"])

@@ -8,17 +8,44 @@ const DAY = 86400000;
 const params = new URLSearchParams(location.search);
 const REFRESH_S = Number(params.get("refresh")) || 30;  // ?refresh=N
 const JOB_POLL_MS = 500;
+const TOKEN_KEY = "volcast-token";  // sessionStorage: this tab only, gone when it closes
 const state = {
-  models: [], references: [], series: [], tz: "UTC",
+  models: [], references: [], series: [], tz: "UTC", auth: { writes: false, reads: false },
   jobs: new Map(),  // id -> job, for every job this page has seen queued or running
   polling: false, refreshing: false,
 };
 
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = { ...options.headers, ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+  const response = await fetch(path, { ...options, headers });
   const body = await response.json().catch(() => ({}));
+  if (response.status === 401) showTokenBox();
   if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
   return body;
+}
+
+// -- API token: asked for only when the server says it needs one (GET /api/auth) ----------
+
+function showTokenBox() {
+  $("token-box").hidden = false;
+  $("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function changeToken() {
+  const token = $("token").value.trim();
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  refresh();
+  watchJobs();
+}
+
+async function loadAuth() {
+  state.auth = await api("/api/auth");
+  if (state.auth.writes || state.auth.reads) showTokenBox();
+  if (state.auth.reads && !sessionStorage.getItem(TOKEN_KEY)) {
+    status("this server needs its API token to show data: enter it above (top right)");
+  }
 }
 
 const query = (values) => new URLSearchParams(values).toString();
@@ -398,6 +425,7 @@ function bindControls() {
   for (const id of ["ov-timeframe", "ov-model", "ov-threshold", "ov-unit"]) $(id).addEventListener("change", loadOverview);
   for (const kind of ["fetch", "train", "backtest"]) $(`job-${kind}`).addEventListener("click", () => startSeriesJob(kind));
   $("job-new-fetch").addEventListener("click", startNewFetch);
+  $("token").addEventListener("change", changeToken);
 }
 
 async function main() {
@@ -408,11 +436,14 @@ async function main() {
   try {
     const health = await api("/health");
     $("health").textContent = `version ${health.version}, ${health.series} series stored`;
+    await loadAuth();
   } catch (error) {
     status(error.message);
   }
-  await refresh();
-  watchJobs();
+  if (!state.auth.reads || sessionStorage.getItem(TOKEN_KEY)) {
+    await refresh();
+    watchJobs();
+  }
   document.body.dataset.ready = "true";
 }
 
