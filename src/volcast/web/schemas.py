@@ -7,10 +7,15 @@ from pydantic import BaseModel, Field
 from volcast.web.deps import NAME
 
 
-class SeriesOut(BaseModel):
+class Series(BaseModel):
+    """Which stored series an answer is about."""
+
     exchange: str
     symbol: str
     timeframe: str
+
+
+class SeriesOut(Series):
     base: str = Field(description="the currency volume is counted in")
     quote: str = Field(description="the currency prices are in")
     rows: int
@@ -21,10 +26,7 @@ class SeriesOut(BaseModel):
     trained: list[str] = Field(description="models trained for this series")
 
 
-class CandlesOut(BaseModel):
-    exchange: str
-    symbol: str
-    timeframe: str
+class CandlesOut(Series):
     volume_unit: str = Field(description="the currency of each candle's volume (base)")
     price_unit: str = Field(description="the currency of each candle's prices (quote)")
     candles: list[dict[str, Any]]
@@ -39,10 +41,7 @@ class ForecastRow(BaseModel):
     q90: float | None
 
 
-class ForecastOut(BaseModel):
-    exchange: str
-    symbol: str
-    timeframe: str
+class ForecastOut(Series):
     model: str
     unit: str = Field(description="the currency of q10/q50/q90 (see ?unit)")
     trained: dict[str, Any]
