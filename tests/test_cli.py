@@ -537,3 +537,15 @@ def test_the_simulator_serves_the_bundled_sample_by_default():
         child.send_signal(signal.SIGINT)
         child.communicate(timeout=30)
     assert child.returncode == 0
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["fetch", "--since", "2030-01-01"], "--since 2030-01-01 is in the future"),
+    (["fetch", "--since", "2024-02-01", "--until", "2024-01-01"], "must come after --since"),
+    (["data", "repair", "--since", "2030-01-01"], "is in the future"),
+])
+def test_a_download_of_nothing_is_an_error_not_success(cli, db, args, fragment):
+    command = args[:2] if args[0] == "data" else args[:1]
+    rest = args[len(command):]
+    assert_one_line_error(cli(*command, "-e", "binance", "-s", "BTC/USDT", "-t", "1h", *rest,
+                              "--db", db, "--exchange-url", "http://127.0.0.1:9"), fragment)

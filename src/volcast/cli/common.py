@@ -47,3 +47,19 @@ def time_ms(text: str | None) -> int | None:
     from volcast.data.timeframe import parse_time
 
     return None if text is None else parse_time(text)
+
+
+def time_range(since: str | None, until: str | None, *, past: bool = False
+               ) -> tuple[int | None, int | None]:
+    """--since and --until as ms; ``until`` must come after ``since``, and with ``past`` (a
+    download) ``since`` must not be in the future: both would otherwise "succeed" at nothing."""
+    import time
+
+    from volcast.errors import VolcastError
+
+    start, end = time_ms(since), time_ms(until)
+    if start is not None and end is not None and end <= start:
+        raise VolcastError(f"--until {until} must come after --since {since}")
+    if past and start is not None and start > time.time() * 1000:
+        raise VolcastError(f"--since {since} is in the future: no candle has opened since then")
+    return start, end

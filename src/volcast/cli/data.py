@@ -20,6 +20,7 @@ from volcast.cli.common import (
     out,
     series_key,
     time_ms,
+    time_range,
 )
 from volcast.cli.ui import fetch_progress, gaps_table, results_table, series_table
 from volcast.data.timeframe import format_time
@@ -79,7 +80,7 @@ def fetch(
                                             "timeout_ms": timeout_ms}).fetch
     check_exchange_id(exchange)
     keys = fetch_keys(exchange, symbol, timeframe or [], more or [])
-    _download(keys, db, settings, time_ms(since), time_ms(until), exchange_url,
+    _download(keys, db, settings, *time_range(since, until, past=True), exchange_url,
               None if follow else 0, "all")
 
 
@@ -199,7 +200,7 @@ def export(
 
     key = series_key(exchange, symbol, timeframe)
     with open_store(db, read_only=True) as store:
-        frame = store.read(key, time_ms(since), time_ms(until))
+        frame = store.read(key, *time_range(since, until))
     write_candles(frame, out_path, fmt)
     out.print(f"{key}: {len(frame)} candles written to {out_path}", soft_wrap=True)
 
@@ -247,7 +248,8 @@ def data_repair(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOp
     settings = load_settings(config, fetch={"retries": retries, "timeout_ms": timeout_ms}).fetch
     check_exchange_id(exchange)
     key = series_key(exchange, symbol, timeframe)
-    _download([key], db, settings, time_ms(since), time_ms(until), exchange_url, 0, "holes")
+    _download([key], db, settings, *time_range(since, until, past=True), exchange_url, 0,
+              "holes")
 
 
 @data_app.command("delete")
@@ -258,7 +260,7 @@ def data_delete(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOp
     """Delete one series' candles (all, or those from --since until --until) and what is
     known of which candles the exchange lacks there, so a later fetch asks again."""
     key = series_key(exchange, symbol, timeframe)
-    since_ms, until_ms = time_ms(since), time_ms(until)
+    since_ms, until_ms = time_range(since, until)
     with open_store(db, read_only=not yes) as store:
         count, first, last = store.extent(key, since_ms, until_ms)
         if count == 0:
