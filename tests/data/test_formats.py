@@ -176,3 +176,9 @@ def test_the_bounds_are_inclusive_of_real_data(tmp_path):
     rows[1][5], rows[1][6] = 1e17, 10**9
     write_raw(tmp_path / "c.csv", rows, "csv")
     assert read_candles(tmp_path / "c.csv", H)["trades"].tolist() == [7, 10**9, 7]
+
+
+def test_a_read_only_format_is_refused_for_writing_in_one_line(tmp_path, btc):
+    with pytest.raises(VolcastError, match="reads binance-dump files but does not write them"):
+        write_candles(btc.head(3), tmp_path / "x.csv", "binance-dump")
+    assert not (tmp_path / "x.csv").exists()

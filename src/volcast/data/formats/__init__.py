@@ -29,6 +29,11 @@ def _choose(path: Path, fmt: str | None, writing: bool) -> CandleFormat:
     if fmt is not None:
         if fmt not in FORMATS:
             raise VolcastError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
+        if writing and not FORMATS[fmt].can_write(path.with_suffix(FORMATS[fmt].suffixes[0])):
+            writers = [n for n, f in FORMATS.items() if f.can_write(path.with_suffix(
+                f.suffixes[0]))]
+            raise VolcastError(f"volcast reads {fmt} files but does not write them; choose one "
+                               f"of {', '.join(writers)}")
         return FORMATS[fmt]
     for handler in FORMATS.values():
         if (writing and handler.can_write(path)) or (not writing and handler.sniff(path)):
