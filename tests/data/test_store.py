@@ -166,11 +166,16 @@ def test_units_of_a_symbol(symbol, units):
     assert units_of(check_symbol(symbol)) == units
 
 
+def unpacked(fixture: Path, tmp_path: Path) -> Path:
+    """A copy of a gzipped store fixture to open (and migrate) in a test."""
+    path = tmp_path / fixture.name.removesuffix(".gz")
+    path.write_bytes(gzip.decompress(fixture.read_bytes()))
+    return path
+
+
 @pytest.fixture
 def v1(tmp_path):
-    path = tmp_path / "v1.duckdb"
-    path.write_bytes(gzip.decompress(V1.read_bytes()))
-    return path
+    return unpacked(V1, tmp_path)
 
 
 def schema(path):
@@ -232,9 +237,7 @@ T0 = 1_704_067_200_000
 
 @pytest.fixture
 def v2(tmp_path):
-    path = tmp_path / "v2.duckdb"
-    path.write_bytes(gzip.decompress(V2.read_bytes()))
-    return path
+    return unpacked(V2, tmp_path)
 
 
 def test_a_schema_2_store_gains_confirmed_empty_stretches_in_place(v2):

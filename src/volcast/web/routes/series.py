@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from volcast.data.records import records
+from volcast.data.store import SeriesKey
 from volcast.web.deps import Key, Space
 from volcast.web.schemas import CandlesOut, SeriesOut
 
@@ -15,9 +16,9 @@ router = APIRouter(tags=["data"])
 
 @router.get("/api/series", response_model=list[SeriesOut])
 def list_series(space: Space) -> list[dict[str, Any]]:
-    rows = space.store.series().to_dict(orient="records")
-    return [r | {"trained": space.layout.trained(key)}
-            for r, key in zip(rows, space.keys(), strict=True)]
+    rows = space.store.series().to_dict(orient="records")  # one query: the listing is costly
+    return [r | {"trained": space.layout.trained(SeriesKey(r["exchange"], r["symbol"],
+                                                           r["timeframe"]))} for r in rows]
 
 
 @router.get("/api/candles", response_model=CandlesOut)
