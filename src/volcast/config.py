@@ -5,12 +5,13 @@ every problem becomes one line naming the setting and what is allowed.
 """
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from volcast.errors import VolcastError
 
@@ -73,6 +74,104 @@ class JobSettings(BaseModel):
                                   "waits for the batch in flight")
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def duration_s(text: str) -> float:
+    """"90s", "15m", "6h", "1d", "1w" -> seconds; one line naming the value otherwise."""
+    match = _DURATION.match(text.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"'{text}' is not a duration such as 30m, 6h, 1d or 1w")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+class WatchSettings(BaseModel):
+    """One ``[[watch]]`` table: series of one exchange that `volcast serve` backfills and then
+    keeps up to date, candle by candle. Symbols and timeframes are checked against the
+    exchange when the watch-list is applied (``volcast.live``), not here."""
+
+    model_config = STRICT
+
+    exchange: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="ccxt exchange id")
+    symbols: list[str] = Field(min_length=1, max_length=1000, description="ccxt symbols")
+    timeframes: list[str] = Field(default_factory=lambda: ["1h"], min_length=1, max_length=16)
+    since: str | None = Field(None, description="backfill start (ISO date or time, UTC); "
+                              "without it a new series starts with the last day")
+    url: str | None = Field(None, pattern=r"^https?://", description="REST base URL instead "
+                            "of the exchange's (simulator, proxy, testnet)")
+
+
+AlertKind = Literal["q90_above", "exceed_probability", "above_forecast", "stale"]
+
+
+class AlertRule(BaseModel):
+    """One ``[[alert]]`` table (or a rule made through the API). ``series`` is
+    ``exchange:symbol:timeframe``, or an exchange id for the total of its watched series (of
+    ``timeframe`` when it watches several). What ``threshold`` means depends on ``kind``:
+
+    - ``q90_above``: volume (in ``unit``); fires when the q90 of one of the next ``horizon``
+      candles (``aggregate = "max"``) or of their sum (``"sum"``) is above it;
+    - ``exceed_probability``: a probability; fires when the chance that volume exceeds
+      ``level`` in one of the next ``horizon`` candles is above it;
+    - ``above_forecast``: a factor k; fires when a closed candle's volume is above k x the q90
+      forecast for it before it opened (stress);
+    - ``stale``: candle lengths; fires when no new candle came for that long, or when fetches
+      have failed for ``error_minutes``.
+
+    Fires after ``debounce`` consecutive breaching readings, resolves after ``resolve_after``
+    consecutive clear ones, once per episode."""
+
+    model_config = STRICT
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    series: str = Field(min_length=1, max_length=200)
+    kind: AlertKind
+    threshold: float = Field(ge=0)
+    level: float | None = Field(None, ge=0, description="exceed_probability: the volume level")
+    horizon: int = Field(1, ge=1, le=1024, description="candles ahead")
+    aggregate: Literal["max", "sum"] = "max"
+    unit: Literal["base", "quote"] = "base"
+    timeframe: str | None = Field(None, description="an exchange total's timeframe")
+    debounce: int = Field(1, ge=1, le=1000, description="breaching readings before it fires")
+    resolve_after: int = Field(1, ge=1, le=1000, description="clear readings before it resolves")
+    error_minutes: float | None = Field(None, gt=0, le=10_080, description="stale: minutes of "
+                                        "failing fetches that count as stale too")
+    webhook: str | None = Field(None, pattern=r"^https?://", description="where firings and "
+                                "resolutions are POSTed")
+    format: Literal["json", "slack"] = Field("json", description="webhook payload: volcast's "
+                                             "JSON, or Slack's {\"text\": ...}")
+
+class TrainSchedule(BaseModel):
+    """``[train]``: `volcast serve` retrains one global model per watched timeframe every
+    ``every`` (off without it); the new model serves only when its validation score over the
+    newest ``validation_days`` is no worse than the serving one's."""
+
+    model_config = STRICT
+
+    every: str | None = Field(None, description="how often, e.g. 1d or 12h")
+    model: str = Field("lstm", description="the model trained")
+    validation_days: float = Field(7, gt=0, le=365)
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_s(value)
+        return value
+
+
+class LiveSettings(BaseModel):
+    """``[live]``: how `volcast serve` follows its watch-list."""
+
+    model_config = STRICT
+
+    max_sleep_s: float = Field(30, gt=0, le=3600, description="longest wait between two looks "
+                               "at an exchange's clock")
+    history_candles: int = Field(168, ge=1, le=10_000, description="candles each series shows")
+    nowcast: bool = Field(True, description="nowcast each open candle every minute")
+
+
 class Settings(BaseModel):
     """Everything a config file may set, one section per concern."""
 
@@ -84,6 +183,10 @@ class Settings(BaseModel):
         "validated by the model itself")
     backtest: "BacktestSettings" = Field(default_factory=lambda: BacktestSettings())
     jobs: JobSettings = Field(default_factory=JobSettings)
+    watch: list[WatchSettings] = Field(default_factory=list, description="[[watch]] tables")
+    alert: list[AlertRule] = Field(default_factory=list, description="[[alert]] tables")
+    train: TrainSchedule = Field(default_factory=TrainSchedule)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
 
 def describe(error: ValidationError, prefix: str = "") -> str:
