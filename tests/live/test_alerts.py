@@ -79,6 +79,7 @@ def test_a_bad_rule_is_one_line_naming_it(given, complaint):
     ({"series": "okx"}, "exchange 'okx' has no watched series"),
     ({"series": "binance"}, "watches 1d, 1h; say which with timeframe"),
     ({"series": "binance", "timeframe": "4h"}, "watches no 4h series"),
+    ({"series": "binance", "timeframe": "1h"}, "would add up volumes in BTC, ETH; set unit"),
 ])
 def test_a_rule_must_cover_watched_series(given, complaint):
     check_rule(rule(**given))  # fine on its own
@@ -90,10 +91,11 @@ def test_scope_names_a_series_or_an_exchange_total():
     one = scope(rule(), WATCHED)
     assert (one.target, one.members, one.total) == ("binance:BTC/USDT:1h",
                                                      ("binance:BTC/USDT:1h",), False)
-    both = scope(rule(series="binance", timeframe="1h"), WATCHED)
+    both = scope(rule(series="binance", timeframe="1h", unit="quote"), WATCHED)
     assert both.target == "binance:1h" and both.total
     assert both.members == ("binance:BTC/USDT:1h", "binance:ETH/USDT:1h")
     assert scope(rule(series="kraken"), WATCHED).target == "kraken:1h"
+    assert scope(rule(series="binance", timeframe="1h", kind="stale"), WATCHED).total
 
 
 def test_q90_above_reads_the_max_or_the_sum_over_the_horizon():

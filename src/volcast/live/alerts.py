@@ -23,7 +23,7 @@ from typing import Literal
 import pandas as pd
 
 from volcast.config import AlertRule
-from volcast.data.store import SeriesKey
+from volcast.data.store import SeriesKey, units_of
 from volcast.data.timeframe import format_time, timeframe_ms
 from volcast.errors import VolcastError
 from volcast.workspace.sources import key_of, series_id
@@ -129,10 +129,15 @@ def scope(rule: AlertRule, watched: Collection[str]) -> Scope:
     if timeframe is None:
         raise VolcastError(f"alert '{rule.name}': exchange '{rule.series}' watches "
                            f"{', '.join(timeframes)}; say which with timeframe")
-    members = tuple(series_id(k) for k in keys if k.timeframe == timeframe)
-    if not members:
+    chosen = [k for k in keys if k.timeframe == timeframe]
+    if not chosen:
         raise VolcastError(f"alert '{rule.name}': exchange '{rule.series}' watches no "
                            f"{timeframe} series")
+    bases = sorted({units_of(k.symbol)[0] for k in chosen})
+    if rule.kind != "stale" and rule.unit == "base" and len(bases) > 1:
+        raise VolcastError(f"alert '{rule.name}': the total of '{rule.series}' would add up "
+                           f"volumes in {', '.join(bases)}; set unit = \"quote\"")
+    members = tuple(series_id(k) for k in chosen)
     return Scope(f"{rule.series}:{timeframe}", timeframe, members, total=True)
 
 
@@ -172,9 +177,10 @@ def total(snapshots: Iterable[Snapshot]) -> Snapshot:
     The forecast's quantiles are summed per ds over the candles every member forecasts; a sum
     of q90s is a conservative q90 of the sum (it is one only if the members' volumes move
     together, else the true q90 of the sum is lower), which is the right side to err on for
-    capacity. The newest candle is the oldest of the members' newest (the total is complete
-    only up to there); realised volume is summed only while every member's newest candle is the
-    same one. It has failed since the earliest member failure."""
+    capacity; the q10s likewise err low, so a total's spread is on the wide side. The newest
+    candle is the oldest of the members' newest (the total is complete only up to there);
+    realised volume is summed only while every member's newest candle is the same one. Its
+    fetches have failed since the earliest member's started failing."""
     members = list(snapshots)
     if not members:
         raise VolcastError("an exchange total needs at least one series")
