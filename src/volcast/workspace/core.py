@@ -151,7 +151,8 @@ class Workspace:
             raise VolcastError("a retraining learns from series of one timeframe, not "
                                f"{', '.join(sorted({key.timeframe for key in keys}))}")
         frames = {key: self.long([key]) for key in keys}
-        cutoffs = {key: validation_start(frame, key, validation_days)
+        cutoffs = {key: validation_start(frame, key, validation_days,
+                                         self.settings.backtest.horizon)
                    for key, frame in frames.items()}
         learn = pd.concat([f[f["ds"] < cutoffs[k]] for k, f in frames.items()], ignore_index=True)
         candidate = fit(self.settings, model, flags, learn, progress)
@@ -310,12 +311,12 @@ def next_day(frame: pd.DataFrame, steps: int, day: int, step_ms: int,
         else float((q90 > threshold).mean())}, "note": ". ".join(notes) or None}
 
 
-def validation_start(frame: pd.DataFrame, key: SeriesKey, days: float) -> int:
+def validation_start(frame: pd.DataFrame, key: SeriesKey, days: float, horizon: int) -> int:
     """The first candle of the series' newest ``days``: a retraining learns from what is
-    before it and is scored on the rest."""
-    if days * DAY_MS < key.tf_ms:
-        raise VolcastError(f"a validation window of {days:g} days holds no {key.timeframe} "
-                           "candle")
+    before it and is scored on the rest, which must hold one forecast of ``horizon``."""
+    if days * DAY_MS < horizon * key.tf_ms:
+        raise VolcastError(f"a validation window of {days:g} days holds fewer {key.timeframe} "
+                           f"candles than one forecast of {horizon}")
     return default_cutoff(frame["ds"], key.tf_ms, days)
 
 

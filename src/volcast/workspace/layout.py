@@ -21,6 +21,7 @@ from volcast.errors import NotFound
 from volcast.evaluation.backtest import BacktestResult
 from volcast.evaluation.predictions import read_predictions, scores_path, write_predictions
 from volcast.models.base import MANIFEST, Forecaster
+from volcast.workspace.sources import series_id
 from volcast.workspace.versions import ModelVersion, Validation, Versions, next_number, now_ms
 
 BACKTEST = "backtest.csv"
@@ -73,7 +74,7 @@ class Layout:
         for versions in kept:
             versions.adopt()
         record = ModelVersion(number=next_number(kept), model=forecaster.name,
-                              trained_at=now_ms(), series=forecaster.info.get("series", []),
+                              trained_at=now_ms(), series=[series_id(key) for key in keys],
                               promoted=promote, score=score, validation=validation)
         numbers = []
         for versions in kept:

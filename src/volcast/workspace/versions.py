@@ -6,7 +6,9 @@ reader of models (predict, overview, the dashboard, ``models.load``) has always 
 Which version serves is never stored apart from the files that serve: it is the version whose
 ``model.json`` is the one at the top. The manifest is what a reader loads and what is renamed
 into place last, so the answer can never disagree with what is loaded, even after a crash
-halfway through a save.
+halfway through a save. Each version's manifest records its number (``training.version``, so a
+loaded model says which version it is), which also keeps two versions of one model trained
+twice alike from being the same file.
 """
 
 import errno
@@ -44,9 +46,10 @@ class Validation(BaseModel):
 
 
 class ModelVersion(BaseModel):
-    """One kept version: ``score`` is the validation MAE (mean over the series it was scored
-    on); a model saved by plain training has none. ``promoted``: it was made the serving model
-    when it was saved (a rollback may serve any version later)."""
+    """One kept version of a model saved for ``series`` (what it learned from). ``score``: its
+    validation MAE (mean over the series it was scored on); a model saved by plain training has
+    none. ``promoted``: it was made the serving model when it was saved (a rollback may serve
+    any version later)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     number: int = Field(ge=1)
@@ -115,6 +118,7 @@ class Versions:
         staging = Path(tempfile.mkdtemp(prefix=".saving.", dir=self.base))
         write(staging)
         while True:
+            _number_manifest(staging, record.number)
             write_record(staging / RECORD, record)
             try:
                 staging.rename(self.path(record.number))
@@ -135,9 +139,10 @@ class Versions:
             series = read_manifest(self.folder)["training"].get("series", [])
         except VolcastError:
             return  # a damaged model is replaced, as before versions were kept
-        self.add(lambda staging: _copy_model(self.folder, staging), ModelVersion(
+        adopted = self.add(lambda staging: _copy_model(self.folder, staging), ModelVersion(
             number=next_number([self]), model=self.folder.name,
             trained_at=top.stat().st_mtime_ns // 1_000_000, series=series, promoted=True))
+        self.serve(adopted.number)  # the same model, now with its number
 
     def serve(self, number: int) -> None:
         """Version ``number``'s files to the top, the manifest renamed in last (stamped newer
@@ -213,6 +218,13 @@ def _copy_model(source: Path, target: Path) -> None:
     for name in (WEIGHTS, MANIFEST):
         if (source / name).exists():
             shutil.copyfile(source / name, target / name)
+
+
+def _number_manifest(folder: Path, number: int) -> None:
+    path = folder / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest.setdefault("training", {})["version"] = number
+    path.write_text(json.dumps(manifest, indent=2))
 
 
 def _stamp_newer(path: Path, than: Path) -> None:
