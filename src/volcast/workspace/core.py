@@ -163,8 +163,8 @@ class Workspace:
                        for m in [candidate, *serving.values()])])
         ours = {key: validation_mae(candidate, frames[key], cutoffs[key], steps)
                 for key in keys}
-        theirs = {key: validation_mae(m, frames[key], cutoffs[key], steps)
-                  for key, m in serving.items()}
+        theirs = {key: validation_mae(served, frames[key], cutoffs[key], steps)
+                  for key, served in serving.items()}
         window = Validation(days=validation_days, first=min(cutoffs.values()),
                             last=max(int(f["ds"].max()) for f in frames.values()))
         compared = list(theirs) or keys
