@@ -1,0 +1,57 @@
+"""``GET /metrics`` (the Prometheus text of ``app.state.metrics``) and ``RequestTimer``, the
+middleware that times every HTTP request by route template."""
+
+import time
+
+from fastapi import APIRouter, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from volcast.live.metrics import Metrics
+
+UNMATCHED = "(unmatched)"
+"""The route label of requests no route took (404s, refusals before routing): their raw paths
+are chosen by clients and would make labels without bound."""
+
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Async, so that a scrape is answered while every worker thread computes forecasts."""
+    metrics: Metrics = request.app.state.metrics
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+class RequestTimer:
+    """Pure ASGI middleware: records each HTTP request's route template, method, status and
+    the seconds until its response started. Until the start, not the end: a streamed answer
+    (the dashboard's live updates) would otherwise count its whole lifetime as latency, while
+    an ordinary response is computed in full before it starts."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        answered = False
+
+        async def timed_send(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                self._record(scope, message["status"], time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            if not answered:  # an error escaped before any answer: the server answers 500
+                self._record(scope, 500, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED
+        self.metrics.request(route, scope["method"], status, seconds)
