@@ -67,10 +67,6 @@ def test_serve_answers_then_stops_on_ctrl_c(store, tmp_path):
     assert f"http://127.0.0.1:{port}/" in out and "Traceback" not in err
 
 
-def test_serve_on_a_locked_database_is_one_line(store, tmp_path):
-    refused("--db", str(store.path), "--port", str(free_port()))
-
-
 def test_a_busy_port_is_one_line(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

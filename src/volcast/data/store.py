@@ -8,8 +8,10 @@ records its units: volume is counted in ``base``, prices are in ``quote``.
 """
 
 import functools
+import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,49 +93,109 @@ class SeriesKey:
         return f"{self.exchange} {self.symbol} {self.timeframe}"
 
 
-def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Open the file, translating DuckDB's errors into one-line messages."""
+WAIT_S = 30.0
+"""How long an operation waits for another process to let go of the file before it gives up
+with one line. Every holder lets go within milliseconds to seconds (``CandleStore``)."""
+
+
+def _busy(error: duckdb.Error) -> bool:
+    """Another process holds the file (its lock), or another thread of this one holds it open
+    in the other mode (DuckDB shares one instance per file within a process)."""
+    text = str(error).lower()
+    return "lock" in text or "different configuration" in text
+
+
+def _connect(path: Path, read_only: bool, wait_s: float) -> tuple[duckdb.DuckDBPyConnection,
+                                                                  float]:
+    """Open the file, waiting (with jittered backoff) while another process holds it; returns
+    the connection and the seconds waited. DuckDB's other errors become one-line messages."""
     if read_only and not path.exists():
         raise VolcastError(f"no database at {path}: fetch or import candles first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error as exc:
-        text = str(exc)
-        if "lock" in text.lower():
-            raise VolcastError(f"database {path} is in use by another process; try again when it "
-                               "has finished") from None
-        raise VolcastError(f"{path} is not a DuckDB database ({text.splitlines()[0]})") from None
+    start = time.monotonic()
+    delay = 0.002
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only), time.monotonic() - start
+        except duckdb.Error as exc:
+            if not _busy(exc):
+                raise VolcastError(f"{path} is not a DuckDB database "
+                                   f"({str(exc).splitlines()[0]})") from None
+            if time.monotonic() - start > wait_s:
+                raise VolcastError(f"database {path} is still in use by another process after "
+                                   f"{wait_s:g} s; try again when it has finished") from None
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, 0.05)
 
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _locked(method: Callable[P, R]) -> Callable[P, R]:
-    """One DuckDB connection is not safe to share between threads: serialise its users
-    (the sync loop writes pages from worker threads)."""
+def _connected(method: Callable[P, R]) -> Callable[P, R]:
+    """Run the method on the store's connection, opened for it (and for the calls it makes)
+    and closed after: see ``CandleStore.connection``."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with args[0]._lock:  # type: ignore[attr-defined]
+        with args[0].connection():  # type: ignore[attr-defined]
             return method(*args, **kwargs)
 
     return wrapper
 
 
 class CandleStore:
-    """Read and write candles of many series in one DuckDB file; safe to share between threads."""
+    """Read and write candles of many series in one DuckDB file; safe to share between threads
+    and between processes.
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
-        self.path = path
+    DuckDB lets one process at a time hold a file open for writing (or any number for reading
+    only), so the store never keeps it open: each operation opens a connection, does its work
+    (one transaction for a write) and closes it, and waits while another process holds the
+    file. `volcast serve` following its watch-list and every CLI command on the same file take
+    turns of milliseconds (docs/live.md). Within a process, one lock serialises the store's
+    users (a DuckDB connection is not safe to share between threads)."""
+
+    def __init__(self, path: Path, read_only: bool = False, wait_s: float = WAIT_S,
+                 on_wait: Callable[[float], None] | None = None) -> None:
+        self.path, self.read_only, self.wait_s = path, read_only, wait_s
+        self.on_wait = on_wait
+        """Told the seconds each opening waited for another process (metrics, benchmarks)."""
         self._lock = threading.RLock()
-        self._con = _connect(path, read_only)
-        try:
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._depth = 0
+        with self.connection():
             self._check_ours(read_only)
-        except BaseException:
-            self._con.close()
-            raise
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection of the operation in progress on this thread, opened for it when it
+        is the outermost one and closed when it ends (so other processes get their turn)."""
+        with self._lock:
+            if self._con is None:
+                self._con, waited = _connect(self.path, self.read_only, self.wait_s)
+                if self.on_wait is not None:
+                    self.on_wait(waited)
+            self._depth += 1
+            try:
+                yield self._con
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._con.close()
+                    self._con = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed at the end, rolled back on error, so
+        a killed process leaves all of it or none."""
+        with self.connection() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     def _check_ours(self, read_only: bool) -> None:
         """Refuse a DuckDB file that another program made, rather than write into it."""
@@ -163,7 +225,7 @@ class CandleStore:
         """An older schema -> SCHEMA_VERSION in one transaction; a failure leaves the file as it
         was. 1 -> 2: base and quote for every series, read from its symbol (no exchange is
         asked); 2 -> 3: the empty_ranges table, empty (nothing confirmed yet)."""
-        with self._transaction() as con:
+        with self.transaction() as con:
             if self._version < 2:
                 con.execute("ALTER TABLE series ADD COLUMN base VARCHAR")
                 con.execute("ALTER TABLE series ADD COLUMN quote VARCHAR")
@@ -181,25 +243,14 @@ class CandleStore:
         rows = self._con.execute(query, args or []).fetchall()
         return rows[0] if rows else None
 
-    @_locked
     def close(self) -> None:
-        self._con.close()
+        """Nothing stays open between operations; kept so a store is a context manager."""
 
     def __enter__(self) -> "CandleStore":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        self._con.execute("BEGIN TRANSACTION")
-        try:
-            yield self._con
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
-        self._con.execute("COMMIT")
 
     def _series_id(self, key: SeriesKey, create: bool,
                    units: tuple[str, str] | None = None) -> int | None:
@@ -219,7 +270,7 @@ class CandleStore:
                               [*units, row[0]])
         return None if row is None else int(row[0])
 
-    @_locked
+    @_connected
     def upsert(self, key: SeriesKey, frame: pd.DataFrame,
                units: tuple[str, str] | None = None) -> int:
         """Write candles (columns CANDLE_COLUMNS, optional ``trades``, unique timestamps) in one
@@ -230,7 +281,7 @@ class CandleStore:
             return 0
         page = frame if "trades" in frame else frame.assign(trades=pd.NA)
         page = page[[*CANDLE_COLUMNS, "trades"]].astype({"trades": "Int64"})
-        with self._transaction() as con:
+        with self.transaction() as con:
             sid = self._series_id(key, create=True, units=units)
             con.register("page", page)
             try:
@@ -254,7 +305,7 @@ class CandleStore:
     def _span(start: int | None, end: int | None) -> tuple[int, int]:
         return (_MIN_TS if start is None else start, _MAX_TS if end is None else end)
 
-    @_locked
+    @_connected
     def read(self, key: SeriesKey, start: int | None = None, end: int | None = None,
              limit: int | None = None) -> pd.DataFrame:
         """Candles with start <= timestamp < end, ascending, at most ``limit`` of them (the
@@ -269,7 +320,7 @@ class CandleStore:
             frame = frame.drop(columns="trades")
         return frame
 
-    @_locked
+    @_connected
     def bounds(self, key: SeriesKey) -> tuple[int, int] | None:
         """(first, last) stored open time, or None when the series holds nothing."""
         sid = self._series_id(key, create=False)
@@ -279,27 +330,27 @@ class CandleStore:
                                   [sid])
         return None if first is None else (int(first), int(last))
 
-    @_locked
+    @_connected
     def gaps(self, key: SeriesKey) -> pd.DataFrame:
         """Holes of one series: after and before (the neighbours' open times), how many
         candles are missing between them, and how many of those the exchange ``confirmed`` it
         has none of (``volcast.data.holes``)."""
         return holes.gaps(self._con, self._known(key), self._version >= 3)
 
-    @_locked
+    @_connected
     def empty_ranges(self, key: SeriesKey) -> list[holes.Range]:
         """[start, stop) stretches the exchange confirmed it has no candles for, in order."""
         sid = self._series_id(key, create=False)
         return [] if sid is None or self._version < 3 else holes.stretches(self._con, sid)
 
-    @_locked
+    @_connected
     def confirm_empty(self, key: SeriesKey, start: int, stop: int) -> None:
         """Record that the exchange has no candles of a series in [start, stop). A new series
         is added (a download's first page may confirm before its write has landed)."""
-        with self._transaction() as con:
+        with self.transaction() as con:
             holes.confirm(con, self._series_id(key, create=True), start, stop)
 
-    @_locked
+    @_connected
     def extent(self, key: SeriesKey, start: int | None = None, end: int | None = None
                ) -> tuple[int, int | None, int | None]:
         """(candles, first, last open time) stored with start <= open time < end."""
@@ -308,14 +359,14 @@ class CandleStore:
             "AND ts < ?", [self._known(key), *self._span(start, end)])
         return int(rows), first, last
 
-    @_locked
+    @_connected
     def delete(self, key: SeriesKey, start: int | None = None, end: int | None = None) -> int:
         """Delete the candles with start <= open time < end, and forget which of those open
         times the exchange confirmed empty, in one transaction; a series left without candles
         is forgotten whole. Returns how many candles were deleted."""
         sid = self._known(key)
         low, high = self._span(start, end)
-        with self._transaction() as con:
+        with self.transaction() as con:
             gone = con.execute("DELETE FROM candles WHERE series_id = ? AND ts >= ? AND ts < ? "
                                "RETURNING ts", [sid, low, high]).fetchall()
             holes.forget(con, sid, low, high)
@@ -324,7 +375,7 @@ class CandleStore:
                 con.execute("DELETE FROM series WHERE id = ?", [sid])
         return len(gone)
 
-    @_locked
+    @_connected
     def units(self, key: SeriesKey) -> tuple[str, str]:
         """(base, quote) of a stored series: volume is counted in base, prices are in quote."""
         sid = self._known(key)
@@ -333,7 +384,7 @@ class CandleStore:
         base, quote = self._first("SELECT base, quote FROM series WHERE id = ?", [sid])
         return base, quote
 
-    @_locked
+    @_connected
     def series(self) -> pd.DataFrame:
         """Every stored series with its units (base: volume's unit, quote: prices'), rows,
         first, last, gaps and missing candles."""

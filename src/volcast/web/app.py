@@ -40,9 +40,9 @@ def _error(request: Request, error: Exception) -> JSONResponse:
 
 @dataclass
 class Census:
-    """How many series the store holds, for ``/health``: counted at startup and after each job
-    (in this server only jobs write the store: it holds the file open), so that ``/health``
-    answers from memory and never waits for the store or for a job that holds it."""
+    """How many series the store holds, for ``/health``: counted at startup, after each job and
+    as the live service stores candles, so that ``/health`` answers from memory and never
+    waits for the store or for a job that holds it."""
 
     series: int | None = None
 
