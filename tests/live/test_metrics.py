@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -142,11 +143,12 @@ def test_each_metrics_has_its_own_registry(clock: Clock):
     assert names_with(scrape(other), "series", BTC) == set()
 
 
-def timed_app(metrics: Metrics) -> FastAPI:
+def timed_app(metrics: Metrics, static: Path) -> FastAPI:
     """A tiny real FastAPI app with the middleware and the /metrics route as volcast wires
-    them."""
+    them, and files mounted as the dashboard's are."""
     app = FastAPI()
     app.include_router(router)
+    app.mount("/static", StaticFiles(directory=static), name="static")
 
     @app.get("/api/items/{item}")
     def item(item: int) -> dict[str, int]:
@@ -161,12 +163,16 @@ def timed_app(metrics: Metrics) -> FastAPI:
     return app
 
 
-def test_the_middleware_labels_requests_by_route_template(clock: Clock):
+def test_the_middleware_labels_requests_by_route_template(clock: Clock, tmp_path: Path):
     metrics = Metrics(now=clock)
-    with TestClient(timed_app(metrics), raise_server_exceptions=False) as client:
+    (tmp_path / "page.js").write_text("1")
+    with TestClient(timed_app(metrics, tmp_path), raise_server_exceptions=False) as client:
         for number in (1, 2, 3):
             assert client.get(f"/api/items/{number}?q=x{number}").status_code == 200
         assert client.get("/api/items/nope").status_code == 422
+        assert client.delete("/api/items/1").status_code == 405
+        assert client.get("/static/page.js").status_code == 200
+        assert client.get("/static/missing.js").status_code == 404
         assert client.get("/no/such/path").status_code == 404
         assert client.get("/api/broken").status_code == 500
         answer = client.get("/metrics")
@@ -176,6 +182,9 @@ def test_the_middleware_labels_requests_by_route_template(clock: Clock):
     samples = scrape(metrics)
     assert value(samples, count, route="/api/items/{item}", method="GET", status="200") == 3
     assert value(samples, count, route="/api/items/{item}", method="GET", status="422") == 1
+    assert value(samples, count, route="/api/items/{item}", method="DELETE", status="405") == 1
+    assert value(samples, count, route="/static", method="GET", status="200") == 1
+    assert value(samples, count, route="/static", method="GET", status="404") == 1
     assert value(samples, count, route=UNMATCHED, method="GET", status="404") == 1
     assert value(samples, count, route="/api/broken", method="GET", status="500") == 1
     assert value(samples, count, route="/metrics", method="GET", status="200") == 1
