@@ -3,34 +3,40 @@ already traded in it and the forecast made for it at its start (the prior).
 
 Why this shape. A candle's final volume is what has traded (known) plus what remains; only the
 remainder is forecast, so the nowcast never falls below the volume already traded and reaches
-it exactly at the close. The remainder's rate is a weighted geometric mean of two estimates:
+it exactly at the close. The rate of the remainder is a weighted geometric mean of up to three
+estimates, each a full candle's volume:
 
-- the *pace so far*, ``so_far / share(e)``: ``share(e)`` is the typical fraction of a candle's
-  volume traded by the elapsed fraction ``e`` (learned, not assumed linear);
-- the *prior*, the serving model's q50 for this candle, which knows the hour's usual level.
+- ``pace``: the volume so far over ``share(e)``, the typical fraction of a candle's volume
+  traded by the elapsed fraction ``e`` (learned, not assumed linear);
+- ``recent``: the volume of the last ``recent_fraction`` of the candle (5 minutes of an hour)
+  over the share typically traded then: trading comes in bursts, and the last minutes say more
+  about the next ones than the whole candle does (optional: a caller that only has the
+  exchange's open candle has no minutes);
+- ``prior``: the serving model's q50 for this candle, which knows the hour's usual level.
 
-In log space::
+In log space, with weights ``w >= 0`` summing to one and a bias ``c``, both fitted by least
+squares at each point of a grid of elapsed fractions (every 5 minutes of an hour)::
 
-    log remaining = log(1 - share) + w(e) * log(so_far / share) + (1 - w(e)) * log(prior) + c(e)
+    log remaining = log(1 - share(e)) + sum_j w_j(e) * log estimate_j + c(e)
 
-``w`` (clipped to [0, 1]) and ``c`` are fitted by least squares at each point of a grid of
-elapsed fractions (one per minute of an hour), so the pace takes over from the prior as the
-candle fills up. Early minutes are noisy (one burst of trades), late ones are informative. The
-weights sum to one, so the fit carries no unit: parameters learned on BTC serve ETH. Quantiles
-come from the empirical distribution of actual / estimated remainder at each grid point
-(held-in residuals), which keeps them ordered and positive. Between grid points every
-parameter is interpolated linearly in ``e``, so any candle length works given the fraction.
+so the pace takes over from the prior as the candle fills up. Weights summing to one keep the
+fit free of units: parameters learned on BTC serve ETH. Each subset of estimates a caller may
+have is fitted on its own (a "variant"): with no prior (none yet, or a q50 of 0) the pace
+alone is used, with its own bias and quantiles. Quantiles come from the empirical distribution
+of actual / estimated remainder at each grid point, which keeps them ordered and positive.
+Between grid points every parameter is interpolated linearly in ``e``, so any candle length
+works given the fraction (the shares are those of the candle length fitted).
 
-Without a prior (none yet, or a q50 of 0) ``w = 1``: the pace alone, with its own fitted bias
-and quantiles. At ``e = 0`` the nowcast is the prior itself (its q50; q10/q90 from how far the
-prior's candles fell from it in training); with neither a prior nor anything traded nothing is
-known and every quantile is the volume so far.
+At ``e = 0`` the nowcast is the prior itself (its q50; q10/q90 from how far candles fell from
+their prior in training); with neither a prior nor anything traded nothing is known, and every
+quantile is the volume so far.
 
 Parameters are JSON (``save``/``load``; never pickle); ``nowcast_default.json`` beside this
 module was fitted by ``bench/nowcast.py --write-default`` (docs/nowcast.md).
 """
 
 import json
+import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -45,13 +51,33 @@ from volcast.evaluation.backtest import backtest
 from volcast.models.base import Forecaster
 
 MINUTE_MS = 60_000
-MOST_POINTS = 60
-"""Grid points per candle: one per minute of an hour; longer candles are sampled as often."""
+MOST_POINTS = 12
+"""Grid points per candle: one per 5 minutes of an hour (the parameters change smoothly with
+the elapsed fraction: a finer grid measured no better between its points, docs/nowcast.md)."""
+DIGITS = 6
+"""Significant digits kept of each fitted number: far beyond what a few hundred candles can
+tell, and it keeps the saved file a few kB."""
+RECENT_PART = 12
+"""The recent window is this part of the candle (rounded to grid points, at least one)."""
+MIN_ROWS = 20
+"""Fewer training candles than this at a point: the variant drops its last estimate there."""
 QUANTILES = (0.1, 0.5, 0.9)
+ESTIMATES = ("pace", "recent", "prior")
+VARIANTS = ("prior", "pace", "pace+recent", "pace+prior", "pace+recent+prior")
 DEFAULT_FILE = "nowcast_default.json"
 
 Ratios = tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)],
                Annotated[float, Field(ge=0)]]
+
+
+class Variant(BaseModel):
+    """One subset of estimates: per grid point its weights (in the order of its name), bias
+    and quantile ratios (actual / estimated remainder at q10, q50, q90)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    weights: list[list[Annotated[float, Field(ge=0, le=1)]]]
+    bias: list[float]
+    ratios: list[Ratios]
 
 
 class NowcastParams(BaseModel):
@@ -64,31 +90,38 @@ class NowcastParams(BaseModel):
     candle_ms: int = Field(gt=0)
     grid: list[float] = Field(min_length=3, max_length=10_000)
     share: list[float]
-    weight: list[Annotated[float, Field(ge=0, le=1)]]
-    bias: list[float]
-    bias_alone: list[float]
-    ratios: list[Ratios]
-    ratios_alone: list[Ratios]
+    recent_points: int = Field(ge=1)
+    variants: dict[Literal[VARIANTS], Variant]  # type: ignore[valid-type]
     training: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        n = len(self.grid)
-        columns = (self.share, self.weight, self.bias, self.bias_alone, self.ratios,
-                   self.ratios_alone)
-        if any(len(column) != n for column in columns):
-            raise ValueError(f"every per-point list must have the grid's {n} entries")
         grid, share = np.array(self.grid), np.array(self.share)
+        if len(share) != len(grid):
+            raise ValueError(f"the shares must have the grid's {len(grid)} entries")
         if grid[0] != 0 or grid[-1] != 1 or np.any(np.diff(grid) <= 0):
             raise ValueError("the grid must rise strictly from 0 to 1")
         if share[0] != 0 or share[-1] != 1 or np.any(np.diff(share) < 0):
             raise ValueError("the shares must rise from 0 to 1")
         if not (share[1] > 0 and share[-2] < 1):
             raise ValueError("the shares strictly inside the candle must be within (0, 1)")
-        for ratios in (self.ratios, self.ratios_alone):
-            if any(not low <= mid <= high for low, mid, high in ratios):
-                raise ValueError("the quantile ratios must be ordered q10 <= q50 <= q90")
+        if self.recent_points >= len(grid) - 1:
+            raise ValueError("the recent window must be shorter than the candle")
+        if set(self.variants) != set(VARIANTS):
+            raise ValueError(f"the variants must be exactly {', '.join(VARIANTS)}")
+        for name, variant in self.variants.items():
+            _check_variant(name, variant, len(grid))
         return self
+
+
+def _check_variant(name: str, variant: Variant, points: int) -> None:
+    width = len(name.split("+"))
+    if not len(variant.weights) == len(variant.bias) == len(variant.ratios) == points:
+        raise ValueError(f"variant {name} must have the grid's {points} entries")
+    if any(len(w) != width or abs(sum(w) - 1) > 1e-4 for w in variant.weights):
+        raise ValueError(f"variant {name}: each point needs {width} weights summing to 1")
+    if any(not low <= mid <= high for low, mid, high in variant.ratios):
+        raise ValueError(f"variant {name}: the quantile ratios must be ordered")
 
 
 class Nowcaster:
@@ -98,8 +131,15 @@ class Nowcaster:
     def __init__(self, params: NowcastParams) -> None:
         self.params = params
         self._grid = np.array(params.grid)
-        self._table = np.column_stack([params.share, params.weight, params.bias,
-                                       params.bias_alone, params.ratios, params.ratios_alone])
+        self._share = np.array(params.share)
+        self._tables = {name: np.column_stack([v.weights, v.bias, v.ratios])
+                        for name, v in params.variants.items()}
+
+    @property
+    def recent_fraction(self) -> float:
+        """The part of the candle whose volume ``nowcast`` takes as ``recent`` (the last 5
+        minutes of an hour)."""
+        return self.params.recent_points / (len(self._grid) - 1)
 
     @classmethod
     def fit(cls, minutes: pd.DataFrame, candle_ms: int, priors: pd.DataFrame | None) -> Self:
@@ -107,21 +147,17 @@ class Nowcaster:
         when several series) grouped into candles of ``candle_ms``, and from ``priors``: the
         forecast made at each candle's start (``ds`` = its open time, ``q50``, and
         ``unique_id`` as in ``minutes``), as models' forecasts come. Only complete candles
-        count; those without a prior teach the pace-only estimate alone."""
+        count; those without a prior teach the variants without one."""
         cum, final, prior, series = _candles(minutes, candle_ms, priors)
         grid, at_points = _on_grid(cum, candle_ms)
         share = _shares(at_points, final)
-        columns = [_fit_point(at_points[:, k - 1], final, prior, share[k])
-                   for k in range(1, len(grid) - 1)]
-        first = _prior_point(final, prior, columns[0])
-        table = [first, *columns, (1.0, 1.0, 0.0, 0.0, (1.0, 1.0, 1.0), (1.0, 1.0, 1.0))]
-        weight, bias, alone, ratios, ratios_alone = (list(c) for c in zip(
-            *[row[1:] for row in table], strict=True))
+        recent = max(1, (len(grid) - 1) // RECENT_PART)
+        variants = _fit_variants(at_points, final, prior, share, recent)
         return cls(_params(
-            candle_ms=candle_ms, grid=grid.tolist(), share=share.tolist(), weight=weight,
-            bias=bias, bias_alone=alone, ratios=ratios, ratios_alone=ratios_alone,
-            training={"candles": len(final), "with_prior": int(np.isfinite(prior).sum()),
-                      "series": series}))
+            candle_ms=candle_ms, grid=_rounded(grid.tolist()), share=_rounded(share.tolist()),
+            recent_points=recent, variants=_rounded(variants),
+            training={"candles": len(final), "series": series,
+                      "with_prior": int(np.isfinite(prior).sum())}))
 
     @classmethod
     def load(cls, path: Path) -> Self:
@@ -138,38 +174,41 @@ class Nowcaster:
 
     @classmethod
     def default(cls) -> Self:
-        """The parameters shipped with volcast (fitted on Binance.US BTC 1-minute candles of
-        March 2023 with ``hour_of_day_median_7d`` priors; see docs/nowcast.md)."""
+        """The parameters shipped with volcast: hourly candles, fitted on Binance.US BTC
+        1-minute candles of March 2023 with MSTL priors (docs/nowcast.md)."""
         with resources.as_file(resources.files(__package__) / DEFAULT_FILE) as path:
             return cls.load(path)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.params.model_dump(mode="json"), indent=1) + "\n")
+        path.write_text(json.dumps(self.params.model_dump(mode="json")) + "\n")
 
     def nowcast(self, so_far: float, elapsed: float, prior_q50: float | None,
-                open_ms: int | None = None) -> dict[str, float]:
+                open_ms: int | None = None, recent: float | None = None) -> dict[str, float]:
         """The open candle's expected final volume: ``q10``, ``q50``, ``q90``.
 
         ``so_far``: volume traded in the candle up to now; ``elapsed``: the fraction of the
         candle gone by on the exchange clock, in [0, 1]; ``prior_q50``: the forecast made for
         this candle at its start, None (or 0) when there is none; ``open_ms``: the candle's
-        open time, only checked (the fit pools every hour of the day)."""
-        _check(so_far, elapsed, prior_q50, open_ms)
-        has_prior = prior_q50 is not None and prior_q50 > 0
-        if elapsed == 1 or (not has_prior and (elapsed == 0 or so_far == 0)):
+        open time, only checked (the fit pools every hour of the day); ``recent``: the volume
+        of the last ``recent_fraction`` of the candle (of all of it, when less has gone by),
+        None when unknown."""
+        _check(so_far, elapsed, prior_q50, open_ms, recent)
+        values = {"pace": so_far if elapsed > 0 else 0.0, "prior": prior_q50 or 0.0,
+                  "recent": recent or 0.0}
+        if elapsed == 1 or values["pace"] == values["prior"] == 0:
             return dict.fromkeys(("q10", "q50", "q90"), float(so_far))
-        row = np.array([np.interp(elapsed, self._grid, column) for column in self._table.T])
-        share, weight, bias, alone = row[:4]
-        if not has_prior:  # the pace alone
-            log_rate, ratios = np.log(so_far / share) + alone, row[7:10]
-        else:
-            weight = weight if so_far > 0 else 0.0
-            pace = np.log(so_far / share) if so_far > 0 else 0.0
-            log_rate = weight * pace + (1 - weight) * np.log(prior_q50) + bias
-            ratios = row[4:7]
-        remaining = (1 - share) * np.exp(log_rate)
+        name = "+".join(e for e in ESTIMATES if values[e] > 0) if values["pace"] else "prior"
+        row = np.array([np.interp(elapsed, self._grid, c) for c in self._tables[name].T])
+        share = float(np.interp(elapsed, self._grid, self._share))
+        since = float(np.interp(max(elapsed - self.recent_fraction, 0), self._grid,
+                                self._share))
+        scale = {"pace": share, "recent": max(share - since, 1e-9), "prior": 1.0}
+        names = name.split("+")
+        log_rate = sum(w * np.log(values[e] / scale[e])
+                       for w, e in zip(row[:len(names)], names, strict=True))
+        remaining = (1 - share) * np.exp(log_rate + row[len(names)])
         return {f"q{round(q * 100)}": float(so_far + remaining * r)
-                for q, r in zip(QUANTILES, ratios, strict=True)}
+                for q, r in zip(QUANTILES, row[-3:], strict=True)}
 
 
 def _params(**fields: Any) -> NowcastParams:
@@ -182,7 +221,19 @@ def _params(**fields: Any) -> NowcastParams:
         raise VolcastError(f"nowcast {where}: {first['msg']}") from None
 
 
-def _check(so_far: float, elapsed: float, prior_q50: float | None, open_ms: int | None) -> None:
+def _rounded(value: Any) -> Any:
+    """``value`` with every float in it kept to ``DIGITS`` significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.{DIGITS}g}")
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(item) for item in value]
+    return value
+
+
+def _check(so_far: float, elapsed: float, prior_q50: float | None, open_ms: int | None,
+           recent: float | None) -> None:
     if not (np.isfinite(so_far) and so_far >= 0):
         raise VolcastError(f"the volume so far must be a number >= 0, not {so_far}")
     if not (np.isfinite(elapsed) and 0 <= elapsed <= 1):
@@ -192,6 +243,9 @@ def _check(so_far: float, elapsed: float, prior_q50: float | None, open_ms: int 
         raise VolcastError(f"the prior forecast must be a number >= 0 or none, not {prior_q50}")
     if open_ms is not None and open_ms < 0:
         raise VolcastError(f"the candle's open time must be >= 0 ms, not {open_ms}")
+    if recent is not None and not (np.isfinite(recent) and 0 <= recent <= so_far * (1 + 1e-9)):
+        raise VolcastError(f"the recent volume must be a number within [0, volume so far "
+                           f"{so_far}], not {recent}")
 
 
 def minute_table(minutes: pd.DataFrame, candle_ms: int) -> pd.DataFrame:
@@ -240,64 +294,104 @@ def _priors_of(candles: pd.Index, priors: pd.DataFrame | None) -> np.ndarray:
 
 def _on_grid(cum: np.ndarray, candle_ms: int) -> tuple[np.ndarray, np.ndarray]:
     """The grid of elapsed fractions (0, ..., 1; at most ``MOST_POINTS`` steps) and the volume
-    traded by each inner point [N, points - 1]."""
+    traded by each point [N, points + 1] (0 at the open, the final volume at the close)."""
     length = candle_ms // MINUTE_MS
     points = min(length, MOST_POINTS)
     grid = np.arange(points + 1) / points
-    ends = np.rint(grid[1:-1] * length).astype(int)  # whole minutes traded by each inner point
-    return grid, cum[:, ends - 1]
+    ends = np.rint(grid[1:] * length).astype(int)  # whole minutes traded by each point
+    return grid, np.column_stack([np.zeros(len(cum)), cum[:, ends - 1]])
 
 
 def _shares(at_points: np.ndarray, final: np.ndarray) -> np.ndarray:
     """The typical share of the final volume traded by each grid point: the median over
     candles that traded at all, kept rising and strictly inside (0, 1) between the ends."""
     traded = final > 0
-    inner = np.median(at_points[traded] / final[traded, None], axis=0)
+    inner = np.median(at_points[traded, 1:-1] / final[traded, None], axis=0)
     inner = np.clip(np.maximum.accumulate(inner), 1e-6, 1 - 1e-6)
     return np.concatenate([[0.0], inner, [1.0]])
 
 
-def _fit_point(so_far: np.ndarray, final: np.ndarray, prior: np.ndarray, share: float
-               ) -> tuple[float, float, float, float, tuple[float, ...], tuple[float, ...]]:
-    """(share, w, c, c alone, ratios, ratios alone) at one inner grid point."""
-    remaining = final - so_far
-    with np.errstate(divide="ignore"):
-        target = np.log(remaining) - np.log1p(-share)
-        pace = np.log(so_far) - np.log(share)
+def _fit_variants(at_points: np.ndarray, final: np.ndarray, prior: np.ndarray,
+                  share: np.ndarray, recent: int) -> dict[str, dict[str, list[Any]]]:
+    """Every variant's weights, bias and ratios at every grid point (the ends set by
+    ``_ends``). While the recent window still covers the whole candle, the recent volume is
+    the volume so far: nothing new, so variants with it repeat those without there."""
+    rows: dict[str, list[tuple[list[float], float, tuple[float, ...]]]] = {v: [] for v in VARIANTS}
+    with np.errstate(divide="ignore", invalid="ignore"):
         log_prior = np.log(prior)
-    usable = np.isfinite(target) & np.isfinite(pace)
-    alone = float(np.mean(target[usable] - pace[usable]))
-    ratios_alone = _ratios(remaining, so_far / share * (1 - share) * np.exp(alone), so_far > 0)
-    with_prior = usable & np.isfinite(log_prior)
-    if with_prior.sum() < 3:  # no priors to learn from: the prior counts for nothing
-        return share, 1.0, alone, alone, ratios_alone, ratios_alone
-    x, y = pace[with_prior] - log_prior[with_prior], target[with_prior] - log_prior[with_prior]
-    spread = np.var(x)
-    weight = float(np.clip(np.cov(x, y, bias=True)[0, 1] / spread, 0, 1)) if spread else 1.0
-    bias = float(np.mean(y - weight * x))
-    w = np.where(so_far > 0, weight, 0.0)
-    estimate = (1 - share) * np.exp(w * np.where(so_far > 0, pace, 0) + (1 - w) * log_prior
-                                    + bias)
-    return share, weight, bias, alone, _ratios(remaining, estimate, np.isfinite(log_prior)), \
-        ratios_alone
+        for k in range(1, len(share) - 1):
+            so_far = at_points[:, k]
+            recent_share = share[k] - share[max(k - recent, 0)]
+            estimates = {"pace": np.log(so_far / share[k]), "prior": log_prior,
+                         "recent": np.log((so_far - at_points[:, max(k - recent, 0)])
+                                          / recent_share)}
+            if k <= recent:  # the window is the whole candle so far: nothing new
+                estimates["recent"] = np.full(len(final), np.nan)
+            remaining = final - so_far
+            target = np.log(remaining) - np.log1p(-share[k])
+            fitted: dict[str, tuple[list[float], float, tuple[float, ...]]] = {}
+            for name in VARIANTS:
+                fitted[name] = _fit_point(name, estimates, target, remaining, share[k], fitted)
+                rows[name].append(fitted[name])
+    return {name: _ends(name, points, final, prior) for name, points in rows.items()}
 
 
-def _prior_point(final: np.ndarray, prior: np.ndarray, after: tuple[Any, ...]
-                 ) -> tuple[float, float, float, float, tuple[float, ...], tuple[float, ...]]:
-    """The point e = 0: the prior itself (its q50 unchanged; q10/q90 from how the candles fell
-    around it); the pace-only columns repeat the first inner point's (nothing traded yet)."""
-    known = np.isfinite(prior)
-    ratios = _ratios(final, np.where(known, prior, 1.0), known)
-    if known.any():
-        ratios = tuple(r / ratios[1] for r in ratios) if ratios[1] > 0 else (1.0, 1.0, 1.0)
-    return 0.0, 0.0, 0.0, after[3], ratios, after[5]
+def _fit_point(name: str, estimates: dict[str, np.ndarray], target: np.ndarray,
+               remaining: np.ndarray, share: float,
+               fitted: dict[str, tuple[list[float], float, tuple[float, ...]]]
+               ) -> tuple[list[float], float, tuple[float, ...]]:
+    """(weights, bias, ratios) of one variant at one point, by least squares in log space with
+    the weights summing to one; a negative weight drops its estimate and the rest is refitted.
+    Too few candles with every estimate: the variant without the scarcest one (never the
+    pace), that one weighing 0; ``fitted`` holds the smaller variants of this point."""
+    names = name.split("+")
+    features = np.column_stack([estimates[e] for e in names])
+    usable = np.isfinite(features).all(axis=1)
+    if usable.sum() < MIN_ROWS:
+        if len(names) == 1:  # nothing at all to learn from: the estimate as it is
+            return [1.0], 0.0, (1.0, 1.0, 1.0)
+        scarce = min(names[1:], key=lambda e: np.isfinite(estimates[e]).sum())
+        weights, bias, ratios = fitted["+".join(e for e in names if e != scarce)]
+        weights = list(weights)
+        weights.insert(names.index(scarce), 0.0)
+        return weights, bias, ratios
+    x, y = features[usable], target[usable]
+    fit_rows = np.isfinite(y)
+    active = list(range(len(names)))
+    while True:
+        base = x[:, active[-1]]
+        design = np.column_stack([x[:, active[:-1]] - base[:, None], np.ones(len(x))])
+        beta = np.linalg.lstsq(design[fit_rows], (y - base)[fit_rows], rcond=None)[0]
+        weights = np.zeros(len(names))
+        weights[active[:-1]] = beta[:-1]
+        weights[active[-1]] = 1 - beta[:-1].sum()
+        if (weights[active] >= 0).all():
+            break
+        active.remove(active[int(np.argmin(weights[active]))])
+    estimate = (1 - share) * np.exp(x @ weights + beta[-1])
+    return weights.tolist(), float(beta[-1]), _ratios(remaining[usable] / estimate)
 
 
-def _ratios(actual: np.ndarray, estimate: np.ndarray, rows: np.ndarray) -> tuple[float, ...]:
-    """Quantiles of actual / estimate over ``rows`` (1, 1, 1 when there are none)."""
-    if not rows.any():
-        return (1.0, 1.0, 1.0)
-    return tuple(float(v) for v in np.quantile(actual[rows] / estimate[rows], QUANTILES))
+def _ends(name: str, points: list[tuple[list[float], float, tuple[float, ...]]],
+          final: np.ndarray, prior: np.ndarray) -> dict[str, list[Any]]:
+    """The variant with its two ends added. At the close it repeats the last inner point (the
+    remainder is 0 there anyway). At the open a variant with the prior is the prior itself:
+    all weight on it, no bias, its q50 unchanged and q10/q90 from how the candles fell around
+    it; one without repeats its first inner point (nothing traded yet)."""
+    first = points[0]
+    if "prior" in name:
+        known = np.isfinite(prior)
+        ratios = _ratios(final[known] / prior[known]) if known.sum() >= MIN_ROWS else (1, 1, 1)
+        middle = ratios[1] if ratios[1] > 0 else 1.0
+        first = ([0.0] * (len(first[0]) - 1) + [1.0], 0.0, tuple(r / middle for r in ratios))
+    table = [first, *points, points[-1]]
+    return {"weights": [p[0] for p in table], "bias": [p[1] for p in table],
+            "ratios": [p[2] for p in table]}
+
+
+def _ratios(ratios: np.ndarray) -> tuple[float, ...]:
+    """The q10, q50, q90 of actual / estimated volumes."""
+    return tuple(float(v) for v in np.quantile(ratios, QUANTILES))
 
 
 def candles_of(minutes: pd.DataFrame, candle_ms: int) -> pd.DataFrame:
@@ -315,7 +409,9 @@ def walk_priors(model: Forecaster, candles: pd.DataFrame, start_ms: int) -> pd.D
     service's serving model does at each close (the protocol's backtest with a horizon of 1)."""
     parts = []
     for uid, series in candles.groupby("unique_id", sort=True):
-        result = backtest(model, series, horizon=1, cutoff=start_ms)
+        with warnings.catch_warnings():  # its scores, unused here, average empty steps
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = backtest(model, series, horizon=1, cutoff=start_ms)
         found = result.predictions.rename(columns={"timestamp": "ds", "y_pred": "q50"})
         parts.append(found.assign(unique_id=uid)[["unique_id", "ds", "q10", "q50", "q90"]])
     return pd.concat(parts, ignore_index=True)
@@ -324,19 +420,24 @@ def walk_priors(model: Forecaster, candles: pd.DataFrame, start_ms: int) -> pd.D
 def evaluate(nowcaster: Nowcaster, minutes: pd.DataFrame, priors: pd.DataFrame,
              at_minutes: Sequence[int]) -> pd.DataFrame:
     """Every complete candle of ``minutes`` that has a prior, nowcast ``at_minutes`` minutes
-    after its open: one row per (candle, minute) with the actual final volume and the three
-    estimates compared in docs/nowcast.md (the prior, linear extrapolation, the nowcast)."""
+    after its open: one row per (candle, minute) with the actual final volume and the
+    estimates compared in docs/nowcast.md: the prior, linear extrapolation, the nowcast from
+    the volume so far (``q10, q50, q90``) and with the recent minutes too (``recent_q*``)."""
     candle_ms = nowcaster.params.candle_ms
     wide = minute_table(minutes, candle_ms)
     prior = _priors_of(wide.index, priors)
     wide, prior = wide[np.isfinite(prior)], prior[np.isfinite(prior)]
     cum, length = wide.to_numpy().cumsum(axis=1), candle_ms // MINUTE_MS
+    window = round(nowcaster.recent_fraction * length)
     rows = []
     for minute in at_minutes:
-        so_far, elapsed = cum[:, minute - 1], minute / length
-        for (uid, ds), traded, before, actual in zip(wide.index, so_far, prior, cum[:, -1],
-                                                     strict=True):
+        elapsed, start = minute / length, minute - 1 - window
+        recent = cum[:, minute - 1] - (cum[:, start] if start >= 0 else 0)
+        for (uid, ds), so_far, before, late, actual in zip(
+                wide.index, cum[:, minute - 1], prior, recent, cum[:, -1], strict=True):
+            with_recent = nowcaster.nowcast(so_far, elapsed, before, ds, late)
             rows.append({"unique_id": uid, "ds": ds, "minute": minute, "actual": actual,
-                         "prior": before, "linear": traded / elapsed,
-                         **nowcaster.nowcast(traded, elapsed, before, ds)})
+                         "prior": before, "linear": so_far / elapsed,
+                         **nowcaster.nowcast(so_far, elapsed, before, ds),
+                         **{f"recent_{q}": v for q, v in with_recent.items()}})
     return pd.DataFrame(rows)
