@@ -5,7 +5,11 @@ only by a generous deadline."""
 
 import asyncio
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -182,6 +186,51 @@ def test_a_restart_fills_the_gap_exactly(db, source):
     assert record.added(BTC) + again.added(BTC) == len(stored)
     first_after = again.candles[0]
     assert first_after[1] >= 3 and first_after[2] >= gap_end  # the whole gap in one backfill
+
+
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+from volcast.config import FetchSettings, LiveSettings, WatchSettings
+from volcast.data.store import CandleStore
+from volcast.live.follower import Callbacks, follow_all
+from volcast.live.watch import watch_plan
+
+db, url, since = sys.argv[1:]
+plans = watch_plan([WatchSettings(exchange="binance", symbols=["BTC/USDT"], since=since,
+                                  url=url)])
+fast = FetchSettings(retries=12, backoff_s=0.01, backoff_max_s=0.2, timeout_ms=1000,
+                     rate_limit=False)
+asyncio.run(follow_all(plans, CandleStore(Path(db)), fast, LiveSettings(max_sleep_s=5),
+                       Callbacks(), asyncio.Event()))
+"""
+"""Follows BTC/USDT on the simulator at ``url`` into ``db`` until killed."""
+
+
+def test_kill_9_then_a_restart_fills_the_gap_without_duplicates(db, source):
+    record = Recorder()
+    with running(clocked()) as sim, CandleStore(db) as store:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(db), sim.url, SINCE],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        async def killed_after_two_closes() -> None:
+            def stored_or_died() -> bool:
+                assert child.poll() is None, child.stderr.read().decode()
+                return last(store, BTC) >= JULY + HOUR
+            await until(stored_or_died, "the child stores two closes")
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+            killed_at = last(store, BTC)
+            await until(lambda: exchange_now(sim.url) >= killed_at + 4 * HOUR,
+                        "three more closes")
+            assert last(store, BTC) == killed_at
+        in_thread(killed_after_two_closes)
+        killed_at = last(store, BTC)
+        in_thread(lambda: follow([plan(sim.url, "BTC/USDT")], store, record,
+                                 lambda: last(store, BTC) >= killed_at + 3 * HOUR,
+                                 "the gap is stored"))
+        assert_stored_equal_source(store, BTC, source["BTC_USDT"], parse_time(SINCE))
+    assert record.candles[0][1] >= 3  # the gap, in the first sync after the restart
 
 
 def free_port() -> int:

@@ -220,7 +220,7 @@ class Follower:
             self.clock.observe(exchange_ms)
             due = [t for t in tracks if t.due(exchange_ms) and t.retry_at <= self._local()]
             await asyncio.gather(*(self._sync(client, track, exchange_ms) for track in due))
-            await self._nowcast(client, tracks, exchange_ms)
+            await self._nowcast(client, tracks)
             await asyncio.sleep(self._sleep_s(tracks))
 
     def _sleep_s(self, tracks: Sequence[_Track]) -> float:
@@ -277,9 +277,10 @@ class Follower:
     def _nowcasting(self) -> bool:
         return self.live.nowcast and self.callbacks.on_open is not None
 
-    async def _nowcast(self, client: ExchangeClient, tracks: Sequence[_Track],
-                       exchange_ms: int) -> None:
-        """Once a minute of the exchange's clock: each series' open candle so far."""
+    async def _nowcast(self, client: ExchangeClient, tracks: Sequence[_Track]) -> None:
+        """Once a minute of the exchange's clock: each series' open candle so far. The time
+        is the clock's estimate, since a long backfill may have made the round's sample old."""
+        exchange_ms = self.clock.now()
         if not self._nowcasting() or exchange_ms < self._next_nowcast or \
                 self._local() < self._nowcast_after:
             return
@@ -325,23 +326,27 @@ class Following:
         self.callbacks = callbacks
         self.plans: list[ExchangePlan] = []
         self._running: dict[tuple[str, str | None], _Running] = {}
+        self._changing = asyncio.Lock()
 
     async def apply(self, plans: Sequence[ExchangePlan]) -> list[PlanChange]:
-        """Follow ``plans`` from now on; returns what changed."""
-        changes = diff_plans(self.plans, plans)
-        wanted = {plan.ident: plan for plan in plans}
-        await self._stop([ident for ident, running in self._running.items()
-                          if wanted.get(ident) != running.plan])
-        for plan in plans:
-            if plan.ident not in self._running:
-                self._start(plan)
-        self.plans = list(plans)
-        return changes
+        """Follow ``plans`` from now on; returns what changed. Two reloads at once apply one
+        after the other."""
+        async with self._changing:
+            changes = diff_plans(self.plans, plans)
+            wanted = {plan.ident: plan for plan in plans}
+            await self._stop([ident for ident, running in self._running.items()
+                              if wanted.get(ident) != running.plan])
+            for plan in plans:
+                if plan.ident not in self._running:
+                    self._start(plan)
+            self.plans = list(plans)
+            return changes
 
     async def close(self) -> None:
         """Stop every follower and wait for each to finish its page in flight."""
-        await self._stop(list(self._running))
-        self.plans = []
+        async with self._changing:
+            await self._stop(list(self._running))
+            self.plans = []
 
     def _start(self, plan: ExchangePlan) -> None:
         stop = asyncio.Event()
