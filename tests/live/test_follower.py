@@ -105,11 +105,12 @@ def assert_stored_equal_source(store: CandleStore, key: SeriesKey, source: pd.Da
 
 
 def assert_reported(record: Recorder, key: SeriesKey, stored: pd.DataFrame) -> None:
-    """on_candles counted every stored candle once, newest open times rising to the last."""
+    """on_candles counted every stored candle once, newest open times rising. A page written
+    while the follower was being stopped is stored but not reported (its sync never ended):
+    the newest report may stop short of the store."""
     newest = [n for k, _, n in record.candles if k == key]
-    assert record.added(key) == len(stored)
     assert newest == sorted(set(newest))
-    assert newest[-1] == stored["timestamp"].iloc[-1]
+    assert record.added(key) == (stored["timestamp"] <= newest[-1]).sum()
 
 
 def plan(url: str, *symbols: str, exchange: str = "binance",
@@ -174,6 +175,7 @@ def test_a_restart_fills_the_gap_exactly(db, source):
         in_thread(lambda: follow(plans, store, record, lambda: last(store, BTC) >= JULY + HOUR,
                                  "two closes are stored"))
         stopped = last(store, BTC)
+        before = store.read(BTC)
         gap_end = stopped + 3 * HOUR
 
         async def clock_runs_on() -> None:
@@ -183,7 +185,8 @@ def test_a_restart_fills_the_gap_exactly(db, source):
         in_thread(lambda: follow(plans, store, again, lambda: last(store, BTC) >= gap_end,
                                  "the gap is stored"))
         stored = assert_stored_equal_source(store, BTC, source["BTC_USDT"], parse_time(SINCE))
-    assert record.added(BTC) + again.added(BTC) == len(stored)
+    assert_reported(record, BTC, before)
+    assert again.added(BTC) == len(stored) - len(before)
     first_after = again.candles[0]
     assert first_after[1] >= 3 and first_after[2] >= gap_end  # the whole gap in one backfill
 

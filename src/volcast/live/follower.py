@@ -53,7 +53,9 @@ class Callbacks:
     such as a forecast, to a thread). ``on_candles(key, added, newest_open_ms)`` after new
     candles are stored; ``on_error(key, message)`` when a sync gave up (it is retried);
     ``on_ok(key)`` after a good sync; ``on_open(key, open_ms, volume_so_far, exchange_now_ms)``
-    each minute with the open candle, when given and ``LiveSettings.nowcast`` is on."""
+    each minute with the open candle, when given and ``LiveSettings.nowcast`` is on. A page
+    written while the follower is being stopped is stored but not reported: the store, not
+    the calls, is the record."""
 
     on_candles: Callable[[SeriesKey, int, int], None] = _ignore
     on_error: Callable[[SeriesKey, str], None] = _ignore
