@@ -3,10 +3,8 @@
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +13,7 @@ from volcast.data.store import CandleStore
 from volcast.live.alert_log import AlertLog
 from volcast.live.alerts import Event
 from volcast.live.webhooks import Notifier, Outcome, redact, retry_after_s
+from volcast.simulator.receiver import Receiver, receiving
 
 DEADLINE_S = 30.0
 FAST = {"first_delay_s": 0.01, "max_delay_s": 0.05}
@@ -24,58 +23,10 @@ EVENT = Event("peak", "binance:BTC/USDT:1h", "q90_above", "firing", 150.0, 100.0
               "ep1", id=7)
 
 
-@dataclass
-class Receiver:
-    """Answers ``fail`` (a status) to the first ``failures`` POSTs, then 200; ``gate``, when
-    given, holds every answer until it is set."""
-
-    failures: int = 0
-    fail: int = 500
-    headers: dict[str, str] = field(default_factory=dict)
-    gate: threading.Event | None = None
-    bodies: list[bytes] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-    accepted: int = 0
-    arrived: threading.Event = field(default_factory=threading.Event)
-    url: str = ""
-
-    def answer(self, handler: BaseHTTPRequestHandler) -> None:
-        self.bodies.append(handler.rfile.read(int(handler.headers["Content-Length"])))
-        self.paths.append(handler.path)
-        self.times.append(time.monotonic())
-        self.arrived.set()
-        if self.gate is not None:
-            self.gate.wait(DEADLINE_S)
-        failing = len(self.bodies) <= self.failures
-        self.accepted += not failing  # before answering: the sender may be told at once
-        handler.send_response(self.fail if failing else 200)
-        for name, value in (self.headers if failing else {}).items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.answer(self)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_port}/hooks/SECRET-TOKEN"
-    yield state
-    if state.gate is not None:
-        state.gate.set()
-    server.shutdown()
-    server.server_close()
+    with receiving() as state:
+        yield state
 
 
 class Outcomes:

@@ -57,7 +57,9 @@ def test_serve_answers_then_stops_on_ctrl_c(store, tmp_path):
     process = serve("--db", str(store.path), "--port", str(port), "--models",
                     str(tmp_path / "models"))
     try:
-        assert wait_for_health(port) == {"status": "ok", "version": "0.1.0", "series": 2}
+        assert wait_for_health(port) == {"status": "ok", "version": "0.1.0", "series": 2,
+                                         "watching": 0, "stale": [], "failing": [],
+                                         "trainings": []}
         page = httpx.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and "volcast dashboard" in page.text
         assert httpx.get(f"http://127.0.0.1:{port}/vendor/plotly.min.js").status_code == 200

@@ -61,6 +61,9 @@ class Callbacks:
     on_error: Callable[[SeriesKey, str], None] = _ignore
     on_ok: Callable[[SeriesKey], None] = _ignore
     on_open: Callable[[SeriesKey, int, float, int], None] | None = None
+    on_clock: Callable[[str, "ExchangeClock"], None] = _ignore
+    """Told each new follower's exchange clock (exchange id, clock): what "now" means for
+    the exchange's series (stale data, candle ages)."""
 
 
 def _notify(callback: Callable[..., None], *args: object) -> None:
@@ -92,7 +95,9 @@ class ExchangeClock:
             self.settled = True
 
     def now(self) -> int:
-        """The exchange's time now, estimated from the samples (at least one)."""
+        """The exchange's time now, estimated from the samples; ours until the first one."""
+        if not self._samples:
+            return int(time.time() * 1000)
         local, exchange_ms = self._samples[-1]
         return exchange_ms + int((self._local() - local) * 1000 * self.rate)
 
@@ -159,6 +164,7 @@ class Follower:
         self.live = live
         self.callbacks = callbacks
         self.clock = ExchangeClock(local)
+        callbacks.on_clock(plan.exchange, self.clock)
         self._local = local
         self._retry = RetryPolicy(fetch.retries, fetch.backoff_s, fetch.backoff_max_s)
         self._next_nowcast = 0
