@@ -118,7 +118,7 @@ def test_the_token_is_required_for_jobs_and_never_written_out(store, tmp_path):
     finally:
         out, err = stop(process)
     assert process.returncode == 0, err
-    assert "the API token is required for starting or cancelling jobs" in out
+    assert "the API token is required for requests that change state" in out
     assert TOKEN not in out + err
     assert not any(TOKEN in p.read_text(errors="replace") for p in tmp_path.rglob("*")
                    if p.is_file() and p.name != "token")
