@@ -108,7 +108,9 @@ def test_the_concerns_form_no_cycle_either():
 @pytest.mark.parametrize(("low", "high"), [
     ("config", "data"), ("data", "models"), ("models", "evaluation"), ("data", "workspace"),
     ("models", "workspace"), ("evaluation", "workspace"), ("viz", "workspace"),
-    ("workspace", "web"), ("workspace", "cli"), ("web", "cli"), ("data", "web")])
+    ("workspace", "web"), ("workspace", "cli"), ("web", "cli"), ("data", "web"),
+    ("data", "live"), ("models", "live"), ("workspace", "live"), ("live", "web"),
+    ("live", "cli")])
 def test_lower_layers_never_import_higher_ones(low, high):
     offending = sorted(f"{m} -> {t}" for m, targets in graph().items() if concern(m) == low
                        for t in targets if concern(t) == high)

@@ -118,7 +118,7 @@ def test_a_database_locked_by_another_process_is_a_clear_error(db):
     """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(VolcastError, match="still in use by another process after 0.3 s"):
+        with pytest.raises(VolcastError, match=r"still in use by another process after 0\.3 s"):
             CandleStore(db, wait_s=0.3)
     finally:
         holder.kill()

@@ -57,7 +57,9 @@ def test_serve_answers_then_stops_on_ctrl_c(store, tmp_path):
     process = serve("--db", str(store.path), "--port", str(port), "--models",
                     str(tmp_path / "models"))
     try:
-        assert wait_for_health(port) == {"status": "ok", "version": "0.1.0", "series": 2}
+        assert wait_for_health(port) == {"status": "ok", "version": "0.1.0", "series": 2,
+                                         "watching": 0, "stale": [], "failing": [],
+                                         "trainings": []}
         page = httpx.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and "volcast dashboard" in page.text
         assert httpx.get(f"http://127.0.0.1:{port}/vendor/plotly.min.js").status_code == 200
@@ -116,7 +118,7 @@ def test_the_token_is_required_for_jobs_and_never_written_out(store, tmp_path):
     finally:
         out, err = stop(process)
     assert process.returncode == 0, err
-    assert "the API token is required for starting or cancelling jobs" in out
+    assert "the API token is required for requests that change state" in out
     assert TOKEN not in out + err
     assert not any(TOKEN in p.read_text(errors="replace") for p in tmp_path.rglob("*")
                    if p.is_file() and p.name != "token")

@@ -10,6 +10,7 @@ from volcast.cli.common import DbOpt, UnitOpt, app, out
 from volcast.cli.forecast import ConfigOpt, ModelsOpt
 
 if TYPE_CHECKING:
+    from volcast.live.service import Service
     from volcast.web.access import Access
 
 
@@ -36,25 +37,30 @@ def serve(
     compute_threads: Annotated[int, typer.Option(min=1, max=64, help="forecasts and analyses "
                                                  "computed at once")] = 2,
 ) -> None:
-    """Serve the dashboard at / and the API under /api (OpenAPI at /docs). Jobs use the
-    [model.NAME] and [backtest] tables of --config."""
+    """Serve the dashboard at / and the API under /api (OpenAPI at /docs), and follow the
+    [[watch]] series of --config: each candle stored as it closes, forecasts refreshed,
+    [[alert]] rules read and sent to webhooks, /metrics for Prometheus. SIGHUP re-reads
+    --config. Jobs use its [model.NAME] and [backtest] tables."""
     import os
 
     from volcast.models.runtime import configure_process
     from volcast.web.app import serve
     from volcast.workspace import Workspace
 
-    def started(space: Workspace, access: "Access") -> None:
-        needs = "every API request" if token_for_reads else "starting or cancelling jobs"
+    def started(space: Workspace, access: "Access", service: "Service") -> None:
+        needs = "every API request" if token_for_reads else "requests that change state"
         guarded = f"; the API token is required for {needs}" if access.token else ""
+        watching = service.health()["watching"]
+        follows = (f"; following {watching} series, {len(service.rules())} alert rules"
+                   if watching else "; no [[watch]] in --config: nothing followed")
         out.print(f"volcast dashboard on http://{host}:{port}/ (database {space.store.path}"
-                  f"{guarded}); Ctrl-C stops", soft_wrap=True, markup=False)
+                  f"{follows}{guarded}); Ctrl-C stops", soft_wrap=True, markup=False)
 
     configure_process()
     serve(lambda: Workspace.open(db, models, config, exchange_url=exchange_url), host, port,
           allow_hosts=allow_host or [], token_file=token_file,
           token_env=os.environ.get("VOLCAST_API_TOKEN"), token_for_reads=token_for_reads,
-          max_jobs=max_jobs, compute_threads=compute_threads, started=started)
+          max_jobs=max_jobs, compute_threads=compute_threads, config=config, started=started)
 
 
 @app.command()

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import mean
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -21,7 +22,8 @@ from volcast.config import Settings, db_path, load_settings
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.data.timeframe import DAY_MS
 from volcast.errors import NotFound, VolcastError
-from volcast.evaluation.backtest import BacktestResult
+from volcast.evaluation.backtest import BacktestResult, default_cutoff
+from volcast.evaluation.backtest import backtest as walk_forward
 from volcast.evaluation.compare import Progress
 from volcast.models import model_class
 from volcast.models.base import EpochProgress, Forecaster
@@ -29,6 +31,7 @@ from volcast.workspace.flows import backtest_frames, fit, make, report_inputs
 from volcast.workspace.layout import Layout, models_path
 from volcast.workspace.sources import read_stored
 from volcast.workspace.units import UNITS, Unit, in_unit
+from volcast.workspace.versions import ModelVersion, Promotion, Validation
 
 if TYPE_CHECKING:
     from volcast.viz.report import ReportInputs
@@ -134,6 +137,56 @@ class Workspace:
         """Train one (global) model on these series and save it for each of them."""
         forecaster = fit(self.settings, model, flags, self.long(keys), progress)
         return forecaster, self.layout.save_model(keys, forecaster)
+
+    def retrain(self, keys: list[SeriesKey], model: str, validation_days: float,
+                flags: dict[str, Any] | None = None, progress: EpochProgress | None = None
+                ) -> Promotion:
+        """Train one global model on these series (one timeframe) without their newest
+        ``validation_days``, score it and the serving model on that window of each series
+        (out of sample for both: the serving one was trained earlier), and make it the serving
+        model only when its MAE (mean over the series) is no worse. Either way it is kept as a
+        version. The candidate serves as validated, trained without the window: the next
+        retraining learns from it."""
+        if len({key.timeframe for key in keys}) != 1:
+            raise VolcastError("a retraining learns from series of one timeframe, not "
+                               f"{', '.join(sorted({key.timeframe for key in keys}))}")
+        frames = {key: self.long([key]) for key in keys}
+        cutoffs = {key: validation_start(frame, key, validation_days,
+                                         self.settings.backtest.horizon)
+                   for key, frame in frames.items()}
+        learn = pd.concat([f[f["ds"] < cutoffs[k]] for k, f in frames.items()], ignore_index=True)
+        candidate = fit(self.settings, model, flags, learn, progress)
+        serving = {key: self.forecaster(key, model) for key in keys
+                   if self.layout.version(key, model) is not None}
+        steps = min([self.settings.backtest.horizon,
+                     *(m.max_horizon(keys[0].tf_ms) or self.settings.backtest.horizon
+                       for m in [candidate, *serving.values()])])
+        ours = {key: validation_mae(candidate, frames[key], cutoffs[key], steps)
+                for key in keys}
+        theirs = {key: validation_mae(served, frames[key], cutoffs[key], steps)
+                  for key, served in serving.items()}
+        window = Validation(days=validation_days, first=min(cutoffs.values()),
+                            last=max(int(f["ds"].max()) for f in frames.values()))
+        compared = list(theirs) or keys
+        score = mean(ours[k] for k in compared)
+        before = mean(theirs.values()) if theirs else None
+        promote = before is None or score <= before
+        number = self.layout.keep(keys, candidate, promote, mean(ours.values()), window)
+        return Promotion(model, number, promote, score, before, window, promotion_note(
+            model, number, score, before, len(compared), validation_days,
+            seen=[k for k, m in serving.items() if m.info.get("last_ds", 0) >= cutoffs[k]]))
+
+    def rollback(self, key: SeriesKey, model: str, to: int | None = None) -> ModelVersion:
+        """Version ``to`` of the series' model (default: the one that served before) serves
+        it again; forecasts follow at once (the cache is stamped with the model's version)."""
+        self.bounds(key)
+        return self.layout.rollback(key, model, to)
+
+    def versions(self, key: SeriesKey, model: str) -> tuple[list[ModelVersion], int | None]:
+        """The kept versions of the series' model, oldest first, and the serving one's number
+        (None: none serves, or the model was trained before versions were kept)."""
+        versions = self.layout.versions(key, model)
+        return versions.history(), versions.serving()
 
     def backtest(self, key: SeriesKey, names: list[str],
                  overrides: dict[str, dict[str, Any]] | None = None,
@@ -256,6 +309,37 @@ def next_day(frame: pd.DataFrame, steps: int, day: int, step_ms: int,
         "peak_p90": None if q90 is None else float(q90.max()),
         "share_over_threshold": None if threshold is None or q90 is None
         else float((q90 > threshold).mean())}, "note": ". ".join(notes) or None}
+
+
+def validation_start(frame: pd.DataFrame, key: SeriesKey, days: float, horizon: int) -> int:
+    """The first candle of the series' newest ``days``: a retraining learns from what is
+    before it and is scored on the rest, which must hold one forecast of ``horizon``."""
+    if days * DAY_MS < horizon * key.tf_ms:
+        raise VolcastError(f"a validation window of {days:g} days holds fewer {key.timeframe} "
+                           f"candles than one forecast of {horizon}")
+    return default_cutoff(frame["ds"], key.tf_ms, days)
+
+
+def validation_mae(forecaster: Forecaster, frame: pd.DataFrame, start: int, steps: int
+                   ) -> float:
+    """MAE of a trained model's forecasts of ``steps`` candles from every origin of the
+    window (the protocol's rolling origins; the model is not refitted)."""
+    return walk_forward(forecaster, frame, horizon=steps, cutoff=start,
+                        fit=False).scores["overall"]["mae"]
+
+
+def promotion_note(model: str, number: int, score: float, before: float | None, series: int,
+                   days: float, seen: list[SeriesKey]) -> str:
+    """Why a retrained model serves or not, in one line."""
+    where = f"on the newest {days:g} days of {series} series"
+    if before is None:
+        return f"{model} version {number} serves: no {model} served these series before"
+    verdict = (f"serves: MAE {score:,.4g} <= {before:,.4g} of the serving model" if
+               score <= before else f"is kept, not serving: MAE {score:,.4g} > {before:,.4g} "
+               "of the serving model")
+    caveat = (f" (the serving model learned from part of the window for {len(seen)} series, "
+              "so its score there is in-sample)" if seen else "")
+    return f"{model} version {number} {verdict} {where}{caveat}"
 
 
 class Memo:

@@ -1,7 +1,8 @@
 """Where trained models and stored backtests live, so that every entry point finds what any
 other one made: ``MODELS/EXCHANGE/SYMBOL/TIMEFRAME/MODEL/`` holds a trained model
-(``model.json`` + ``weights.safetensors``) and its latest backtest (``backtest.csv`` +
-``backtest.scores.json``); symbols are written with ``/`` and ``:`` as ``_``.
+(``model.json`` + ``weights.safetensors``: the serving version) and its latest backtest
+(``backtest.csv`` + ``backtest.scores.json``); symbols are written with ``/`` and ``:`` as
+``_``. ``MODEL/versions/NNNN/`` keeps the last versions of the model (``versions.py``).
 
 A global model trained on several series is saved once per series it learned from: each folder
 is complete on its own (a copy is a few hundred kB), so deleting one series' folder never
@@ -9,7 +10,6 @@ breaks another's.
 """
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,12 @@ from typing import Any
 import pandas as pd
 
 from volcast.data.store import SeriesKey
+from volcast.errors import NotFound
 from volcast.evaluation.backtest import BacktestResult
 from volcast.evaluation.predictions import read_predictions, scores_path, write_predictions
-from volcast.models.base import MANIFEST, WEIGHTS, Forecaster
+from volcast.models.base import MANIFEST, Forecaster
+from volcast.workspace.sources import series_id
+from volcast.workspace.versions import ModelVersion, Validation, Versions, next_number, now_ms
 
 BACKTEST = "backtest.csv"
 
@@ -50,25 +53,49 @@ class Layout:
         manifest = self.folder(key, model) / MANIFEST
         return manifest.stat().st_mtime_ns if manifest.exists() else None
 
+    def versions(self, key: SeriesKey, model: str) -> Versions:
+        """The versions of ``model`` kept for this series (``versions.py``)."""
+        return Versions(self.folder(key, model))
+
     def save_model(self, keys: list[SeriesKey], forecaster: Forecaster) -> list[Path]:
-        """The model into the folder of every series it learned from, beside the series'
-        stored backtest (kept). Written aside, then each file renamed into place, the manifest
-        last, so a reader never loads new weights under an old manifest's version."""
-        folders = []
-        for key in keys:
-            folder = self.folder(key, forecaster.name)
-            staging = folder.with_name(f".{folder.name}.saving")
-            shutil.rmtree(staging, ignore_errors=True)
-            forecaster.save(staging)
-            folder.mkdir(parents=True, exist_ok=True)
-            if not (staging / WEIGHTS).exists():  # a model without weights leaves none
-                (folder / WEIGHTS).unlink(missing_ok=True)
-            for name in (WEIGHTS, MANIFEST):
-                if (staging / name).exists():
-                    (staging / name).replace(folder / name)
-            shutil.rmtree(staging)
-            folders.append(folder)
-        return folders
+        """The model into the folder of every series it learned from, as a new version that
+        serves there (the previous ones kept), beside the series' stored backtest (kept)."""
+        self.keep(keys, forecaster)
+        return [self.folder(key, forecaster.name) for key in keys]
+
+    def keep(self, keys: list[SeriesKey], forecaster: Forecaster, promote: bool = True,
+             score: float | None = None, validation: Validation | None = None) -> int:
+        """Keep the model as one new version in every series' folder, under one number past
+        every kept one, and with ``promote`` make it the serving model there; returns the
+        number. Each version is written aside and renamed into place, and the files at the top
+        are replaced manifest last, so a reader never loads new weights under an old
+        manifest's version."""
+        kept = [self.versions(key, forecaster.name) for key in keys]
+        for versions in kept:
+            versions.adopt()
+        record = ModelVersion(number=next_number(kept), model=forecaster.name,
+                              trained_at=now_ms(), series=[series_id(key) for key in keys],
+                              promoted=promote, score=score, validation=validation)
+        numbers = []
+        for versions in kept:
+            added = versions.add(forecaster.save, record)
+            if promote:
+                versions.serve(added.number)
+            versions.prune()
+            numbers.append(added.number)
+        return max(numbers)
+
+    def rollback(self, key: SeriesKey, model: str, to: int | None = None) -> ModelVersion:
+        """Version ``to`` (default: the one that served before the serving one) serves this
+        series again; its kept files are copied back to the top, as a save would write them."""
+        versions = self.versions(key, model)
+        what = f"{model} for {key}"
+        if not versions.numbers():
+            raise NotFound(f"no kept versions of {what}; models trained since volcast keeps "
+                           "versions are listed by `volcast models list`")
+        chosen = versions.previous(what) if to is None else versions.find(to, what)
+        versions.serve(chosen.number)
+        return chosen
 
     def save_backtest(self, key: SeriesKey, result: BacktestResult) -> Path:
         path = self.folder(key, result.model) / BACKTEST

@@ -7,8 +7,8 @@ for one series 409, too many jobs 429. Forecasts and backtests also come as CSV
 
 from fastapi import APIRouter
 
-from volcast.web.routes import analysis, forecasts, jobs, meta, series
+from volcast.web.routes import analysis, forecasts, jobs, live, meta, series
 
 router = APIRouter()
-for module in (meta, series, forecasts, analysis, jobs):
+for module in (meta, series, forecasts, analysis, jobs, live):
     router.include_router(module.router)
