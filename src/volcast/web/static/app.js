@@ -3,7 +3,7 @@
 // file draws the stored series; live.js the watched ones at the top of the page.
 
 import {
-  $, PALETTE, age, api, cell, fillSelect, localTime, number, params, query, setToken,
+  $, PALETTE, age, api, cell, fillSelect, localTime, number, params, query, send, setToken,
   showTokenBox, token, zone,
 } from "./common.js";
 import { redrawLive, startLive } from "./live.js";
@@ -255,9 +255,7 @@ const outcome = (job) => `${job.kind} ${job.symbol} ${job.state}${job.error ? `:
 
 async function startJob(request) {
   try {
-    const job = await api("/api/jobs", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request),
-    });
+    const job = await send("/api/jobs", "POST", request);
     state.jobs.set(job.id, job);
     showJob(job);
     watchJobs();

@@ -37,7 +37,11 @@ export function showTokenBox() {
 // -- formatting ---------------------------------------------------------------------------
 
 export const query = (values) => new URLSearchParams(values).toString();
-export const number = (v) => (v === null || v === undefined ? "-" : v.toLocaleString("en-US", { maximumFractionDigits: 1 }));
+export function number(v) {  // 1,234.5; a small value keeps two significant digits (0.0012)
+  if (v === null || v === undefined) return "-";
+  const small = v !== 0 && Math.abs(v) < 1;
+  return v.toLocaleString("en-US", small ? { maximumSignificantDigits: 2 } : { maximumFractionDigits: 1 });
+}
 
 export function age(seconds) {
   if (seconds < 120) return `${Math.round(seconds)} s`;
