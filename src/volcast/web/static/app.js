@@ -1,68 +1,43 @@
 // volcast dashboard: plain JavaScript over the HTTP API (no build step), plotly.js served by
-// the app itself. Every number shown comes from /api; nothing is computed twice here.
+// the app itself. Every number shown comes from /api; nothing is computed twice here. This
+// file draws the stored series; live.js the watched ones at the top of the page.
 
-const $ = (id) => document.getElementById(id);
-const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#000000"];
+import {
+  $, PALETTE, age, api, cell, fillSelect, localTime, number, params, query, setToken,
+  showTokenBox, token, zone,
+} from "./common.js";
+import { redrawLive, startLive } from "./live.js";
+
 const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const DAY = 86400000;
-const params = new URLSearchParams(location.search);
 const REFRESH_S = Number(params.get("refresh")) || 30;  // ?refresh=N
 const JOB_POLL_MS = 500;
-const TOKEN_KEY = "volcast-token";  // sessionStorage: this tab only, gone when it closes
 const state = {
-  models: [], references: [], series: [], tz: "UTC", auth: { writes: false, reads: false },
+  models: [], references: [], series: [], auth: { writes: false, reads: false },
+  health: {},  // GET /health: "watching" in it when the server runs the live service
   jobs: new Map(),  // id -> job, for every job this page has seen queued or running
   polling: false, refreshing: false,
 };
 
-async function api(path, options = {}) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  const headers = { ...options.headers, ...(token ? { Authorization: `Bearer ${token}` } : {}) };
-  const response = await fetch(path, { ...options, headers });
-  const body = await response.json().catch(() => ({}));
-  if (response.status === 401) showTokenBox();
-  if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
-  return body;
-}
-
 // -- API token: asked for only when the server says it needs one (GET /api/auth) ----------
 
-function showTokenBox() {
-  $("token-box").hidden = false;
-  $("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
-}
-
 function changeToken() {
-  const token = $("token").value.trim();
-  if (token) sessionStorage.setItem(TOKEN_KEY, token);
-  else sessionStorage.removeItem(TOKEN_KEY);
+  setToken($("token").value.trim());
   refresh();
   watchJobs();
+  startLive(state.health);
 }
 
 async function loadAuth() {
   state.auth = await api("/api/auth");
   if (state.auth.writes || state.auth.reads) showTokenBox();
-  if (state.auth.reads && !sessionStorage.getItem(TOKEN_KEY)) {
+  if (state.auth.reads && !token()) {
     status("this server needs its API token to show data: enter it above (top right)");
   }
 }
 
-const query = (values) => new URLSearchParams(values).toString();
-const number = (v) => (v === null || v === undefined ? "-" : v.toLocaleString("en-US", { maximumFractionDigits: 1 }));
 const seriesName = (s) => `${s.exchange} ${s.symbol} ${s.timeframe}`;
-function age(seconds) {
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 2 * 86400) return `${Math.round(seconds / 3600)} h`;
-  return `${Math.round(seconds / 86400)} days`;
-}
 function status(text) { $("status").textContent = text; }
-function cell(row, text, cls) {
-  const td = row.insertCell();
-  td.textContent = text;
-  if (cls) td.className = cls;
-  return td;
-}
 
 // -- time zone: ?tz=NAME, else UTC; the heatmap and every time shown use it --------------
 
@@ -76,36 +51,25 @@ function canonicalZone(name) {
 
 function setupZone() {
   const asked = params.get("tz") || "UTC";
-  state.tz = canonicalZone(asked) || "UTC";
+  zone.tz = canonicalZone(asked) || "UTC";
   if (!canonicalZone(asked)) status(`unknown time zone '${asked}': times are shown in UTC`);
   const known = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
-  const zones = [...new Set(["UTC", state.tz, ...known])];
-  fillSelect($("tz"), zones, state.tz);
+  const zones = [...new Set(["UTC", zone.tz, ...known])];
+  fillSelect($("tz"), zones, zone.tz);
   showZone();
 }
 
 function showZone() {
-  for (const el of document.querySelectorAll(".tz-name")) el.textContent = state.tz;
+  for (const el of document.querySelectorAll(".tz-name")) el.textContent = zone.tz;
 }
 
 function changeZone() {
-  state.tz = $("tz").value;
-  params.set("tz", state.tz);
+  zone.tz = $("tz").value;
+  params.set("tz", zone.tz);
   history.replaceState(null, "", `?${params}`);
   showZone();
   refresh();
-}
-
-const timeFormats = new Map();
-function localTime(ms) {  // "YYYY-MM-DD HH:MM" in the chosen zone
-  if (!timeFormats.has(state.tz)) {
-    timeFormats.set(state.tz, new Intl.DateTimeFormat("en-CA", {
-      timeZone: state.tz, year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", hourCycle: "h23",
-    }));
-  }
-  const part = Object.fromEntries(timeFormats.get(state.tz).formatToParts(ms).map((p) => [p.type, p.value]));
-  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}`;
+  redrawLive();
 }
 
 // -- series and models --------------------------------------------------------------------
@@ -113,10 +77,6 @@ function localTime(ms) {  // "YYYY-MM-DD HH:MM" in the chosen zone
 function selected() {
   const s = state.series[$("series").selectedIndex];
   return s ? { exchange: s.exchange, symbol: s.symbol, timeframe: s.timeframe } : null;
-}
-
-function fillSelect(select, values, chosen, label = (v) => v) {
-  select.replaceChildren(...values.map((v) => new Option(label(v), v, false, v === chosen)));
 }
 
 async function loadModels() {
@@ -213,14 +173,14 @@ async function drawHistory(key, model) {
   if (trained) {
     const f = await api(`/api/forecast?${query({ ...key, model })}`);
     traces.push(...forecastTraces(f.forecast, model));
-    const trainedTo = f.trained.last_ds ? ` (trained on candles up to ${localTime(f.trained.last_ds)} ${state.tz})` : "";
+    const trainedTo = f.trained.last_ds ? ` (trained on candles up to ${localTime(f.trained.last_ds)} ${zone.tz})` : "";
     status(`forecast by ${model} from the latest candle${trainedTo}`);
   } else {
     status(`${model} is not trained for this series yet: press "train model"`);
   }
   Plotly.react("history-chart", traces, {
-    title: { text: `${key.symbol} on ${key.exchange}: last 14 days and the forecast (${state.tz})` },
-    xaxis: { title: { text: `time (${state.tz})` } }, yaxis: { title: { text: `volume (${s.base} per candle)` } },
+    title: { text: `${key.symbol} on ${key.exchange}: last 14 days and the forecast (${zone.tz})` },
+    xaxis: { title: { text: `time (${zone.tz})` } }, yaxis: { title: { text: `volume (${s.base} per candle)` } },
     template: "plotly_white", height: 440, margin: { t: 60, l: 60, r: 20 },
   }, { responsive: true });
 }
@@ -237,7 +197,7 @@ function forecastTraces(forecast, model) {
 }
 
 async function drawHeatmap(key) {
-  const found = await api(`/api/analysis?${query({ ...key, tz: state.tz })}`);
+  const found = await api(`/api/analysis?${query({ ...key, tz: zone.tz })}`);
   const season = found.series[0].seasonality;
   const z = Array.from({ length: 7 }, () => Array(24).fill(null));
   for (const p of season.hour_of_week) z[Math.floor(p.how / 24)][p.how % 24] = p.median;
@@ -434,13 +394,15 @@ async function main() {
   $("refresh-s").textContent = String(REFRESH_S);
   setInterval(tick, REFRESH_S * 1000);
   try {
-    const health = await api("/health");
+    state.health = await api("/health");
+    const health = state.health;
     $("health").textContent = `version ${health.version}, ${health.series} series stored`;
     await loadAuth();
   } catch (error) {
     status(error.message);
   }
-  if (!state.auth.reads || sessionStorage.getItem(TOKEN_KEY)) {
+  if (!state.auth.reads || token()) {
+    startLive(state.health);
     await refresh();
     watchJobs();
   }
