@@ -94,6 +94,20 @@ def checked_page(rows: Sequence[Sequence[float]], source: str, now: int) -> pd.D
     return frame.drop_duplicates("timestamp", keep="last")
 
 
+async def _checked(client: ExchangeClient, rows: Sequence[Sequence[float]], source: str,
+                   now: int) -> pd.DataFrame:
+    """``checked_page`` against the clock read before paging, or, when that refuses the page,
+    against the exchange's clock read again: a long download (or a simulator's fast clock)
+    lets candles open after the first reading, and those are real, not from the future."""
+    try:
+        return checked_page(rows, source, now)
+    except VolcastError:
+        later = await client.server_time()
+        if later <= now:
+            raise
+        return checked_page(rows, source, later)
+
+
 async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
                     span: Range, now: int, bounded: bool, result: SyncResult,
                     report: Callable[[int], None]) -> None:
@@ -121,8 +135,8 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
         while cursor < stop:
             rows = await client.fetch_candles(key.symbol, key.timeframe, cursor, limit)
             result.pages += 1
-            page = checked_page(rows, f"{key}: {client.id}'s page from {format_time(cursor)}",
-                                now)
+            page = await _checked(client, rows, f"{key}: {client.id}'s page from "
+                                  f"{format_time(cursor)}", now)
             newest = int(page["timestamp"].max()) if len(page) else None
             keep = page[(page["timestamp"] >= cursor) & (page["timestamp"] < stop)]
             if writing is not None:

@@ -3,6 +3,7 @@ a host that is not this machine's is one line and exit 2 (uvicorn would print it
 and exit 3), then uvicorn serves on exactly those sockets (no second bind that could race)."""
 
 import errno
+import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -69,9 +70,19 @@ def listening(found: Found, host: str, port: int) -> Iterator[list[socket.socket
             sock.close()
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(app: FastAPI, sockets: list[socket.socket]) -> None:
-    """Serve until Ctrl-C (or SIGTERM), without uvicorn's access log (requests, and whatever
-    they carry, are not logged)."""
+    """Serve until Ctrl-C or SIGTERM, without uvicorn's access log (requests, and whatever
+    they carry, are not logged). uvicorn shuts down gracefully on either (requests in flight
+    finish, the app's lifespan ends: the live service stops), then raises the signal again
+    once it has stopped; both then end here, so the exit status is 0 as systemd expects."""
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    with suppress(KeyboardInterrupt):  # uvicorn raises Ctrl-C again once it has stopped
-        server.run(sockets)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with suppress(KeyboardInterrupt):
+            server.run(sockets)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
