@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -296,6 +297,14 @@ def alert_figures(store: CandleStore, hook: Receiver) -> dict[str, int]:
             "marked_delivered": sum(delivered is not None for _, delivered, _ in rows)}
 
 
+def errors_in(log: str) -> list[str]:
+    """The distinct last lines of the tracebacks in serve's log (what went wrong, once each)."""
+    lines = log.splitlines()
+    ends = [next((line for line in lines[i + 1:] if line and not line[0].isspace()), "")
+            for i, line in enumerate(lines) if line.startswith("Traceback")]
+    return [f"serve: {count} x {end}" for end, count in Counter(ends).items()]
+
+
 def pct(values: list[float], q: float, scale: float = 1.0) -> str:
     return f"{np.percentile(values, q) * scale:.3g}" if values else "-"
 
@@ -410,7 +419,7 @@ def main() -> None:
         report(console, args, stored=compare(store, venues, notes), watcher=watcher,
                commands=commands, alerts=alert_figures(store, hook), peak_mb=peak_mb,
                serve_rc=serve_rc, serve_log=log.read_text())
-        for line in notes:
+        for line in notes + errors_in(log.read_text()):
             console.print(line, markup=False)
         if serve_rc or notes:
             console.print(log.read_text()[-2000:], markup=False)
