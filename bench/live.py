@@ -9,8 +9,9 @@ latency p50/p95 (exchange and wall seconds), webhook deliveries per alert episod
 receiver that fails its first POSTs, each CLI command's exit codes and wall time, the peak
 memory of `serve` and its exit code on SIGTERM.
 
-The kraken venue is a temporary folder: shared/data's 4 kraken 1h files plus 3 binance 15m/5m
+The kraken venue is a temporary folder: shared/data's 4 kraken 1h files plus 3 binance 1h
 files served in Kraken's dialect, since shared/data holds too few files for 20 series otherwise.
+Its clock starts at --kraken-now: shared/data's kraken files end on 2023-04-01.
 """
 
 import argparse
@@ -22,9 +23,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +44,10 @@ CLI = [sys.executable, "-m", "volcast.cli"]
 BINANCE = {"1h": ["BNB/USDT", "BTC/USDT", "DOGE/USDT", "ETH/USDT", "SOL/USDT"],
            "15m": ["BTC/USDT", "ETH/USDT"], "5m": ["BTC/USDT", "ETH/USDT"],
            "1d": ["BNB/USDT", "BTC/USDT", "DOGE/USDT", "ETH/USDT"]}
-KRAKEN = {"1h": ["BTC/USD", "BTC/USDC", "BTC/USDT", "ETH/USD"],
-          "15m": ["BTC/USDT", "ETH/USDT"], "5m": ["BTC/USDT"]}
-BORROWED = ["BTC_USDT-15m.csv", "ETH_USDT-15m.csv", "BTC_USDT-5m.csv"]
-"""binance files the kraken venue serves too (kraken's shared files are 1h only)."""
+KRAKEN = {"1h": ["BTC/USD", "BTC/USDC", "BTC/USDT", "ETH/USD", "BNB/USDT", "DOGE/USDT",
+                 "SOL/USDT"]}
+BORROWED = ["BNB_USDT-1h.csv", "DOGE_USDT-1h.csv", "SOL_USDT-1h.csv"]
+"""binance files the kraken venue serves too (shared/data holds 4 kraken files only)."""
 FETCHED = SeriesKey("binance", "SOL/USDT", "1d")
 """The series `volcast fetch` downloads meanwhile: not in the watch-list."""
 FAILURES = 3
@@ -58,6 +60,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=repo.parent / "shared" / "data")
     parser.add_argument("--now", default="2024-07-01", help="exchange clock start (UTC)")
+    parser.add_argument("--kraken-now", default="2023-03-28",
+                        help="the kraken venue's clock start (its files end 2023-04-01)")
     parser.add_argument("--speed", type=float, default=120.0, help="exchange clock speed")
     parser.add_argument("--fail-rate", type=float, default=0.05)
     parser.add_argument("--minutes", type=float, default=10.0, help="wall time serve runs")
@@ -75,6 +79,7 @@ class Venue:
     folder: Path
     series: dict[str, list[str]]
     start_ms: int
+    since_ms: int
     speed: float
     t0: float
 
@@ -87,12 +92,17 @@ class Venue:
 
 
 def start_venue(stack: ExitStack, exchange: str, folder: Path, series: dict[str, list[str]],
-                args: argparse.Namespace, start_ms: int) -> Venue:
+                args: argparse.Namespace, now: str) -> Venue:
+    start = datetime.fromisoformat(now).replace(tzinfo=UTC)
+    start_ms = int(start.timestamp() * 1000)
+    if start_ms + args.minutes * 60_000 * args.speed >= CUTOFF:
+        raise SystemExit(f"{now}, --speed and --minutes reach 2024-08-01: lower them")
+    since_ms = start_ms - int(args.since_days * 86_400_000)
     config = SimulatorConfig(folder, dialect=exchange, now_ms=start_ms, speed=args.speed,
                              fail_rate=args.fail_rate, seed=len(exchange), stall_s=3.0)
     t0 = time.monotonic()  # the simulator's clock starts within a millisecond of this
     sim = stack.enter_context(running(config))
-    return Venue(exchange, sim.url, folder, series, start_ms, args.speed, t0)
+    return Venue(exchange, sim.url, folder, series, start_ms, since_ms, args.speed, t0)
 
 
 def kraken_folder(data: Path, tmp: Path) -> Path:
@@ -105,13 +115,17 @@ def kraken_folder(data: Path, tmp: Path) -> Path:
     return folder
 
 
-def write_config(path: Path, venues: list[Venue], since: str, hook: str) -> None:
+def iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_config(path: Path, venues: list[Venue], hook: str) -> None:
     lines = []
     for venue in venues:
         for tf, symbols in venue.series.items():
             lines += ["[[watch]]", f'exchange = "{venue.exchange}"',
                       f"symbols = {json.dumps(symbols)}", f'timeframes = ["{tf}"]',
-                      f'since = "{since}"', f'url = "{venue.url}"', ""]
+                      f'since = "{iso(venue.since_ms)}"', f'url = "{venue.url}"', ""]
     for name, series in (("btc-capacity", "binance:BTC/USDT:1h"),
                          ("kraken-capacity", "kraken:BTC/USD:1h")):
         lines += ["[[alert]]", f'name = "{name}"', f'series = "{series}"', 'kind = "q90_above"',
@@ -226,16 +240,17 @@ def peak_memory_mb(pid: int) -> float:
     return float("nan")
 
 
-def compare(store: CandleStore, venues: list[Venue], since_ms: int, notes: list[str]
-            ) -> dict[str, int]:
+def compare(store: CandleStore, venues: list[Venue], notes: list[str]) -> dict[str, int]:
     """Every stored candle against its source file from ``since`` to the newest stored one;
     a line in ``notes`` per series with lost candles."""
     figures = {"series": 0, "stored": 0, "lost": 0, "extra": 0, "differing": 0}
     for venue in venues:
+        since_ms = venue.since_ms
         for key in venue.watched():
             stored = store.read(key, since_ms) if store.bounds(key) else None
             figures["series"] += stored is not None
             if stored is None or stored.empty:
+                notes.append(f"{key}: nothing stored")
                 continue
             base, quote = key.symbol.split("/")
             source = read_candles(venue.folder / f"{base}_{quote}-{key.timeframe}.csv", key.tf_ms)
@@ -282,13 +297,21 @@ def alert_figures(store: CandleStore, hook: Receiver) -> dict[str, int]:
             "marked_delivered": sum(delivered is not None for _, delivered, _ in rows)}
 
 
+def errors_in(log: str) -> list[str]:
+    """The distinct last lines of the tracebacks in serve's log (what went wrong, once each)."""
+    lines = log.splitlines()
+    ends = [next((line for line in lines[i + 1:] if line and not line[0].isspace()), "")
+            for i, line in enumerate(lines) if line.startswith("Traceback")]
+    return [f"serve: {count} x {end}" for end, count in Counter(ends).items()]
+
+
 def pct(values: list[float], q: float, scale: float = 1.0) -> str:
     return f"{np.percentile(values, q) * scale:.3g}" if values else "-"
 
 
 def report(console: Console, args: argparse.Namespace, *, stored: dict[str, int],
            watcher: Watcher, commands: Commands, alerts: dict[str, int], peak_mb: float,
-           serve_rc: int | None) -> None:
+           serve_rc: int | None, serve_log: str) -> None:
     table = Table(title=f"volcast serve, {args.minutes:g} min wall, speed x{args.speed:g}, "
                         f"fail rate {args.fail_rate:g}")
     table.add_column("figure")
@@ -316,7 +339,8 @@ def report(console: Console, args: argparse.Namespace, *, stored: dict[str, int]
              f"{alerts['exactly_one']} / {alerts['lost']} / {alerts['duplicated']}"),
             ("episodes marked delivered in store", alerts["marked_delivered"]),
             ("serve peak memory (VmHWM, MiB)", f"{peak_mb:.0f}"),
-            ("serve exit code on SIGTERM", serve_rc)]
+            ("serve exit code on SIGTERM", serve_rc),
+            ("tracebacks in serve's log", serve_log.count("Traceback"))]
     for name, results in commands.results.items():
         codes = sorted({rc for rc, _ in results})
         walls = [wall for _, wall in results]
@@ -347,28 +371,22 @@ def wait_for_serve(child: subprocess.Popen, port: int, log: Path) -> None:
 def main() -> None:
     args = parse_args()
     console = Console()
-    start = datetime.fromisoformat(args.now).replace(tzinfo=UTC)
-    start_ms = int(start.timestamp() * 1000)
-    since = (start - timedelta(days=args.since_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    since_ms = int((start - timedelta(days=args.since_days)).timestamp() * 1000)
-    if start_ms + args.minutes * 60_000 * args.speed >= CUTOFF:
-        raise SystemExit("--now, --speed and --minutes reach 2024-08-01: lower them")
     with tempfile.TemporaryDirectory() as name, ExitStack() as stack:
         tmp = Path(name)
         db, config, log = tmp / "live.duckdb", tmp / "volcast.toml", tmp / "serve.log"
-        venues = [start_venue(stack, "binance", args.data / "binance", BINANCE, args, start_ms),
+        venues = [start_venue(stack, "binance", args.data / "binance", BINANCE, args, args.now),
                   start_venue(stack, "kraken", kraken_folder(args.data, tmp), KRAKEN, args,
-                              start_ms)]
+                              args.kraken_now)]
         hook = stack.enter_context(receiving(Receiver(failures=FAILURES)))
-        write_config(config, venues, since, hook.url)  # holds the webhook URL: never printed
+        write_config(config, venues, hook.url)  # holds the webhook URL: never printed
         port = free_port()
         with log.open("w") as sink:
             child = subprocess.Popen([*CLI, "serve", "--config", str(config), "--db", str(db),
                                       "--port", str(port)], stdout=sink, stderr=subprocess.STDOUT)
         watcher = Watcher(db, {v.exchange: v for v in venues})
-        until = datetime.fromtimestamp(start_ms / 1000 + args.minutes * 60 * args.speed
-                                       + 86_400, UTC).strftime("%Y-%m-%d")
-        commands = Commands(db, tmp, venues[0].url, since, until)
+        binance = venues[0]
+        until = iso(binance.start_ms + args.minutes * 60_000 * args.speed)
+        commands = Commands(db, tmp, binance.url, iso(binance.since_ms), until)
         try:
             wait_for_serve(child, port, log)
             threads = [threading.Thread(target=watcher.run),
@@ -398,12 +416,12 @@ def main() -> None:
                 child.kill()
         store = CandleStore(db, read_only=True)
         notes: list[str] = []
-        report(console, args, stored=compare(store, venues, since_ms, notes), watcher=watcher,
+        report(console, args, stored=compare(store, venues, notes), watcher=watcher,
                commands=commands, alerts=alert_figures(store, hook), peak_mb=peak_mb,
-               serve_rc=serve_rc)
-        for line in notes:
+               serve_rc=serve_rc, serve_log=log.read_text())
+        for line in notes + errors_in(log.read_text()):
             console.print(line, markup=False)
-        if serve_rc:
+        if serve_rc or notes:
             console.print(log.read_text()[-2000:], markup=False)
 
 

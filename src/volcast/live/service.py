@@ -197,8 +197,10 @@ class Service:
     def _guarded(work: Callable[[], None]) -> None:
         try:
             work()
-        except Exception:  # the service must outlive one bad reading; the log says why
-            log.exception("live service: %s failed", getattr(work, "__name__", work))
+        except Exception as error:  # the service outlives one bad reading (a series too
+            # short for its model, say); one line per failure, not a traceback per refresh
+            log.warning("live service: %s failed: %s: %s", getattr(work, "__name__", "work"),
+                        type(error).__name__, error)
 
     # -- watch-list and rules ---------------------------------------------------------------
     def _apply(self, settings: Settings) -> None:
@@ -316,7 +318,7 @@ class Service:
         prior = None
         if frame is not None:
             row = frame[frame["ds"] == open_ms]
-            prior = float(row["q50"].iloc[0]) if len(row) else None
+            prior = max(0.0, float(row["q50"].iloc[0])) if len(row) else None
         state.nowcast = {"open": open_ms, "elapsed": elapsed, "so_far": so_far,
                          **self.nowcaster.nowcast(so_far, elapsed, prior, open_ms)}
 
