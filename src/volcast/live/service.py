@@ -42,6 +42,9 @@ from volcast.workspace.units import Unit
 log = logging.getLogger(__name__)
 TICK_S = 2.0
 """Seconds between two readings of every rule when no candle arrives (stale data)."""
+STALE_CANDLES = 2
+"""A series is stale (``/health``, the dashboard) when its newest candle closed longer ago
+than this many candle lengths."""
 FALLBACK_MODEL = "mstl"
 """Serves forecasts until the ``[train]`` model has been trained for a series: it needs no
 training and gives q10/q90."""
@@ -93,6 +96,8 @@ class Service:
         """The latest scheduled retraining's outcome per timeframe."""
         self._apply(space.settings)
         self.evaluator.restore(self.log.open_episodes())
+        for rule, target in self.evaluator.open_targets():
+            self.metrics.alert_state(rule, target, True)
         for event in self.log.pending():  # cut short by the last stop: delivered at least once
             self._deliver(event)
 
@@ -285,6 +290,10 @@ class Service:
         clock = self._clocks.get(exchange)
         return clock.now() if clock is not None else now_ms()
 
+    def _age_ms(self, key: SeriesKey, newest: int) -> int:
+        """How long ago, on the exchange's clock, the newest candle closed."""
+        return self.exchange_now(key.exchange) - newest - key.tf_ms
+
     def _state(self, key: SeriesKey) -> Watched | None:
         return self._watched.get(series_id(key))
 
@@ -378,9 +387,8 @@ class Service:
     def _volume(self, key: SeriesKey, opened: int | None, unit: Unit) -> float | None:
         if opened is None:
             return None
-        long = self.space.long([key], unit)
-        row = long[long["ds"] == opened]
-        return float(row["y"].iloc[0]) if len(row) else None
+        row = self.space.long([key], unit, start=opened).head(1)  # one candle, not the series
+        return float(row["y"].iloc[0]) if len(row) and row["ds"].iloc[0] == opened else None
 
     def evaluate(self) -> None:
         """Read every rule once; record and deliver what fires or resolves."""
@@ -398,8 +406,6 @@ class Service:
             if event is not None:
                 events.append(event)
         self._record(events)
-        for (rule, target), _ in self.evaluator.open_targets().items():
-            self.metrics.alert_state(rule, target, True)
 
     def _record(self, events: list[Event]) -> None:
         """Keep each event in the store, then hand it to its rule's webhook."""
@@ -447,10 +453,10 @@ class Service:
         if bounds is None:
             return card
         state.newest = max(bounds[1], state.newest or bounds[1])
-        age = (self.exchange_now(key.exchange) - bounds[1] - key.tf_ms) / 1000
-        long = self.space.long([key], unit).tail(candles)
+        age = self._age_ms(key, bounds[1])
+        long = self.space.long([key], unit, start=bounds[1] - (candles - 1) * key.tf_ms)
         card |= {"unit": self.space.unit_name(key, unit), "last_candle": bounds[1],
-                 "age_s": round(age, 1), "stale": age > 2 * key.tf_ms / 1000,
+                 "age_s": round(age / 1000, 1), "stale": age > STALE_CANDLES * key.tf_ms,
                  "history": {"ds": long["ds"].tolist(), "y": long["y"].tolist()}}
         try:
             frame = self.forecast(key, unit)
@@ -475,8 +481,8 @@ class Service:
         stale, failing = [], []
         for state in watched:
             key = state.key
-            age = self.exchange_now(key.exchange) - (state.newest or 0) - key.tf_ms
-            if state.newest is None or age > 2 * key.tf_ms:
+            if state.newest is None or \
+                    self._age_ms(key, state.newest) > STALE_CANDLES * key.tf_ms:
                 stale.append(series_id(key))
             if state.error:
                 failing.append(series_id(key))

@@ -79,10 +79,12 @@ class Workspace:
                 for s in self.store.series().itertuples()
                 if timeframe is None or s.timeframe == timeframe]
 
-    def long(self, keys: list[SeriesKey], unit: Unit = "base") -> pd.DataFrame:
+    def long(self, keys: list[SeriesKey], unit: Unit = "base", start: int | None = None
+             ) -> pd.DataFrame:
+        """The series' candles (from open time ``start`` on) as a long frame in ``unit``."""
         for key in keys:
             self.bounds(key)
-        return in_unit(read_stored(self.store, keys), unit)
+        return in_unit(read_stored(self.store, keys, start), unit)
 
     def unit_name(self, key: SeriesKey, unit: Unit = "base") -> str:
         """What the series' volume is counted in: its base currency, or its quote's."""

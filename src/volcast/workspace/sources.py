@@ -102,5 +102,8 @@ def read_files(paths: list[Path]) -> pd.DataFrame:
         paths, names, strict=True)], ignore_index=True)
 
 
-def read_stored(store: CandleStore, keys: list[SeriesKey]) -> pd.DataFrame:
-    return pd.concat([to_long(store.read(k), series_id(k)) for k in keys], ignore_index=True)
+def read_stored(store: CandleStore, keys: list[SeriesKey], start: int | None = None
+                ) -> pd.DataFrame:
+    """The stored candles of ``keys`` (from open time ``start`` on) as one long frame."""
+    return pd.concat([to_long(store.read(k, start), series_id(k)) for k in keys],
+                     ignore_index=True)
