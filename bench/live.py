@@ -5,9 +5,10 @@ with a fast clock and injected faults, while CLI commands run on the same store.
 
 Prints one table: candles stored against the source files (lost, duplicated, differing),
 store-access wait p50/p99 of a reader in this process (as a CLI command waits), close-to-stored
-latency p50/p95 (exchange and wall seconds), webhook deliveries per alert episode with a
-receiver that fails its first POSTs, each CLI command's exit codes and wall time, the peak
-memory of `serve` and its exit code on SIGTERM.
+latency p50/p95 (exchange and wall seconds) as this script's reader sees it (it polls the store
+every half second) and as serve measures it (``volcast_candle_delay_seconds`` on /metrics),
+webhook deliveries per alert episode with a receiver that fails its first POSTs, each CLI
+command's exit codes and wall time, the peak memory of `serve` and its exit code on SIGTERM.
 
 The kraken venue is a temporary folder: shared/data's 4 kraken 1h files plus 3 binance 1h
 files served in Kraken's dialect, since shared/data holds too few files for 20 series otherwise.
@@ -58,7 +59,8 @@ CUTOFF = int(datetime(2024, 8, 1, tzinfo=UTC).timestamp() * 1000)
 def parse_args() -> argparse.Namespace:
     repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=repo.parent / "shared" / "data")
+    parser.add_argument("--data", type=lambda p: Path(p).resolve(),
+                        default=repo.parent / "shared" / "data")
     parser.add_argument("--now", default="2024-07-01", help="exchange clock start (UTC)")
     parser.add_argument("--kraken-now", default="2023-03-28",
                         help="the kraken venue's clock start (its files end 2023-04-01)")
@@ -233,6 +235,36 @@ class Commands:
                     self.failures.append(f"{name}: {(done.stderr or done.stdout).strip()[-300:]}")
 
 
+def delay_quantiles(port: int, quantiles: tuple[float, ...]) -> list[float]:
+    """Serve's own close-to-stored figure (``volcast_candle_delay_seconds``, all series
+    together), its quantiles interpolated within the buckets as Prometheus'
+    histogram_quantile does: the follower's latency without this script's polling."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    counts: Counter[float] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "volcast_candle_delay_seconds_bucket":
+                counts[float(sample.labels["le"])] += sample.value
+    edges = sorted(counts)
+    if not edges or counts[edges[-1]] == 0:
+        return [float("nan")] * len(quantiles)
+    cumulative = np.array([counts[e] for e in edges])
+    lows = [0.0, *edges[:-1]]
+    found = []
+    for q in quantiles:
+        rank = q * cumulative[-1]
+        i = int(np.searchsorted(cumulative, rank))
+        below = cumulative[i - 1] if i else 0.0
+        share = (rank - below) / max(cumulative[i] - below, 1e-12)
+        found.append(lows[i] + (min(edges[i], 1e9) - lows[i]) * share)
+    return found
+
+
 def peak_memory_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -311,7 +343,7 @@ def pct(values: list[float], q: float, scale: float = 1.0) -> str:
 
 def report(console: Console, args: argparse.Namespace, *, stored: dict[str, int],
            watcher: Watcher, commands: Commands, alerts: dict[str, int], peak_mb: float,
-           serve_rc: int | None, serve_log: str) -> None:
+           delays: list[float], serve_rc: int | None, serve_log: str) -> None:
     table = Table(title=f"volcast serve, {args.minutes:g} min wall, speed x{args.speed:g}, "
                         f"fail rate {args.fail_rate:g}")
     table.add_column("figure")
@@ -329,9 +361,11 @@ def report(console: Console, args: argparse.Namespace, *, stored: dict[str, int]
             ("closes seen live", len(watcher.latency_ms)),
             ("close-to-stored p50 / p95 (exchange s)",
              f"{pct(watcher.latency_ms, 50, 1e-3)} / {pct(watcher.latency_ms, 95, 1e-3)}"),
-            ("close-to-stored p50 / p95 (wall s)",
+            ("close-to-stored p50 / p95 (wall s, seen by a reader)",
              f"{pct(watcher.latency_ms, 50, 1e-3 / args.speed)} / "
              f"{pct(watcher.latency_ms, 95, 1e-3 / args.speed)}"),
+            ("close-to-stored p50 / p95 (wall s, serve's /metrics)",
+             " / ".join(f"{q:.3g}" for q in delays)),
             ("alert episodes", alerts["episodes"]),
             ("webhook POSTs / failed / accepted",
              f"{alerts['posts']} / {alerts['failed']} / {alerts['accepted']}"),
@@ -405,6 +439,7 @@ def main() -> None:
                                       f"{sum(len(r) for r in commands.results.values())} commands")
                     time.sleep(1)
             peak_mb = peak_memory_mb(child.pid)
+            delays = delay_quantiles(port, (0.5, 0.95))
             commands.stop.set()
             watcher.stop.set()
             for thread in threads:
@@ -418,7 +453,7 @@ def main() -> None:
         notes: list[str] = []
         report(console, args, stored=compare(store, venues, notes), watcher=watcher,
                commands=commands, alerts=alert_figures(store, hook), peak_mb=peak_mb,
-               serve_rc=serve_rc, serve_log=log.read_text())
+               delays=delays, serve_rc=serve_rc, serve_log=log.read_text())
         for line in notes + errors_in(log.read_text()):
             console.print(line, markup=False)
         if serve_rc or notes:

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from volcast.data.store import SeriesKey
 from volcast.errors import VolcastError
 from volcast.live.metrics import Metrics
 from volcast.web.metrics import UNMATCHED, RequestTimer, router
@@ -19,17 +20,25 @@ from volcast.web.metrics import UNMATCHED, RequestTimer, router
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana" / "volcast.json"
 HOUR_MS = 3_600_000
 OPEN_MS = 1_719_792_000_000  # 2024-07-01 00:00 UTC
-BTC, ETH = "binance:BTC/USDT:1h", "binance:ETH/USDT:1h"
+BTC, ETH = SeriesKey("binance", "BTC/USDT", "1h"), SeriesKey("binance", "ETH/USDT", "1h")
+KRAKEN = SeriesKey("kraken", "BTC/USD", "1h")
 
 
 class Clock:
-    """A clock the test moves by hand: ages are measured against it, never against sleeps."""
+    """Exchange clocks the test moves by hand: ages are measured against them, never against
+    sleeps. Every exchange shows ``now_s`` plus its own offset."""
 
     def __init__(self, now_s: float) -> None:
         self.now_s = now_s
+        self.offsets: dict[str, float] = {}
 
-    def __call__(self) -> float:
-        return self.now_s
+    def __call__(self, exchange: str) -> float:
+        return self.now_s + self.offsets.get(exchange, 0.0)
+
+
+def of(key: SeriesKey) -> dict[str, str]:
+    """The labels a series' figures carry."""
+    return {"exchange": key.exchange, "symbol": key.symbol, "timeframe": key.timeframe}
 
 
 def scrape(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -52,13 +61,15 @@ def names_with(samples: dict, label: str, wanted: str) -> set[str]:
 def busy(clock: Clock) -> Metrics:
     """Metrics after one call of each kind, the newest BTC candle closing at clock time."""
     metrics = Metrics(now=clock)
-    metrics.candle_stored(BTC, OPEN_MS - HOUR_MS, HOUR_MS)
-    metrics.candle_stored(BTC, OPEN_MS, HOUR_MS)
-    metrics.candle_stored(ETH, OPEN_MS, HOUR_MS)
+    metrics.candle_stored(BTC, OPEN_MS - HOUR_MS)
+    metrics.candle_stored(BTC, OPEN_MS)
+    metrics.candle_stored(ETH, OPEN_MS)
     metrics.forecast(BTC, 100.0, 180.0, 2400.0, 3100.0, "BTC")
-    metrics.fetch_error("binance", BTC)
-    metrics.fetch_error("binance", BTC)
-    metrics.alert_state("btc-capacity", BTC, firing=True)
+    metrics.fetch_error(BTC)
+    metrics.fetch_error(BTC)
+    metrics.candle_delay(BTC, 1.5)
+    metrics.candle_delay(ETH, 12.0)
+    metrics.alert_state("btc-capacity", str(BTC), firing=True)
     metrics.alert_state("binance-stale", "binance", firing=False)
     metrics.job_finished("train", 42.0, ok=True)
     metrics.job_finished("fetch", 0.3, ok=False)
@@ -75,16 +86,20 @@ def clock() -> Clock:
 
 def test_each_call_shows_with_its_labels_and_values(clock: Clock):
     samples = scrape(busy(clock))
-    assert value(samples, "volcast_last_candle_age_seconds", series=BTC) == 0
-    assert value(samples, "volcast_candle_length_seconds", series=BTC) == 3600
-    assert value(samples, "volcast_candles_stored_total", series=BTC) == 2
-    assert value(samples, "volcast_candles_stored_total", series=ETH) == 1
+    assert value(samples, "volcast_last_candle_age_seconds", **of(BTC)) == 0
+    assert value(samples, "volcast_candle_length_seconds", **of(BTC)) == 3600
+    assert value(samples, "volcast_candles_stored_total", **of(BTC)) == 2
+    assert value(samples, "volcast_candles_stored_total", **of(ETH)) == 1
     for name, q50, q90 in (("volcast_forecast_next_candle_volume", 100, 180),
                            ("volcast_forecast_next_day_volume", 2400, 3100)):
-        assert value(samples, name, series=BTC, quantile="0.5", unit="BTC") == q50
-        assert value(samples, name, series=BTC, quantile="0.9", unit="BTC") == q90
-    assert value(samples, "volcast_fetch_errors_total", exchange="binance", series=BTC) == 2
-    assert value(samples, "volcast_alert_firing", rule="btc-capacity", target=BTC) == 1
+        assert value(samples, name, **of(BTC), quantile="0.5", unit="BTC") == q50
+        assert value(samples, name, **of(BTC), quantile="0.9", unit="BTC") == q90
+    assert value(samples, "volcast_fetch_errors_total", **of(BTC)) == 2
+    delay = "volcast_candle_delay_seconds"
+    assert value(samples, f"{delay}_count", exchange="binance", timeframe="1h") == 2
+    assert value(samples, f"{delay}_bucket", exchange="binance", timeframe="1h", le="2.0") == 1
+    assert value(samples, f"{delay}_bucket", exchange="binance", timeframe="1h", le="20.0") == 2
+    assert value(samples, "volcast_alert_firing", rule="btc-capacity", target=str(BTC)) == 1
     assert value(samples, "volcast_alert_firing", rule="binance-stale", target="binance") == 0
     job = "volcast_job_duration_seconds"
     assert value(samples, f"{job}_count", kind="train", outcome="ok") == 1
@@ -100,23 +115,41 @@ def test_each_call_shows_with_its_labels_and_values(clock: Clock):
 def test_the_candle_age_grows_at_scrape_time_while_no_candle_comes(clock: Clock):
     metrics = busy(clock)
     clock.now_s += 5400
-    assert value(scrape(metrics), "volcast_last_candle_age_seconds", series=BTC) == 5400
+    assert value(scrape(metrics), "volcast_last_candle_age_seconds", **of(BTC)) == 5400
     clock.now_s += 600
-    assert value(scrape(metrics), "volcast_last_candle_age_seconds", series=BTC) == 6000
-    metrics.candle_stored(BTC, OPEN_MS - 5 * HOUR_MS, HOUR_MS)  # a gap filled: older
-    assert value(scrape(metrics), "volcast_last_candle_age_seconds", series=BTC) == 6000
-    metrics.candle_stored(BTC, OPEN_MS + HOUR_MS, HOUR_MS)
-    assert value(scrape(metrics), "volcast_last_candle_age_seconds", series=BTC) == 2400
+    assert value(scrape(metrics), "volcast_last_candle_age_seconds", **of(BTC)) == 6000
+    metrics.candle_stored(BTC, OPEN_MS - 5 * HOUR_MS)  # a gap filled: older
+    assert value(scrape(metrics), "volcast_last_candle_age_seconds", **of(BTC)) == 6000
+    metrics.candle_stored(BTC, OPEN_MS + HOUR_MS)
+    assert value(scrape(metrics), "volcast_last_candle_age_seconds", **of(BTC)) == 2400
+
+
+def test_each_series_age_is_read_on_its_own_exchanges_clock(clock: Clock):
+    """A simulator (or an exchange whose clock is off ours) must not make a fresh series look
+    stale, nor a stale one fresh."""
+    metrics = busy(clock)
+    metrics.candle_stored(KRAKEN, OPEN_MS - 2 * HOUR_MS)  # closed an hour before kraken's now
+    clock.offsets["kraken"] = -3600.0
+    samples = scrape(metrics)
+    assert value(samples, "volcast_last_candle_age_seconds", **of(BTC)) == 0
+    assert value(samples, "volcast_last_candle_age_seconds", **of(KRAKEN)) == 3600
+
+
+def test_the_stored_counter_counts_candles_not_calls(clock: Clock):
+    metrics = Metrics(now=clock)
+    metrics.candle_stored(BTC, OPEN_MS, added=24)
+    metrics.candle_stored(BTC, OPEN_MS + HOUR_MS)
+    assert value(scrape(metrics), "volcast_candles_stored_total", **of(BTC)) == 25
 
 
 def test_forget_drops_every_figure_of_the_series_and_keeps_the_others(clock: Clock):
     metrics = busy(clock)
-    assert len(names_with(scrape(metrics), "series", BTC)) >= 5
+    assert len(names_with(scrape(metrics), "symbol", "BTC/USDT")) >= 5
     metrics.forget(BTC)
     samples = scrape(metrics)
-    assert names_with(samples, "series", BTC) == set()
-    assert value(samples, "volcast_last_candle_age_seconds", series=ETH) == 0
-    assert value(samples, "volcast_alert_firing", rule="btc-capacity", target=BTC) == 1
+    assert names_with(samples, "symbol", "BTC/USDT") == set()
+    assert value(samples, "volcast_last_candle_age_seconds", **of(ETH)) == 0
+    assert value(samples, "volcast_alert_firing", rule="btc-capacity", target=str(BTC)) == 1
     metrics.forget_rule("btc-capacity")
     assert names_with(scrape(metrics), "rule", "btc-capacity") == set()
 
@@ -125,7 +158,7 @@ def test_a_forecast_in_another_unit_replaces_the_old_one(clock: Clock):
     metrics = busy(clock)
     metrics.forecast(BTC, 6e6, 1e7, 1.5e8, 2e8, "USDT")
     units = {dict(labels)["unit"] for name, labels in scrape(metrics)
-             if name.startswith("volcast_forecast_") and ("series", BTC) in labels}
+             if name.startswith("volcast_forecast_") and ("symbol", "BTC/USDT") in labels}
     assert units == {"USDT"}
 
 
@@ -139,8 +172,8 @@ def test_labels_stay_bounded_whatever_method_a_client_sends(clock: Clock):
 
 def test_each_metrics_has_its_own_registry(clock: Clock):
     one, other = Metrics(now=clock), Metrics(now=clock)
-    one.fetch_error("binance", BTC)
-    assert names_with(scrape(other), "series", BTC) == set()
+    one.fetch_error(BTC)
+    assert names_with(scrape(other), "symbol", "BTC/USDT") == set()
 
 
 def timed_app(metrics: Metrics, static: Path) -> FastAPI:
@@ -197,12 +230,16 @@ def test_the_grafana_dashboard_plots_only_metrics_that_exist(clock: Clock):
     exposed = {name for name, _ in scrape(busy(clock))}
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    exprs.append(variables["series"]["definition"])
+    exprs += [variables[name]["definition"] for name in ("exchange", "symbol", "timeframe")]
     used = {name for expr in exprs for name in re.findall(r"volcast_[a-z_]+", expr)}
     assert used - exposed == set()
     families = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used}
     assert len(families) >= 9
     assert variables["datasource"]["type"] == "datasource"
     assert all(p["datasource"]["uid"] == "${datasource}" for p in dashboard["panels"])
-    assert "label_values(volcast_last_candle_age_seconds, series)" in \
-        variables["series"]["definition"]
+    assert "label_values(volcast_last_candle_age_seconds, exchange)" in \
+        variables["exchange"]["definition"]
+    series = 'exchange=~"$exchange", symbol=~"$symbol", timeframe=~"$timeframe"'
+    panels = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert all(series in expr for expr in panels if "volcast_last_candle_age" in expr
+               or "volcast_forecast_" in expr)

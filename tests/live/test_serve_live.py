@@ -88,6 +88,10 @@ def test_commands_share_the_store_with_serve_and_kill_9_loses_nothing(exchange, 
     process = serve("--config", str(toml), "--db", str(db), "--port", str(port))
     try:
         until_newer(db, BTC, until_newer(db, BTC, JULY))  # backfilled, then following
+        deadline = time.monotonic() + DEADLINE_S
+        while wait_for_health(port)["series"] != 1:  # counted when it first arrived
+            assert time.monotonic() < deadline, "/health never counted the followed series"
+            time.sleep(0.3)
         for args in (["data", "list"],
                      ["data", "gaps", "-e", "binance", "-s", "BTC/USDT", "-t", "1h"],
                      ["export", "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--out",
@@ -102,7 +106,8 @@ def test_commands_share_the_store_with_serve_and_kill_9_loses_nothing(exchange, 
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         families = {f.name: f for f in text_string_to_metric_families(metrics)}
         ages = [s for s in families["volcast_last_candle_age_seconds"].samples
-                if s.labels["series"] == "binance:BTC/USDT:1h"]
+                if (s.labels["exchange"], s.labels["symbol"], s.labels["timeframe"])
+                == ("binance", "BTC/USDT", "1h")]
         assert len(ages) == 1
     finally:
         process.kill()  # kill -9: no chance to tidy up

@@ -159,27 +159,43 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
 def _planned(store: CandleStore, key: SeriesKey, since: int | None, stop: int,
              scope: Scope) -> tuple[list[Range], int | None]:
     """The ranges to download (``plan_ranges`` less what the exchange confirmed empty) and
-    the last stored open time (a range ending at or before it is followed by a candle)."""
-    bounds = store.bounds(key)
-    gaps = [] if bounds is None else [
-        (int(row.after) + key.tf_ms, int(row.before)) for row in store.gaps(key).itertuples()]
-    ranges = plan_ranges(bounds, gaps, since, stop, key.tf_ms, scope)
-    return subtract(ranges, store.empty_ranges(key)), None if bounds is None else bounds[1]
+    the last stored open time (a range ending at or before it is followed by a candle). One
+    opening of the store; the holes are not read for a tail, which never asks for them."""
+    with store.connection():
+        bounds = store.bounds(key)
+        gaps = [] if bounds is None or scope == "tail" else [
+            (int(row.after) + key.tf_ms, int(row.before)) for row in store.gaps(key).itertuples()]
+        ranges = plan_ranges(bounds, gaps, since, stop, key.tf_ms, scope)
+        return subtract(ranges, store.empty_ranges(key)), None if bounds is None else bounds[1]
+
+
+def _summarise(store: CandleStore, result: SyncResult) -> None:
+    """The series' span and holes after the sync, in one opening of the store."""
+    with store.connection():
+        bounds = store.bounds(result.key)
+        if bounds is not None:
+            result.first, result.last = bounds
+            gaps = store.gaps(result.key)
+            result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
 
 
 async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey,
                       since: int | None, until: int | None, progress: Progress,
-                      scope: Scope = "all") -> SyncResult:
+                      scope: Scope = "all", now: int | None = None) -> SyncResult:
     """Bring one series up to ``until`` (default: the exchange's now), closed candles only,
     filling its holes (``plan_ranges``). Progress runs over all the ranges to fetch together,
     and its last call carries the result's own figures: every new candle stored, and the whole
-    range done unless it gave up."""
+    range done unless it gave up. ``now``: the exchange's time when the caller has just read
+    it (a follower syncing many series after one reading); else it is asked. The store is used
+    from worker threads, so that an event loop following other series keeps running while
+    another process holds the file."""
     result = SyncResult(key)
-    now = await client.server_time()
+    if now is None:
+        now = await client.server_time()
     stop = now - key.tf_ms + 1  # a candle is closed once open + tf <= now
     if until is not None:
         stop = min(stop, until)
-    ranges, last = _planned(store, key, since, stop, scope)
+    ranges, last = await asyncio.to_thread(_planned, store, key, since, stop, scope)
     total = sum(end - begin for begin, end in ranges)
     done = 0
 
@@ -190,6 +206,7 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
             progress(key, result.added, done, total)
         return update
 
+    failed: FetchFailed | None = None
     try:
         offset = 0
         for begin, end in ranges:
@@ -199,17 +216,14 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
             offset += end - begin
         done = total
     except FetchFailed as exc:
-        bounds = store.bounds(key)
-        reached = format_time(bounds[1]) if bounds else "nothing"
-        result.error = (f"{key}: {exc}; stored up to {reached} UTC ({result.added} new this run);"
-                        " run the same command again to resume")
+        failed = exc
+    await asyncio.to_thread(_summarise, store, result)
+    if failed is not None:
+        reached = "nothing" if result.last is None else format_time(result.last)
+        result.error = (f"{key}: {failed}; stored up to {reached} UTC ({result.added} new this "
+                        "run); run the same command again to resume")
     progress(key, result.added, done, total)
-    bounds = store.bounds(key)
-    if bounds is not None:
-        result.first, result.last = bounds
-        gaps = store.gaps(key)
-        result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
-    elif result.error is None:  # listed, yet nothing to store: say so rather than "ok"
+    if result.last is None and result.error is None:  # listed, yet nothing to store: say so
         result.note = f"no candles: {client.id} has none in the range asked for"
     return result
 

@@ -64,6 +64,9 @@ class Callbacks:
     on_clock: Callable[[str, "ExchangeClock"], None] = _ignore
     """Told each new follower's exchange clock (exchange id, clock): what "now" means for
     the exchange's series (stale data, candle ages)."""
+    on_delay: Callable[[SeriesKey, float], None] = _ignore
+    """``on_delay(key, seconds)`` for each candle stored as it closed (not the backfill's):
+    real seconds from its close on the exchange's clock until it was stored."""
 
 
 def _notify(callback: Callable[..., None], *args: object) -> None:
@@ -100,6 +103,11 @@ class ExchangeClock:
             return int(time.time() * 1000)
         local, exchange_ms = self._samples[-1]
         return exchange_ms + int((self._local() - local) * 1000 * self.rate)
+
+    def seconds_since(self, exchange_ms: int) -> float:
+        """Real seconds since the exchange's clock showed ``exchange_ms`` (0 when it has not
+        yet)."""
+        return max(self.now() - exchange_ms, 0) / 1000 / (self.rate or 1.0)
 
     def seconds_until(self, exchange_ms: int) -> float:
         """Real seconds until the exchange's clock shows ``exchange_ms``; infinite while it
@@ -247,16 +255,20 @@ class Follower:
 
     async def _sync(self, client: ExchangeClient, track: _Track, exchange_ms: int) -> None:
         """One series' sync: the backfill (all that is missing) until it once succeeds, then
-        the tail; report, and schedule a retry when it failed or its candle is not out yet."""
+        the tail (a backfilled series is stored); report, and schedule a retry when it failed
+        or its candle is not out yet. The round's reading of the exchange's clock serves
+        every series, rather than one more request each."""
         key = track.key
         result: SyncResult | None = None
         try:
-            stored = await asyncio.to_thread(self.store.bounds, key) is not None
-            scope: Scope = "tail" if track.backfilled and stored else "all"
-            since = None if scope == "tail" else backfill_start(track.watched, stored,
-                                                                 exchange_ms)
+            scope: Scope = "tail" if track.backfilled else "all"
+            since = None
+            if scope == "all":
+                stored = await asyncio.to_thread(self.store.bounds, key) is not None
+                since = backfill_start(track.watched, stored, exchange_ms)
             client.check(key.symbol, key.timeframe)
-            result = await sync_series(client, self.store, key, since, None, _quiet, scope)
+            result = await sync_series(client, self.store, key, since, None, _quiet, scope,
+                                       now=exchange_ms)
             error = result.error
         except (FetchFailed, VolcastError) as exc:  # each names the exchange and what failed
             error = str(exc)
@@ -264,8 +276,18 @@ class Follower:
             log.exception("%s: sync failed", key)
             error = f"{key}: {type(exc).__name__}: {exc}"
         if result is not None and result.added:
+            self._report_delays(track, result.last)
             _notify(self.callbacks.on_candles, key, result.added, result.last)
         self._settle(track, result, error, exchange_ms)
+
+    def _report_delays(self, track: _Track, newest: int) -> None:
+        """How late each candle after the previous newest one was stored; none for the
+        backfill, whose candles closed before the follower looked."""
+        if not track.backfilled or track.last is None:
+            return
+        tf = track.key.tf_ms
+        for opened in range(track.last + tf, newest + 1, tf):
+            _notify(self.callbacks.on_delay, track.key, self.clock.seconds_since(opened + tf))
 
     def _settle(self, track: _Track, result: SyncResult | None, error: str | None,
                 exchange_ms: int) -> None:

@@ -77,7 +77,7 @@ class Service:
     def __init__(self, space: Workspace, config: Path | None = None,
                  metrics: Metrics | None = None, nowcaster: Nowcaster | None = None) -> None:
         self.space, self.config = space, config
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(lambda exchange: self.exchange_now(exchange) / 1000)
         self.nowcaster = nowcaster or Nowcaster.default()
         self.log = AlertLog(space.store)
         self.evaluator = Evaluator()
@@ -94,6 +94,9 @@ class Service:
         self._clocks: dict[str, ExchangeClock] = {}
         self.trainings: list[dict[str, Any]] = []
         """The latest scheduled retraining's outcome per timeframe."""
+        self.on_series: Callable[[], None] | None = None
+        """Called on the worker thread when a watched series has its first candles of this
+        run: the app recounts the store's series then (``/health`` answers from memory)."""
         self._apply(space.settings)
         self.evaluator.restore(self.log.open_episodes())
         for rule, target in self.evaluator.open_targets():
@@ -137,6 +140,7 @@ class Service:
     async def _main(self) -> None:
         callbacks = Callbacks(on_candles=self._on_candles, on_error=self._on_error,
                               on_ok=self._on_ok, on_open=self._on_open,
+                              on_delay=self.metrics.candle_delay,
                               on_clock=self._clocks.__setitem__)
         assert self._stop is not None and self._reloads is not None
         loops = [asyncio.ensure_future(self._tick()), asyncio.ensure_future(self._schedule())]
@@ -222,7 +226,7 @@ class Service:
         with self._lock:
             gone = {n: r for n, (r, _) in self._rules.items() if n not in rules or rules[n][0] != r}
             for name in set(self._watched) - ids:
-                self.metrics.forget(name)
+                self.metrics.forget(self._watched[name].key)
             self._watched = {i: self._watched.get(i) or Watched(k)
                              for i, k in zip([series_id(k) for k in keys], keys, strict=True)}
             self._rules = rules
@@ -301,9 +305,12 @@ class Service:
         state = self._state(key)
         if state is None:
             return
+        if state.newest is None and self.on_series is not None:
+            self._submit("on_series", self.on_series)
         state.newest = max(newest, state.newest or newest)
-        self.metrics.candle_stored(series_id(key), newest, key.tf_ms)
+        self.metrics.candle_stored(key, newest, added)
         self._submit(series_id(key), lambda: self.refresh(key))
+
 
     def _on_error(self, key: SeriesKey, message: str) -> None:
         state = self._state(key)
@@ -311,7 +318,7 @@ class Service:
             return
         state.error = message
         state.failing_since_ms = state.failing_since_ms or now_ms()
-        self.metrics.fetch_error(key.exchange, series_id(key))
+        self.metrics.fetch_error(key)
 
     def _on_ok(self, key: SeriesKey) -> None:
         state = self._state(key)
@@ -361,7 +368,7 @@ class Service:
         """After a close: the new forecast, its metrics, and every rule read again."""
         frame = self.forecast(key, "base")
         day = frame.head(max(1, DAY_MS // key.tf_ms))
-        self.metrics.forecast(series_id(key), float(frame["q50"].iloc[0]),
+        self.metrics.forecast(key, float(frame["q50"].iloc[0]),
                               float(frame["q90"].iloc[0]), float(day["q50"].sum()),
                               float(day["q90"].sum()), self.space.unit_name(key))
         self.evaluate()

@@ -75,6 +75,7 @@ def create_app(workspace: Workspace, max_jobs: int = 2, access: Access | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         census.count(app.state.workspace)
         if service is not None:
+            service.on_series = lambda: census.count(app.state.workspace)
             service.start()
         if warm:
             with suppress(TimeoutError, VolcastError):  # then the first requests wait for it
