@@ -7,9 +7,7 @@ page size comes from ccxt's ``features`` table, overridden where users found it 
 
 import asyncio
 import difflib
-import random
 import time
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,8 +15,11 @@ from urllib.parse import urlsplit
 import ccxt
 import ccxt.async_support as ccxt_async
 
+from volcast.data.retry import RetryPolicy
 from volcast.data.timeframe import timeframe_ms
 from volcast.errors import FetchFailed, VolcastError
+
+__all__ = ["ExchangeClient", "RetryPolicy", "check_exchange_id", "list_markets"]
 
 RETRYABLE = (ccxt.NetworkError, ccxt.BadResponse)
 DEFAULT_PAGE_LIMIT = 500
@@ -27,20 +28,6 @@ PAGE_LIMIT_OVERRIDES = {"okx": 100}
 RECENT_ONLY = {"kraken": 720}
 """Exchanges whose OHLCV answers only their newest N candles whatever ``since`` asks: that an
 answer starts later than asked says nothing about the candles before that window."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, bounded; an exchange's Retry-After wins when longer."""
-
-    retries: int = 8
-    base_s: float = 0.5
-    max_s: float = 30.0
-    rng: random.Random = field(default_factory=random.Random, compare=False)
-
-    def delay(self, attempt: int, retry_after_s: float | None) -> float:
-        backoff = min(self.max_s, self.base_s * 2**attempt) * (0.5 + self.rng.random() / 2)
-        return max(backoff, min(retry_after_s or 0.0, self.max_s))
 
 
 def _strict_class(exchange_id: str) -> type:
