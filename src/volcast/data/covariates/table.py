@@ -12,7 +12,7 @@ One row per value: ``name`` (what users type: ``vix``, ``fred:DGS10``, ``funding
 (name, scope, ts): writing the same values again changes nothing.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +68,15 @@ def checked(frame: pd.DataFrame, what: str, now_ms: int | None = None) -> pd.Dat
     return pd.DataFrame({"ts": ts.astype(np.int64), "value": value,
                          "published_ms": published.astype(np.int64)}).sort_values(
         "ts", ignore_index=True)
+
+
+def batch(name: str, scope: str, source: str, ts: np.ndarray, values: np.ndarray,
+          rule: Callable[[np.ndarray], np.ndarray], what: str) -> Batch:
+    """Values of one series with the time each became public by ``rule``
+    (``publication.py``), after ``checked`` refused any impossible row."""
+    frame = checked(pd.DataFrame({"ts": ts, "value": values, "published_ms": ts}), what)
+    frame["published_ms"] = rule(frame["ts"].to_numpy())
+    return Batch(name, scope, source, frame)
 
 
 def write(store: CandleStore, batches: Sequence[Batch]) -> int:
