@@ -1,6 +1,7 @@
 """Covariate commands: ``volcast covariates import|list|fetch ...``: series beyond the candles
 (docs/covariates.md), kept in the same store as the candles."""
 
+import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from volcast.cli.common import DbOpt, app, open_store, out
+from volcast.cli.data import ConfigOpt, RetriesOpt, TimeoutOpt
 from volcast.errors import VolcastError
 
 if TYPE_CHECKING:
@@ -17,6 +19,12 @@ covariates_app = typer.Typer(help="Series beyond the candles (sentiment, macro, 
                              "each value stored with the time it became public.",
                              no_args_is_help=True)
 app.add_typer(covariates_app, name="covariates")
+fetch_app = typer.Typer(help="Download a covariate into the store: retried with backoff, "
+                        "resumed from the newest stored value.", no_args_is_help=True)
+covariates_app.add_typer(fetch_app, name="fetch")
+MacroUrlOpt = Annotated[str | None, typer.Option(
+    "--url", help="base URL (scheme://host[:port]) instead of the source's own: a proxy, or "
+    "`volcast simulate-macro`")]
 
 
 @covariates_app.command("import")
@@ -66,3 +74,81 @@ def _listing_table(listing: "pd.DataFrame") -> object:
         "name", "scope", "source", "rows", "first", "last", "newest published"], [
         [row.name, row.scope or "-", row.source, f"{row.rows:,}", format_time(row.first),
          format_time(row.last), format_time(row.published)] for row in listing.itertuples()])
+
+
+@fetch_app.command("fear_greed")
+def fetch_fear_greed(url: MacroUrlOpt = None, db: DbOpt = None, retries: RetriesOpt = None,
+                     timeout_ms: TimeoutOpt = None, config: ConfigOpt = None) -> None:
+    """The Crypto Fear & Greed index from alternative.me (its /fng/ JSON API)."""
+    _fetch_macro("fear_greed", db, url, config, retries, timeout_ms)
+
+
+@fetch_app.command("vix")
+def fetch_vix(url: MacroUrlOpt = None, db: DbOpt = None, retries: RetriesOpt = None,
+              timeout_ms: TimeoutOpt = None, config: ConfigOpt = None) -> None:
+    """The VIX close from CBOE's VIX_History.csv."""
+    _fetch_macro("vix", db, url, config, retries, timeout_ms)
+
+
+@fetch_app.command("fred")
+def fetch_fred(
+    series: Annotated[list[str], typer.Option(
+        "--series", help="FRED series ids, comma-separated or repeated: VIXCLS,DGS10,DTWEXBGS "
+        "(those with a known release time; docs/covariates.md)")],
+    url: MacroUrlOpt = None, db: DbOpt = None, retries: RetriesOpt = None,
+    timeout_ms: TimeoutOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Daily series from FRED (stored as fred:SERIES). The API key comes from $FRED_API_KEY
+    or the [covariates] table of --config, and is never shown."""
+    from volcast.data.covariates.macro import fred_series
+
+    _fetch_macro("fred", db, url, config, retries, timeout_ms, fred_series(series))
+
+
+def _fetch_macro(source: str, db: Path | None, url: str | None, config: Path | None,
+                 retries: int | None, timeout_ms: int | None, series: list[str] | None = None
+                 ) -> None:
+    """Run ``macro.fetch`` and say what each series brought."""
+    from volcast.config import load_settings
+    from volcast.data.covariates import macro
+    from volcast.data.timeframe import format_time
+
+    settings = load_settings(config, fetch={"retries": retries, "timeout_ms": timeout_ms})
+    key = macro.fred_api_key(settings.covariates) if source == macro.FRED else None
+    with open_store(db) as store:
+        downloads = asyncio.run(macro.fetch(store, source, settings.fetch, url, series or [],
+                                            key))
+    for download in downloads:
+        frame = download.batch.frame
+        newest = f"; newest dated {format_time(frame['ts'].iloc[-1])} UTC" if len(frame) else ""
+        out.print(f"{download.batch.name}: {download.sent} values received, {len(frame)} new"
+                  f"{newest}", soft_wrap=True)
+
+
+@app.command("simulate-macro")
+def simulate_macro(
+    data: Annotated[Path | None, typer.Option(help="folder holding fear_greed.csv and vix.csv "
+                                              "as shared/data/exogenous [default: the bundled "
+                                              "ones]")] = None,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free one)")] = 8766,
+    fail_rate: Annotated[float, typer.Option(help="share of requests answered with a "
+                                             "fault")] = 0.0,
+    seed: Annotated[int, typer.Option(help="seed of the fault generator")] = 0,
+    fred_api_key: Annotated[str | None, typer.Option(
+        help="the one FRED API key to accept [default: any]")] = None,
+) -> None:
+    """Serve alternative.me's Fear & Greed API, CBOE's VIX history and FRED's observations
+    over HTTP from the exogenous files, for tests and offline use (FRED's DGS10 and DTWEXBGS
+    are synthetic: docs/covariates.md)."""
+    from volcast.simulator.macro import MacroConfig, running
+    from volcast.simulator.server import serve_forever
+
+    config = MacroConfig(data, fred_api_key, fail_rate, seed)
+    try:
+        serve_forever(config, port, lambda url: out.print(
+            f"simulating alternative.me, CBOE and FRED at {url} (use --url {url}); Ctrl-C "
+            "stops", soft_wrap=True), running)
+    except OSError as exc:
+        raise VolcastError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
