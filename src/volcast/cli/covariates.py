@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from volcast.cli.common import DbOpt, app, open_store, out
-from volcast.cli.data import ConfigOpt, RetriesOpt, TimeoutOpt
+from volcast.cli.common import DbOpt, ExchangeOpt, SymbolOpt, app, open_store, out, time_range
+from volcast.cli.data import ConfigOpt, RetriesOpt, TimeoutOpt, UrlOpt
 from volcast.errors import VolcastError
 
 if TYPE_CHECKING:
@@ -123,6 +123,56 @@ def _fetch_macro(source: str, db: Path | None, url: str | None, config: Path | N
         newest = f"; newest dated {format_time(frame['ts'].iloc[-1])} UTC" if len(frame) else ""
         out.print(f"{download.batch.name}: {download.sent} values received, {len(frame)} new"
                   f"{newest}", soft_wrap=True)
+
+
+SinceOpt = Annotated[str | None, typer.Option(help="first time (ISO 8601 or ms); default: "
+                                             "just after the newest stored value")]
+
+
+@fetch_app.command("funding")
+def fetch_funding(exchange: ExchangeOpt, symbol: SymbolOpt, since: SinceOpt = None,
+                  db: DbOpt = None, exchange_url: UrlOpt = None, retries: RetriesOpt = None,
+                  timeout_ms: TimeoutOpt = None, config: ConfigOpt = None) -> None:
+    """Funding-rate history of the perpetual of --symbol (BTC/USDT -> BTC/USDT:USDT), through
+    ccxt: paginated, retried, resumable (stored as funding_rate)."""
+    _fetch_derivatives("funding_rate", exchange, symbol, None, since, db, exchange_url, retries,
+                       timeout_ms, config)
+
+
+@fetch_app.command("open_interest")
+def fetch_open_interest(
+    exchange: ExchangeOpt, symbol: SymbolOpt,
+    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="period of each value, "
+                                           "e.g. 5m, 1h, 1d")] = "1h",
+    since: SinceOpt = None, db: DbOpt = None, exchange_url: UrlOpt = None,
+    retries: RetriesOpt = None, timeout_ms: TimeoutOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Open-interest history of the perpetual of --symbol, through ccxt (stored as
+    open_interest, in base units). Binance keeps only its last 30 days: run it regularly."""
+    _fetch_derivatives("open_interest", exchange, symbol, timeframe, since, db, exchange_url,
+                       retries, timeout_ms, config)
+
+
+def _fetch_derivatives(name: str, exchange: str, symbol: str, timeframe: str | None,
+                       since: str | None, db: Path | None, url: str | None,
+                       retries: int | None, timeout_ms: int | None, config: Path | None) -> None:
+    from volcast.config import load_settings
+    from volcast.data.covariates import derivatives
+    from volcast.data.exchange import check_exchange_id
+    from volcast.data.store import check_symbol
+    from volcast.data.timeframe import format_time, timeframe_ms
+
+    settings = load_settings(config, fetch={"retries": retries, "timeout_ms": timeout_ms}).fetch
+    check_exchange_id(exchange)
+    check_symbol(symbol)
+    if timeframe is not None:
+        timeframe_ms(timeframe)
+    start, _ = time_range(since, None, past=True)
+    with open_store(db) as store:
+        done = asyncio.run(derivatives.fetch(exchange, symbol, store, settings, name, timeframe,
+                                             start, url))
+    out.print(f"{done.name} of {done.scope}: {done.added:,} new ({done.pages} pages); stored "
+              f"{format_time(done.first)} .. {format_time(done.last)} UTC", soft_wrap=True)
 
 
 @app.command("simulate-macro")

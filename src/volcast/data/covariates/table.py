@@ -64,7 +64,7 @@ def checked(frame: pd.DataFrame, what: str, now_ms: int | None = None) -> pd.Dat
         if bad.any():
             row = int(bad.argmax())
             raise VolcastError(f"{what}: row {row + 1}: {why} (time={ts[row]:.16g} "
-                               f"({format_time(ts[row])}), value={value[row]!r})")
+                               f"({format_time(ts[row])}), value={value[row]:.16g})")
     return pd.DataFrame({"ts": ts.astype(np.int64), "value": value,
                          "published_ms": published.astype(np.int64)}).sort_values(
         "ts", ignore_index=True)
