@@ -15,6 +15,8 @@ from volcast.errors import VolcastError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from volcast.cli.ui import FittedTable
+
 covariates_app = typer.Typer(help="Series beyond the candles (sentiment, macro, derivatives), "
                              "each value stored with the time it became public.",
                              no_args_is_help=True)
@@ -66,7 +68,7 @@ def list_covariates(
         out.print(_listing_table(listing))
 
 
-def _listing_table(listing: "pd.DataFrame") -> object:
+def _listing_table(listing: "pd.DataFrame") -> "FittedTable":
     from volcast.cli.ui import FittedTable
     from volcast.data.timeframe import format_time
 
