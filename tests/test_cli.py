@@ -124,8 +124,9 @@ def test_symbol_or_timeframe_the_exchange_lacks(cli, filled, simulator):
                           "binance does not list symbol 'BTC/EUR'; did you mean BTC/USDT?")
     assert_one_line_error(cli(*base, "-s", "btc/usdt"), "did you mean BTC/USDT")
     assert_one_line_error(cli(*base, "-s", "ETH/USDT", "-s", "DOGE/BTC"),
-                          "does not list symbol 'DOGE/BTC'; it lists BTC/USDT, ETH/USDT")
-    assert_one_line_error(cli(*base, "-s", "BTC/USDT:USDT"), "'BTC/USDT:USDT'")
+                          "does not list symbol 'DOGE/BTC'; it lists BTC/USDT, BTC/USDT:USDT, "
+                          "ETH/USDT, ETH/USDT:USDT")
+    assert_one_line_error(cli(*base, "-s", "SOL/USDT:USDT"), "'SOL/USDT:USDT'")
     assert_one_line_error(cli(*base, "-s", "BTC/USDT", "-t", "7h"), "no timeframe '7h'",
                           "1m, 3m, 5m")
     with CandleStore(filled) as store:

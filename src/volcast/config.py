@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from volcast.errors import VolcastError
 
@@ -172,6 +172,15 @@ class LiveSettings(BaseModel):
     nowcast: bool = Field(True, description="nowcast each open candle every minute")
 
 
+class CovariateSettings(BaseModel):
+    """``[covariates]``: what covariate downloads need besides [fetch]'s retry rules."""
+
+    model_config = STRICT
+
+    fred_api_key: SecretStr | None = Field(None, description="FRED's API key, when "
+                                           "$FRED_API_KEY is not set; never printed or logged")
+
+
 class Settings(BaseModel):
     """Everything a config file may set, one section per concern."""
 
@@ -187,6 +196,7 @@ class Settings(BaseModel):
     alert: list[AlertRule] = Field(default_factory=list, description="[[alert]] tables")
     train: TrainSchedule = Field(default_factory=TrainSchedule)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    covariates: CovariateSettings = Field(default_factory=CovariateSettings)
 
 
 def describe(error: ValidationError, prefix: str = "") -> str:

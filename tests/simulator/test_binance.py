@@ -44,7 +44,10 @@ def test_exchange_info_lists_the_pairs_of_the_folder(simulator):
     _, body = get(f"{simulator.url}/api/v3/exchangeInfo")
     assert {(s["baseAsset"], s["quoteAsset"]) for s in body["symbols"]} == {
         ("BTC", "USDT"), ("ETH", "USDT")}
-    assert get(f"{simulator.url}/fapi/v1/exchangeInfo")[1]["symbols"] == []
+    perpetuals = get(f"{simulator.url}/fapi/v1/exchangeInfo")[1]["symbols"]
+    assert {(s["symbol"], s["contractType"], s["marginAsset"]) for s in perpetuals} == {
+        ("BTCUSDT", "PERPETUAL", "USDT"), ("ETHUSDT", "PERPETUAL", "USDT")}
+    assert get(f"{simulator.url}/dapi/v1/exchangeInfo")[1]["symbols"] == []
 
 
 def test_klines_from_start_time_with_limit(simulator, btc):

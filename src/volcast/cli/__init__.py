@@ -10,7 +10,14 @@ import os
 import sys
 from typing import NoReturn
 
-from volcast.cli import analysis, data, forecast, models, web  # noqa: F401  (registers the commands)
+from volcast.cli import (  # noqa: F401  (registers the commands)
+    analysis,
+    covariates,
+    data,
+    forecast,
+    models,
+    web,
+)
 from volcast.cli.common import app, err
 from volcast.errors import FetchFailed, VolcastError
 

@@ -7,9 +7,7 @@ page size comes from ccxt's ``features`` table, overridden where users found it 
 
 import asyncio
 import difflib
-import random
 import time
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,30 +15,26 @@ from urllib.parse import urlsplit
 import ccxt
 import ccxt.async_support as ccxt_async
 
+from volcast.data.retry import RetryPolicy
 from volcast.data.timeframe import timeframe_ms
 from volcast.errors import FetchFailed, VolcastError
+
+__all__ = ["ExchangeClient", "RetryPolicy", "check_exchange_id", "list_markets"]
 
 RETRYABLE = (ccxt.NetworkError, ccxt.BadResponse)
 DEFAULT_PAGE_LIMIT = 500
 PAGE_LIMIT_OVERRIDES = {"okx": 100}
 """Candles per call where ccxt's ``features`` overstates what history requests return."""
+DERIVATIVES_PAGE = {"binance": {"funding": 1000, "open_interest": 500}}
+"""Rows per funding-rate / open-interest history call where the exchange allows more than
+DEFAULT_DERIVATIVES_PAGE (ccxt's ``features`` does not say)."""
+DEFAULT_DERIVATIVES_PAGE = 100
+OPEN_INTEREST_DAYS = {"binance": 30}
+"""Exchanges whose open-interest history reaches back only this many days from now (Binance
+refuses an older startTime)."""
 RECENT_ONLY = {"kraken": 720}
 """Exchanges whose OHLCV answers only their newest N candles whatever ``since`` asks: that an
 answer starts later than asked says nothing about the candles before that window."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, bounded; an exchange's Retry-After wins when longer."""
-
-    retries: int = 8
-    base_s: float = 0.5
-    max_s: float = 30.0
-    rng: random.Random = field(default_factory=random.Random, compare=False)
-
-    def delay(self, attempt: int, retry_after_s: float | None) -> float:
-        backoff = min(self.max_s, self.base_s * 2**attempt) * (0.5 + self.rng.random() / 2)
-        return max(backoff, min(retry_after_s or 0.0, self.max_s))
 
 
 def _strict_class(exchange_id: str) -> type:
@@ -186,6 +180,51 @@ class ExchangeClient:
         if self._ex.has.get("fetchTime"):
             return int(await self.call("fetch time", self._ex.fetch_time))
         return int(time.time() * 1000)
+
+    def perpetual(self, symbol: str, perpetual: str) -> str:
+        """``perpetual`` (the perpetual of ``symbol`` the user named) if the exchange lists it
+        as a swap; one line naming the perpetuals it lists otherwise."""
+        market = self._ex.markets.get(perpetual)
+        if market is not None and market.get("swap"):
+            return perpetual
+        listed = sorted(s for s, m in self._ex.markets.items() if m.get("swap"))
+        shown = ", ".join(listed[:5]) + (f" ... ({len(listed):,})" if len(listed) > 5 else "")
+        raise VolcastError(f"{self.id} lists no perpetual {perpetual} for {symbol}; its "
+                           f"perpetuals: {shown or 'none'}")
+
+    def derivatives_page(self, what: str) -> int:
+        """Rows one funding ("funding") or open-interest ("open_interest") history call
+        returns at most."""
+        return DERIVATIVES_PAGE.get(self.id, {}).get(what, DEFAULT_DERIVATIVES_PAGE)
+
+    def _offers(self, method: str, what: str) -> None:
+        if not self._ex.has.get(method):
+            raise VolcastError(f"{self.id} offers no {what} history in ccxt ({method})")
+
+    async def fetch_funding(self, symbol: str, since: int, limit: int
+                            ) -> list[tuple[int, float]]:
+        """One page of (funding time ms, rate) from ``since`` on."""
+        self._offers("fetchFundingRateHistory", "funding rate")
+        rows = await self.call(f"{symbol} funding rates", self._ex.fetch_funding_rate_history,
+                               symbol, since, limit)
+        return [(row["timestamp"], row["fundingRate"]) for row in rows
+                if row.get("timestamp") is not None]
+
+    async def fetch_open_interest(self, symbol: str, timeframe: str, since: int, limit: int
+                                  ) -> list[tuple[int, float]]:
+        """One page of (period time ms, open interest in base units or contracts) from
+        ``since`` on."""
+        self._offers("fetchOpenInterestHistory", "open interest")
+        rows = await self.call(f"{symbol} {timeframe} open interest",
+                               self._ex.fetch_open_interest_history, symbol, timeframe, since,
+                               limit)
+        return [(row["timestamp"], row["openInterestAmount"]) for row in rows
+                if row.get("timestamp") is not None]
+
+    def oldest_open_interest(self, now: int) -> int | None:
+        """The oldest time the exchange answers open-interest history for (None: any)."""
+        days = OPEN_INTEREST_DAYS.get(self.id)
+        return None if days is None else now - days * 86_400_000
 
     async def fetch_candles(self, symbol: str, timeframe: str, since: int, limit: int
                             ) -> list[list[float]]:

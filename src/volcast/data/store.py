@@ -89,6 +89,21 @@ class SeriesKey:
     def tf_ms(self) -> int:
         return timeframe_ms(self.timeframe)
 
+    @property
+    def unique_id(self) -> str:
+        """The series' ``unique_id`` in long frames: ``exchange:symbol:timeframe``."""
+        return f"{self.exchange}:{self.symbol}:{self.timeframe}"
+
+    @classmethod
+    def of_unique_id(cls, unique_id: str) -> "SeriesKey | None":
+        """The stored series a long frame's ``unique_id`` names (a perpetual's symbol holds a
+        colon too: ``binance:BTC/USDT:USDT:1h``); None for a file's series, named after its
+        file."""
+        parts = unique_id.split(":")
+        if len(parts) < 3:
+            return None
+        return cls(parts[0], ":".join(parts[1:-1]), parts[-1])
+
     def __str__(self) -> str:
         return f"{self.exchange} {self.symbol} {self.timeframe}"
 

@@ -1,6 +1,7 @@
 """Binance's public market-data REST dialect: ping, time, exchangeInfo and klines (spot), with
-Binance's parameter rules and error bodies. Futures exchangeInfo answers with no symbols, as a
-venue that lists only spot would."""
+Binance's parameter rules and error bodies; USD-M perpetuals (``binance_futures.py``): their
+funding and open interest are synthetic, and their klines are the spot pair's (shared/data
+holds no futures candles). COIN-M futures exchangeInfo answers with no symbols."""
 
 import json
 from collections.abc import Callable
@@ -9,6 +10,7 @@ import numpy as np
 from aiohttp import web
 
 from volcast.data.timeframe import timeframe_ms
+from volcast.simulator.binance_futures import BinanceFutures
 from volcast.simulator.market_data import MarketData
 
 INTERVALS = ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d",
@@ -55,8 +57,9 @@ class BinanceDialect:
             web.get("/api/v3/time", self.time),
             web.get("/api/v3/exchangeInfo", self.exchange_info),
             web.get("/api/v3/klines", self.klines),
-            web.get("/fapi/v1/exchangeInfo", self.no_symbols),
+            web.get("/fapi/v1/klines", self.klines),
             web.get("/dapi/v1/exchangeInfo", self.no_symbols),
+            *BinanceFutures(self.data, self.now).routes(),
         ]
 
     async def ping(self, request: web.Request) -> web.Response:

@@ -7,9 +7,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
@@ -47,12 +48,29 @@ class SimulatorConfig:
             raise VolcastError(f"unknown dialect '{self.dialect}'; choose from "
                                f"{', '.join(DIALECTS)}")
         self.venue = self.venue or self.dialect
-        if not 0.0 <= self.fail_rate <= 1.0:
-            raise VolcastError(f"--fail-rate must be between 0 and 1, not {self.fail_rate}")
-        unknown = [f for f in self.faults if f not in FAULTS]
-        if unknown or not self.faults:
-            raise VolcastError(f"unknown fault(s) {', '.join(unknown) or '(none given)'}; choose "
-                               f"from {', '.join(FAULTS)}")
+        check_faults(self)
+
+
+class Faults(Protocol):
+    """How badly a simulator answers: a share ``fail_rate`` of requests (drawn with ``seed``)
+    gets one of ``faults``; ``latency_s`` delays every answer."""
+
+    fail_rate: float
+    seed: int
+    faults: tuple[str, ...]
+    retry_after_s: int
+    stall_s: float
+    latency_s: float
+
+
+def check_faults(config: Faults) -> None:
+    """One line for a fail rate outside [0, 1] or an unknown fault kind."""
+    if not 0.0 <= config.fail_rate <= 1.0:
+        raise VolcastError(f"--fail-rate must be between 0 and 1, not {config.fail_rate}")
+    unknown = [f for f in config.faults if f not in FAULTS]
+    if unknown or not config.faults:
+        raise VolcastError(f"unknown fault(s) {', '.join(unknown) or '(none given)'}; choose "
+                           f"from {', '.join(FAULTS)}")
 
 
 @dataclass
@@ -71,7 +89,7 @@ def _venue_folder(config: SimulatorConfig) -> Path:
     return nested if nested.is_dir() else config.data_dir
 
 
-def _fault_middleware(config: SimulatorConfig, stats: Counter[str]) -> Callable[..., object]:
+def fault_middleware(config: Faults, stats: Counter[str]) -> Callable[..., object]:
     rng = random.Random(config.seed)
     lock = threading.Lock()
 
@@ -114,7 +132,7 @@ def build_app(config: SimulatorConfig) -> tuple[web.Application, Counter[str]]:
     data = MarketData(_venue_folder(config))
     clock = Clock(config.now_ms if config.now_ms is not None else data.end_ms(), config.speed)
     stats: Counter[str] = Counter()
-    app = web.Application(middlewares=[_fault_middleware(config, stats)])
+    app = web.Application(middlewares=[fault_middleware(config, stats)])
     app.add_routes(DIALECTS[config.dialect](data, clock).routes())
     return app, stats
 
@@ -128,7 +146,15 @@ class RunningSimulator:
 @contextmanager
 def running(config: SimulatorConfig, port: int = 0) -> Iterator[RunningSimulator]:
     """Serve on 127.0.0.1 from a background thread for the duration of the block."""
-    app, stats = build_app(config)
+    with serving(*build_app(config), port) as sim:
+        yield sim
+
+
+@contextmanager
+def serving(app: web.Application, stats: Counter[str], port: int = 0
+            ) -> Iterator[RunningSimulator]:
+    """Serve any aiohttp application on 127.0.0.1 from a background thread for the duration
+    of the block (the exchange simulator, the macro one, a test's own)."""
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, access_log=None)
     loop.run_until_complete(runner.setup())
@@ -146,8 +172,14 @@ def running(config: SimulatorConfig, port: int = 0) -> Iterator[RunningSimulator
         loop.close()
 
 
-def serve_forever(config: SimulatorConfig, port: int, ready: Callable[[str], None]) -> None:
-    """Serve on 127.0.0.1:port in the foreground until interrupted."""
-    with running(config, port) as sim:
+Config = TypeVar("Config")
+
+
+def serve_forever(config: Config, port: int, ready: Callable[[str], None],
+                  run: Callable[[Config, int], AbstractContextManager[RunningSimulator]]
+                  = running) -> None:  # type: ignore[assignment]
+    """Serve on 127.0.0.1:port in the foreground until interrupted; ``run``: how to serve
+    ``config`` (the exchange simulator's ``running``, or the macro one's)."""
+    with run(config, port) as sim:
         ready(sim.url)
         threading.Event().wait()

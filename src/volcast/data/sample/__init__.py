@@ -13,3 +13,8 @@ def sample_dir() -> Path:
 
 def sample_file(exchange: str = "binance", pair: str = "BTC_USDT", timeframe: str = "1h") -> Path:
     return sample_dir() / exchange / f"{pair}-{timeframe}.csv.gz"
+
+
+def exogenous_file(name: str) -> Path:
+    """A bundled covariate file: ``fear_greed`` or ``vix`` (shared/data/exogenous, gzipped)."""
+    return sample_dir() / "exogenous" / f"{name}.csv.gz"
