@@ -143,7 +143,7 @@ def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list
     from volcast.errors import VolcastError
     from volcast.evaluation.predictions import read_predictions
     from volcast.viz import charts
-    from volcast.workspace.sources import load_long
+    from volcast.workspace.sources import load_long, with_covariates
     from volcast.workspace.units import in_unit, unit_names
 
     if kind not in PLOT_KINDS:
@@ -172,7 +172,8 @@ def _chart(kind: str, csv: list[Path] | None, exchange: str | None, symbol: list
     from volcast.models import load
 
     forecaster = load(model_dir)
-    return charts.fan_chart(series, forecaster.predict(series, forecaster.horizon or 24),
+    inputs = with_covariates(series, [forecaster], db)
+    return charts.fan_chart(series, forecaster.predict(inputs, forecaster.horizon or 24),
                             f"{name}, {forecaster.name}", unit=label)
 
 

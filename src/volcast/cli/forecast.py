@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from volcast.data.store import SeriesKey
     from volcast.models.base import Forecaster
 
-_LISTS = {"quantiles": float, "features": str}
+_LISTS = {"quantiles": float, "features": str, "covariates": str}
 
 
 def _model_option(name: str, field: Any) -> inspect.Parameter:
@@ -119,7 +119,7 @@ def train(
             raise _needs_out("a model trained on files")
         long = read_files(csv)
         with epoch_progress(out) as progress:
-            forecaster = fit(load_settings(config), model, flags, long, progress)
+            forecaster = fit(load_settings(config), model, flags, long, progress, db)
         folders = []
     else:
         with Workspace.open(db, models, config) as space, epoch_progress(out) as progress:
@@ -181,7 +181,7 @@ def predict(
     from volcast.errors import VolcastError
     from volcast.models import load
     from volcast.workspace import Workspace
-    from volcast.workspace.sources import load_long
+    from volcast.workspace.sources import load_long, with_covariates
     from volcast.workspace.units import check_unit, in_unit, unit_names
 
     if fmt not in ("table", "json", "csv"):
@@ -192,7 +192,8 @@ def predict(
     if model_dir is not None or csv:
         forecaster = load(model_dir) if model_dir is not None else _untrained(model or "")
         long = load_long(csv, exchange, symbol, timeframe, db)
-        forecast = forecaster.predict(in_unit(long, kind), horizon or forecaster.horizon or 24)
+        forecast = forecaster.predict(with_covariates(in_unit(long, kind), [forecaster], db),
+                                      horizon or forecaster.horizon or 24)
         forecast["unit"] = forecast["unique_id"].map(unit_names(long, kind, db))
     else:
         with Workspace.open(db, models, read_only=True) as space:
@@ -258,7 +259,7 @@ def backtest(
         extra = read_files(also_csv) if also_csv else None
         with backtest_progress(out) as progress:
             results = backtest_frames(settings, names, overrides, long, extra, cutoff_ms,
-                                      progress)
+                                      progress, db)
         unit = next(iter(unit_names(long, "base").values()))
     else:
         if also_csv:

@@ -29,7 +29,7 @@ from volcast.models import model_class
 from volcast.models.base import EpochProgress, Forecaster
 from volcast.workspace.flows import backtest_frames, fit, make, report_inputs
 from volcast.workspace.layout import Layout, models_path
-from volcast.workspace.sources import read_stored
+from volcast.workspace.sources import read_stored, with_covariates
 from volcast.workspace.units import UNITS, Unit, in_unit
 from volcast.workspace.versions import ModelVersion, Promotion, Validation
 
@@ -86,6 +86,12 @@ class Workspace:
             self.bounds(key)
         return in_unit(read_stored(self.store, keys, start), unit)
 
+    def inputs(self, keys: list[SeriesKey], models: list[Forecaster], unit: Unit = "base"
+               ) -> pd.DataFrame:
+        """What ``models`` forecast the series from: their candles in ``unit`` and the
+        covariates any of the models reads (``sources.with_covariates``)."""
+        return with_covariates(self.long(keys, unit), models, self.store)
+
     def unit_name(self, key: SeriesKey, unit: Unit = "base") -> str:
         """What the series' volume is counted in: its base currency, or its quote's."""
         return self.store.units(key)[UNITS.index(unit)]
@@ -128,7 +134,7 @@ class Workspace:
         steps = horizon or self.horizon(forecaster)
 
         def predict() -> pd.DataFrame:
-            return forecaster.predict(self.long([key], unit), steps).assign(
+            return forecaster.predict(self.inputs([key], [forecaster], unit), steps).assign(
                 unit=self.unit_name(key, unit))
 
         stamp = (last, self.layout.version(key, model))
@@ -137,7 +143,7 @@ class Workspace:
     def train(self, keys: list[SeriesKey], model: str, flags: dict[str, Any] | None = None,
               progress: EpochProgress | None = None) -> tuple[Forecaster, list[Path]]:
         """Train one (global) model on these series and save it for each of them."""
-        forecaster = fit(self.settings, model, flags, self.long(keys), progress)
+        forecaster = fit(self.settings, model, flags, self.long(keys), progress, self.store)
         return forecaster, self.layout.save_model(keys, forecaster)
 
     def retrain(self, keys: list[SeriesKey], model: str, validation_days: float,
@@ -157,9 +163,11 @@ class Workspace:
                                          self.settings.backtest.horizon)
                    for key, frame in frames.items()}
         learn = pd.concat([f[f["ds"] < cutoffs[k]] for k, f in frames.items()], ignore_index=True)
-        candidate = fit(self.settings, model, flags, learn, progress)
+        candidate = fit(self.settings, model, flags, learn, progress, self.store)
         serving = {key: self.forecaster(key, model) for key in keys
                    if self.layout.version(key, model) is not None}
+        frames = {key: with_covariates(frame, [candidate, *serving.values()], self.store)
+                  for key, frame in frames.items()}
         steps = min([self.settings.backtest.horizon,
                      *(m.max_horizon(keys[0].tf_ms) or self.settings.backtest.horizon
                        for m in [candidate, *serving.values()])])
@@ -200,7 +208,8 @@ class Workspace:
         others = [k for k in (learn_from if learn_from is not None else self.learns_with(key))
                   if k != key]
         results = backtest_frames(self.settings, names, overrides, self.long([key]),
-                                  self.long(others) if others else None, cutoff, progress)
+                                  self.long(others) if others else None, cutoff, progress,
+                                  self.store)
         for result in results:
             self.layout.save_backtest(key, result)
         return results
@@ -219,7 +228,7 @@ class Workspace:
         except NotFound:
             forecaster = next(b.forecaster for b in backtests if b.model == model)
             frame = None
-        return report_inputs(self.long([key]), forecaster, backtests,
+        return report_inputs(self.inputs([key], [forecaster]), forecaster, backtests,
                              self.horizon(forecaster), tz, frame,
                              unit_name=self.unit_name(key))
 

@@ -4,16 +4,19 @@ config file's ``[model.NAME]`` table meets command-line flags, training and back
 too."""
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from volcast.config import Settings, merge
+from volcast.data.store import CandleStore
 from volcast.evaluation.backtest import BacktestResult
 from volcast.evaluation.compare import Progress, run_backtests
 from volcast.models import REFERENCE_MODELS, create, model_class
 from volcast.models.base import EpochProgress, Forecaster
 from volcast.models.lstm.settings import LSTMSettings
+from volcast.workspace.sources import with_covariates
 
 if TYPE_CHECKING:
     from volcast.viz.report import ReportInputs
@@ -55,23 +58,28 @@ def make(settings: Settings, name: str, flags: dict[str, Any] | None = None) -> 
 
 
 def fit(settings: Settings, name: str, flags: dict[str, Any] | None, long: pd.DataFrame,
-        progress: EpochProgress | None = None) -> Forecaster:
-    """Train one model (global over every series of ``long``)."""
+        progress: EpochProgress | None = None, store: CandleStore | Path | None = None
+        ) -> Forecaster:
+    """Train one model (global over every series of ``long``); the covariates it reads come
+    from ``store`` (``sources.with_covariates``)."""
     model = make(settings, name, flags)
-    model.fit(long, progress)
+    model.fit(with_covariates(long, [model], store), progress)
     return model
 
 
 def backtest_frames(settings: Settings, names: Sequence[str],
                     overrides: dict[str, dict[str, Any]] | None,
                     long: pd.DataFrame, extra: pd.DataFrame | None = None,
-                    cutoff: int | None = None, progress: Progress | None = None
-                    ) -> list[BacktestResult]:
+                    cutoff: int | None = None, progress: Progress | None = None,
+                    store: CandleStore | Path | None = None) -> list[BacktestResult]:
     """The protocol's backtest of ``names`` and what they are compared with, on one series,
     with per-model ``overrides`` of their settings; global models also learn from ``extra``
-    (before the cutoff)."""
+    (before the cutoff). Covariates any of them reads come from ``store``, as they were public
+    at each candle's close, so an origin sees none published after it."""
     wanted = compared(names)
     models = [make(settings, n, (overrides or {}).get(n)) for n in wanted]
+    long = with_covariates(long, models, store)
+    extra = None if extra is None else with_covariates(extra, models, store)
     return run_backtests(models, long, settings.backtest,
                          cutoff, progress, extra, optional=set(wanted) - set(names))
 

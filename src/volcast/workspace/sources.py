@@ -3,8 +3,11 @@
 time window (``--since/--until`` or ``--last 90d``)."""
 
 import re
+from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -14,6 +17,9 @@ from volcast.data.frames import to_long
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.data.timeframe import DAY_MS, WEEK_MS, parse_time
 from volcast.errors import VolcastError
+
+if TYPE_CHECKING:
+    from volcast.models.base import Forecaster
 
 _LAST = re.compile(r"^([1-9][0-9]{0,5})([hdw])$")
 _LAST_MS = {"h": 3_600_000, "d": DAY_MS, "w": WEEK_MS}
@@ -107,3 +113,32 @@ def read_stored(store: CandleStore, keys: list[SeriesKey], start: int | None = N
     """The stored candles of ``keys`` (from open time ``start`` on) as one long frame."""
     return pd.concat([to_long(store.read(k, start), series_id(k)) for k in keys],
                      ignore_index=True)
+
+
+def covariates_of(models: Iterable["Forecaster"]) -> list[str]:
+    """Every covariate one of ``models`` reads (its settings' ``covariates``; a model without
+    that setting reads none), sorted."""
+    return sorted({name for model in models
+                   for name in getattr(model.settings, "covariates", None) or []})
+
+
+def with_covariates(long: pd.DataFrame, models: Iterable["Forecaster"],
+                    store: CandleStore | Path | None) -> pd.DataFrame:
+    """``long`` with a column per covariate ``models`` read, each value as it was public at
+    its candle's close (``data.covariates.covariate_columns``), from ``store`` (or the store
+    file at that path, the default one for None, opened only when a covariate is needed).
+    Unchanged when no model reads any."""
+    names = covariates_of(models)
+    if not names:
+        return long
+    from volcast.data.covariates import covariate_columns
+
+    with ExitStack() as stack:
+        if not isinstance(store, CandleStore):
+            path = db_path(store)
+            if not path.exists():
+                raise VolcastError(f"covariates {', '.join(names)} are read from the store, and "
+                                   f"there is none at {path}: give --db, and import or fetch "
+                                   "them (volcast covariates import / fetch)")
+            store = stack.enter_context(CandleStore(path, read_only=True))
+        return covariate_columns(store, names, long)
