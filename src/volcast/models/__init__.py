@@ -3,6 +3,8 @@
 Models are imported lazily, so torch loads only when a torch model is used. Names:
 - ``lstm``: the core, a probabilistic PyTorch LSTM (the ``lstm`` package);
 - ``ensemble``: the LSTM with a LightGBM second opinion on the median (``ensemble.py``);
+- ``transformer``: a probabilistic patch transformer on the LSTM's data path (the
+  ``transformer`` package);
 - ``mstl``: statsforecast's MSTL with intervals;
 - reference points of the protocol: ``seasonal_naive_24``, ``seasonal_naive_168``,
   ``hour_of_day_median_7d``, ``hour_of_day_median_28d``, ``hour_of_week_median_4w``.
@@ -31,6 +33,7 @@ from volcast.models.folder import read_manifest, read_weights
 _REGISTRY = {
     "lstm": "volcast.models.lstm.forecaster:LSTMForecaster",
     "ensemble": "volcast.models.ensemble:EnsembleForecaster",
+    "transformer": "volcast.models.transformer.forecaster:TransformerForecaster",
     "mstl": "volcast.models.mstl:MSTLForecaster",
     "seasonal_naive_24": "volcast.models.baselines:SeasonalNaive24",
     "seasonal_naive_168": "volcast.models.baselines:SeasonalNaive168",
