@@ -33,13 +33,13 @@ from volcast.models.folder import read_manifest, read_weights
 _REGISTRY = {
     "lstm": "volcast.models.lstm.forecaster:LSTMForecaster",
     "ensemble": "volcast.models.ensemble:EnsembleForecaster",
-    "transformer": "volcast.models.transformer.forecaster:TransformerForecaster",
     "mstl": "volcast.models.mstl:MSTLForecaster",
     "seasonal_naive_24": "volcast.models.baselines:SeasonalNaive24",
     "seasonal_naive_168": "volcast.models.baselines:SeasonalNaive168",
     "hour_of_day_median_7d": "volcast.models.baselines:HourOfDayMedian7d",
     "hour_of_day_median_28d": "volcast.models.baselines:HourOfDayMedian28d",
     "hour_of_week_median_4w": "volcast.models.baselines:HourOfWeekMedian4w",
+    "transformer": "volcast.models.transformer.forecaster:TransformerForecaster",
 }
 MODEL_NAMES = list(_REGISTRY)
 
