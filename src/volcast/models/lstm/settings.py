@@ -82,6 +82,8 @@ class NeuralSettings(ModelSettings):
 
 
 class LSTMSettings(NeuralSettings):
+    """The shared settings and the LSTM's size."""
+
     hidden_size: int = Field(64, ge=4, le=1024)
     layers: int = Field(1, ge=1, le=4)
     retired: ClassVar[frozenset[str]] = frozenset({"threads"})  # 0.1.0: now configure_process
