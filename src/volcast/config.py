@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from volcast.errors import VolcastError
 
 MODEL_TABLES = ("lstm", "ensemble", "mstl", "seasonal_naive_24", "seasonal_naive_168",
-                "hour_of_day_median_7d", "hour_of_day_median_28d", "hour_of_week_median_4w")
+                "hour_of_day_median_7d", "hour_of_day_median_28d", "hour_of_week_median_4w",
+                "transformer")
 """The ``[model.NAME]`` tables a config file may hold: every registered model. config.py sits
 below the models and cannot ask their registry; tests/models/test_conformance.py keeps this
 equal to ``models.MODEL_NAMES``."""

@@ -9,6 +9,9 @@ H = 3_600_000
 TINY = {"lookback": 48, "horizon": 6, "hidden_size": 8, "epochs": 3, "batch_size": 64,
         "patience": 3, "learning_rate": 1e-2}
 """An LSTM small enough to train in a second or two."""
+TINY_TRANSFORMER = {k: v for k, v in TINY.items() if k != "hidden_size"} | {
+    "patch_len": 12, "d_model": 16, "heads": 2, "layers": 1}
+"""A transformer as small: four patches of 12 candles, one layer."""
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,6 +1,7 @@
 """Every registered model through the same API, and every capability it declares on its class
 checked against what it does (declared as darts declares them, never guessed from the name)."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -8,12 +9,13 @@ from volcast.config import MODEL_TABLES
 from volcast.errors import VolcastError
 from volcast.models import MODEL_NAMES, REFERENCE_MODELS, create, load, model_class
 
-from .conftest import TINY, H
+from .conftest import TINY, TINY_TRANSFORMER, H
 
 PROTOCOL_REFERENCES = {"seasonal_naive_24", "seasonal_naive_168", "hour_of_day_median_7d",
                        "hour_of_day_median_28d", "hour_of_week_median_4w"}
 """shared/bench/PROTOCOL.md, "Reference points"."""
-SETTINGS = {"lstm": TINY, "ensemble": TINY | {"gbm_rounds": 20}}
+SETTINGS = {"lstm": TINY, "ensemble": TINY | {"gbm_rounds": 20},
+            "transformer": TINY_TRANSFORMER}
 
 
 def build(name: str):
@@ -117,12 +119,19 @@ def test_supports_global_is_whether_one_model_serves_many_series(name, recent, o
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_supports_exogenous_false_means_extra_columns_change_nothing(name, fitted, recent):
+def test_supports_exogenous_is_whether_a_named_extra_column_is_an_input(name, fitted, recent):
+    """An extra column the model was not told of changes nothing; one named in ``covariates``
+    (exogenous models only) changes the forecast when its recent values change."""
     model = fitted(name)[0]
-    if model.supports_exogenous:
-        pytest.fail("an exogenous model: check here that its named columns change its forecast")
-    driver = recent.assign(funding=range(len(recent)))
+    rng = np.random.default_rng(0)
+    driver = recent.assign(funding=rng.normal(size=len(recent)))
     assert model.predict(driver, 6).equals(model.predict(recent, 6))
+    if not model.supports_exogenous:
+        return
+    told = create(name, SETTINGS[name] | {"covariates": ["funding"]})
+    told.fit(driver)
+    changed = driver.assign(funding=np.r_[driver["funding"][:-24], rng.normal(size=24)])
+    assert not told.predict(changed, 6).equals(told.predict(driver, 6))
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

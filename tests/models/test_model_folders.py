@@ -17,19 +17,22 @@ from volcast.models import create, load
 from volcast.models.folder import MAX_MANIFEST_BYTES
 from volcast.models.lstm import network
 
-from .conftest import TINY
+from .conftest import TINY, TINY_TRANSFORMER
 
 SAVED_BY_0_1_0 = Path(__file__).resolve().parents[1] / "fixtures" / "models" / "lstm-0.1.0"
 
 
 @pytest.fixture(scope="module")
 def saved(recent, tmp_path_factory) -> dict[str, Path]:
-    """A trained tiny LSTM (two members) and ensemble, each saved once."""
+    """A trained tiny LSTM (two members), ensemble and transformer (with a covariate), each
+    saved once."""
     folders = {}
     for name, settings in (("lstm", TINY | {"epochs": 1, "members": 2}),
-                           ("ensemble", TINY | {"epochs": 1, "gbm_rounds": 11})):
+                           ("ensemble", TINY | {"epochs": 1, "gbm_rounds": 11}),
+                           ("transformer", TINY_TRANSFORMER | {"epochs": 1,
+                                                               "covariates": ["vix"]})):
         model = create(name, settings)
-        model.fit(recent)
+        model.fit(recent.assign(vix=20.0))
         folders[name] = tmp_path_factory.mktemp(name) / "model"
         model.save(folders[name])
     return folders
@@ -61,14 +64,14 @@ def built(monkeypatch) -> list[object]:
     """Every network built (off the meta device) and every tensor read from now on: none may
     be, for a folder that is refused."""
     made: list[object] = []
-    real_init, real_open = network.VolumeLSTM.__init__, safetensors.safe_open
+    real_init, real_open = network.QuantileNet.__init__, safetensors.safe_open
 
     def init(self, cfg):
         if torch.get_default_device().type != "meta":
             made.append(cfg)
         real_init(self, cfg)
 
-    monkeypatch.setattr(network.VolumeLSTM, "__init__", init)
+    monkeypatch.setattr(network.QuantileNet, "__init__", init)
     monkeypatch.setattr(safetensors, "safe_open", lambda *a, **k: Reads(real_open(*a, **k),
                                                                          made))
     monkeypatch.setattr(safetensors.torch, "load_file", lambda *a, **k: made.append(a) or {})
@@ -121,7 +124,7 @@ def set_in(*path_and_value):
     (set_in("state", "scales", 0, 1, 2.0), "1 for the median"),
     (set_in("state", "scales", [[1.0]]), "one list per member"),
     (set_in("state", "has_trades", "yes"), "state.has_trades"),
-    (set_in("state", "extra", 1), "state.extra is not an LSTM field"),
+    (set_in("state", "extra", 1), "state.extra is not a field of the LSTM's state"),
     (set_in("state", "history", "long"), "state.history must be a list"),
     (set_in("model", ["lstm"]), "'model' must be a string"),
     (set_in("format_version", "1"), "format_version must be a whole number"),
@@ -133,6 +136,23 @@ def test_an_edited_lstm_manifest_is_refused_before_any_allocation(saved, tmp_pat
     folder = edit(copy(saved["lstm"], tmp_path), change)
     refused(folder, fragment)
     assert built == []  # no network built, no tensor read
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    (set_in("state", "net", "d_model", 100_000), "state.net.d_model is 100000; the settings "
+                                                 "ask for 16"),
+    (set_in("settings", "patch_len", 24), "state.net.patch_len is 12; the settings ask for 24"),
+    (set_in("state", "net", "lookback", 4_800_000), "state.net.lookback is 4800000"),
+    (set_in("settings", "heads", 3), "setting 'transformer.heads'"),
+    (set_in("settings", "covariates", []), "state.net.n_past is 8; the settings ask for 7"),
+    (set_in("settings", "covariates", ["fear_greed"]),
+     r'model.json says covariates = \["fear_greed"\], but the weights were saved with \["vix"\]'),
+    (set_in("state", "extra", 1), "state.extra is not a field of the transformer's state"),
+])
+def test_an_edited_transformer_manifest_is_refused_before_any_allocation(saved, tmp_path, built,
+                                                                         change, fragment):
+    refused(edit(copy(saved["transformer"], tmp_path), change), fragment)
+    assert built == []
 
 
 def test_a_refused_manifest_names_its_file(saved, tmp_path):

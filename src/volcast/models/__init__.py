@@ -3,6 +3,8 @@
 Models are imported lazily, so torch loads only when a torch model is used. Names:
 - ``lstm``: the core, a probabilistic PyTorch LSTM (the ``lstm`` package);
 - ``ensemble``: the LSTM with a LightGBM second opinion on the median (``ensemble.py``);
+- ``transformer``: a probabilistic patch transformer on the LSTM's data path (the
+  ``transformer`` package);
 - ``mstl``: statsforecast's MSTL with intervals;
 - reference points of the protocol: ``seasonal_naive_24``, ``seasonal_naive_168``,
   ``hour_of_day_median_7d``, ``hour_of_day_median_28d``, ``hour_of_week_median_4w``.
@@ -37,6 +39,7 @@ _REGISTRY = {
     "hour_of_day_median_7d": "volcast.models.baselines:HourOfDayMedian7d",
     "hour_of_day_median_28d": "volcast.models.baselines:HourOfDayMedian28d",
     "hour_of_week_median_4w": "volcast.models.baselines:HourOfWeekMedian4w",
+    "transformer": "volcast.models.transformer.forecaster:TransformerForecaster",
 }
 MODEL_NAMES = list(_REGISTRY)
 

@@ -1,10 +1,11 @@
 """The LSTM with a gradient-boosted second opinion on the median (issue 7's fallback model).
 
 LightGBM (L1, so it predicts a median) learns the same windows from a flat view: the future
-step's calendar and seasonal inputs, the step number, the last few past volumes and the
-window's level. The two medians are blended with the weight that minimises MAE in volume on
-the LSTM's held-out validation windows (never on test data); the LSTM's calibrated interval is
-moved with the blended median. The LSTM stays the core: every LSTM setting applies here too.
+step's calendar and seasonal inputs, the step number, the last few past volumes, the window's
+level and each covariate's last (normalised) value. The two medians are blended with the
+weight that minimises MAE in volume on the LSTM's held-out validation windows (never on test
+data); the LSTM's calibrated interval is moved with the blended median. The LSTM stays the
+core: every LSTM setting applies here too.
 """
 
 import hashlib
@@ -20,13 +21,14 @@ from volcast.models.base import EpochProgress, Forecaster, stop_check
 from volcast.models.folder import brief, is_number
 from volcast.models.lstm.forecaster import LSTMForecaster
 from volcast.models.lstm.settings import LSTMSettings
-from volcast.models.lstm.windows import batches
+from volcast.models.lstm.windows import batches, covariate_channels
 
 PAST_LAGS = (1, 2, 3, 6, 12, 24)
 BLEND_GRID = np.linspace(0, 1, 21)
 """The LSTM's shares of the median tried on validation."""
 GBM_FEATURES = 9 + 1 + len(PAST_LAGS) + 3
-"""Columns of ``gbm_features``: the future inputs, the step, the lags, the spread, mu, sigma."""
+"""Columns of ``gbm_features`` without covariates: the future inputs, the step, the lags, the
+spread, mu, sigma; then one per covariate."""
 MAX_GBM_LEAVES = 500_000
 """Most leaves (rounds x leaves per tree) a booster may have: its saved text stays well under
 ``folder.MAX_MANIFEST_BYTES``."""
@@ -47,28 +49,30 @@ class EnsembleSettings(LSTMSettings):
         return leaves
 
 
-def gbm_features(windows: dict[str, np.ndarray]) -> np.ndarray:
-    """One row per (window, future step): [B * H, F]."""
+def gbm_features(windows: dict[str, np.ndarray], covariates: int) -> np.ndarray:
+    """One row per (window, future step): [B * H, GBM_FEATURES + covariates]."""
     future = windows["future"]  # [B, H, 9]
     batch, horizon, _ = future.shape
     past = windows["past"][:, :, 0]  # [B, L] normalised log volume
     per_window = np.concatenate([past[:, [-k for k in PAST_LAGS]], past[:, -24:].std(axis=1,
                                  keepdims=True), windows["mu"][:, None],
-                                 windows["sigma"][:, None]], axis=1)  # [B, 9]
+                                 windows["sigma"][:, None],
+                                 covariate_channels(windows["past"], covariates)[:, -1]],
+                                axis=1)  # [B, 9 + K]
     steps = np.broadcast_to(np.arange(horizon, dtype=np.float32)[None, :, None],
                             (batch, horizon, 1))
     repeated = np.broadcast_to(per_window[:, None, :], (batch, horizon, per_window.shape[1]))
     return np.concatenate([future, steps, repeated], axis=2).reshape(batch * horizon, -1)
 
 
-def gbm_rows(parts: Iterable[dict[str, np.ndarray]], stop: Callable[[], None] = lambda: None
-             ) -> tuple[np.ndarray, np.ndarray]:
+def gbm_rows(parts: Iterable[dict[str, np.ndarray]], covariates: int,
+             stop: Callable[[], None] = lambda: None) -> tuple[np.ndarray, np.ndarray]:
     """Features [R, F] and targets [R] (normalised log volume) of window batches, read once
     (each batch's windows can go as soon as its rows are made); ``stop`` before each batch."""
     features, targets = [], []
     for part in parts:
         stop()
-        features.append(gbm_features(part))
+        features.append(gbm_features(part, covariates))
         targets.append(part["target"].reshape(-1))
     return np.concatenate(features), np.concatenate(targets)
 
@@ -101,6 +105,7 @@ class EnsembleForecaster(Forecaster):
     Settings = EnsembleSettings
     needs_fitting = True
     supports_quantiles = True
+    supports_exogenous = True
 
     def __init__(self, settings: EnsembleSettings | None = None) -> None:
         super().__init__(settings)
@@ -132,9 +137,10 @@ class EnsembleForecaster(Forecaster):
         params = {"objective": "l1", "num_leaves": self.s.gbm_leaves, "verbosity": -1,
                   "learning_rate": self.s.gbm_learning_rate, "seed": self.s.seed,
                   "deterministic": True}
+        covariates = len(self.s.covariates)
         x_train, y_train = gbm_rows(batches(validation.arrays, validation.split.train, self.s,
-                                            None), stop)
-        x_val, y_val = gbm_rows([validation.windows])
+                                            None), covariates, stop)
+        x_val, y_val = gbm_rows([validation.windows], covariates)
         rounds = [_each_round(stop)]  # a boosting round is the booster's batch
         booster = lgb.train(params, lgb.Dataset(x_train, y_train), self.s.gbm_rounds,
                             callbacks=rounds)
@@ -158,7 +164,8 @@ class EnsembleForecaster(Forecaster):
         quantiles = self.lstm.quantiles(windows)  # [B, H, Q]
         median = quantiles[..., self.s.quantiles.index(0.5)]  # [B, H]
         # one thread: a few dozen rows do not pay for waking a thread pool (was ~80 ms)
-        gbm = self.booster.predict(gbm_features(windows), num_threads=1).reshape(median.shape)
+        gbm = self.booster.predict(gbm_features(windows, len(self.s.covariates)),
+                                   num_threads=1).reshape(median.shape)
         blended = self.weight * median + (1 - self.weight) * gbm
         return quantiles + (blended - median)[..., None]
 
@@ -206,8 +213,8 @@ class EnsembleForecaster(Forecaster):
             self.booster = lgb.Booster(model_str=state["gbm"])
         except (KeyError, ValueError, lgb.basic.LightGBMError) as exc:
             raise VolcastError(f"saved ensemble is damaged ({str(exc)[:120]})") from None
-        trees = self.booster.num_trees()
-        if self.booster.num_feature() != GBM_FEATURES or trees > self.s.gbm_rounds:
+        trees, width = self.booster.num_trees(), GBM_FEATURES + len(self.s.covariates)
+        if self.booster.num_feature() != width or trees > self.s.gbm_rounds:
             raise VolcastError(f"saved ensemble's LightGBM model has {trees} trees over "
                                f"{self.booster.num_feature()} features; its settings allow "
-                               f"{self.s.gbm_rounds} trees over {GBM_FEATURES}")
+                               f"{self.s.gbm_rounds} trees over {width}")

@@ -1,18 +1,22 @@
-"""The LSTM behind the Forecaster API: long frames in, calibrated quantiles of volume out.
+"""The neural models behind the Forecaster API: long frames in, calibrated quantiles out.
 
-``fit`` turns each series into arrays on its grid and hands them to the training loop
-(``train.py``); ``predict`` builds each series' newest window, runs every member network and
-averages their calibrated quantiles (an average of ordered quantiles stays ordered). The state
-saved beside the weights is the network's config, the members' scales and whether trade counts
-were an input.
+``NeuralForecaster`` is all of a neural model but its network: ``fit`` turns each series into
+arrays on its grid and hands them to the training loop (``train.py``); ``predict`` builds each
+series' newest window, runs every member network and averages their calibrated quantiles (an
+average of ordered quantiles stays ordered). The state saved beside the weights is the
+network's config, the members' scales and whether trade counts were an input; the covariates
+are settings (so in ``model.json``) and in the weights' metadata. ``LSTMForecaster`` names its
+network; so does the transformer (``models/transformer``).
 
 torch is imported where a network is trained, run or rebuilt, not with this module, so that
-the registry can read this class's capabilities (``models.REFERENCE_MODELS``) without it.
+the registry can read these classes' capabilities (``models.REFERENCE_MODELS``) without it.
 """
 
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -22,11 +26,17 @@ from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, Forecaster, training_info
 from volcast.models.folder import brief, is_int, is_number
-from volcast.models.lstm.settings import SCALE_RANGE, LSTMSettings
-from volcast.models.lstm.windows import CONTEXT_DAYS, SeriesArrays, calendar_inputs, make_windows
+from volcast.models.lstm.settings import SCALE_RANGE, LSTMSettings, NeuralSettings
+from volcast.models.lstm.windows import (
+    CONTEXT_DAYS,
+    SeriesArrays,
+    calendar_inputs,
+    make_windows,
+    n_past_features,
+)
 
 if TYPE_CHECKING:
-    from volcast.models.lstm.network import VolumeLSTM
+    from volcast.models.lstm.network import QuantileNet
     from volcast.models.lstm.train import Validation
 
 STATE_KEYS = frozenset({"net", "members", "scales", "has_trades", "history"})
@@ -34,17 +44,19 @@ Head = Callable[[dict[str, np.ndarray]], np.ndarray]
 """Prepared windows -> quantiles [B, H, Q] in normalised log volume."""
 
 
-class LSTMForecaster(Forecaster):
-    """A global probabilistic LSTM; see ``volcast.models.lstm``."""
+class NeuralForecaster(Forecaster):
+    """A global probabilistic network on windows (``windows.py``); a subclass names its
+    network (``network``) and its settings."""
 
-    name = "lstm"
-    Settings = LSTMSettings
+    title: ClassVar[str]
+    """The model's name in messages ("LSTM")."""
     needs_fitting = True
     supports_quantiles = True
+    supports_exogenous = True
 
-    def __init__(self, settings: LSTMSettings | None = None) -> None:
+    def __init__(self, settings: NeuralSettings | None = None) -> None:
         super().__init__(settings)
-        self.nets: list[VolumeLSTM] = []
+        self.nets: list[QuantileNet] = []
         self.scales: list[list[float]] = []
         self.has_trades = False
         self.history: list[dict[str, float]] = []
@@ -52,8 +64,13 @@ class LSTMForecaster(Forecaster):
         """The last fit's held-out windows and predictions, for models built on this one (the
         ensemble); not saved."""
 
+    @staticmethod
+    @abstractmethod
+    def network() -> "type[QuantileNet]":
+        """The network class (imported when called: it needs torch)."""
+
     @property
-    def s(self) -> LSTMSettings:
+    def s(self) -> NeuralSettings:
         return self.settings  # type: ignore[return-value]
 
     @property
@@ -67,10 +84,13 @@ class LSTMForecaster(Forecaster):
     def fit(self, long: pd.DataFrame, progress: EpochProgress | None = None) -> None:
         from volcast.models.lstm.train import train
 
+        require_covariates(long, self.s.covariates, self.name)
         self.has_trades = bool("trades" in self.s.features and "trades" in long
                                and long["trades"].notna().all())
         arrays = [self._arrays(series) for series in split_series(long).values()]
-        trained = train(arrays, self.s, self.has_trades, progress)
+        network = self.network()
+        build = partial(network, network.config(self.s, self.n_past(self.has_trades)))
+        trained = train(arrays, self.s, build, progress)
         self.nets, self.scales, self.history = trained.nets, trained.scales, trained.history
         self.validation = trained.validation
         self.info = training_info(long) | {"epochs_run": len(self.history),
@@ -81,8 +101,9 @@ class LSTMForecaster(Forecaster):
 
     def predict_with(self, long: pd.DataFrame, horizon: int, head: Head) -> pd.DataFrame:
         """Forecast from ``head``'s quantiles of each series' newest window: the one path from
-        candles to volumes, shared by models built on the LSTM."""
+        candles to volumes, shared by models built on this one (the ensemble)."""
         self.check_request(long, horizon)
+        require_covariates(long, self.s.covariates, self.name)
         frames = []
         for uid, series in split_series(long).items():
             windows, ds = self.last_window(series)
@@ -109,10 +130,16 @@ class LSTMForecaster(Forecaster):
         step = step_ms(series["ds"])
         reach = max(self.s.lookback + 1, CONTEXT_DAYS * DAY_MS // step + 1)
         tail = series[series["ds"] > series["ds"].iloc[-1] - reach * step]
+        uid = series["unique_id"].iloc[0]
         arrays = self._arrays(tail)
         if len(arrays.raw) < self.s.lookback:
-            raise VolcastError(f"{series['unique_id'].iloc[0]}: the LSTM needs "
-                               f"{self.s.lookback} candles of history, got {len(arrays.raw)}")
+            raise VolcastError(f"{uid}: the {self.title} needs {self.s.lookback} candles of "
+                               f"history, got {len(arrays.raw)}")
+        latest = arrays.raw[-1, arrays.raw.shape[1] - len(self.s.covariates):]
+        unknown = [n for n, v in zip(self.s.covariates, latest, strict=True) if np.isnan(v)]
+        if unknown:
+            raise VolcastError(f"{uid}: covariate {', '.join(unknown)} has no value at or "
+                               f"before the last candle; {how_to_supply(self.s.covariates)}")
         ds = future_ds(int(tail["ds"].iloc[-1]), step, self.s.horizon)
         future_cal = calendar_inputs(ds, tuple(self.s.features))[None]  # [1, H, 4]
         windows = make_windows(arrays, np.array([len(arrays.raw)]), self.s.lookback,
@@ -135,11 +162,16 @@ class LSTMForecaster(Forecaster):
             raise VolcastError("this model was trained with trade counts; the data has none")
         features = tuple(f for f in self.s.features if f != "trades" or self.has_trades)
         step = step_ms(series["ds"])
-        return SeriesArrays.build(on_grid(series, step), step, features)
+        return SeriesArrays.build(on_grid(series, step), step, features,
+                                  tuple(self.s.covariates))
+
+    def n_past(self, has_trades: bool) -> int:
+        """The network's past inputs per candle (F)."""
+        return n_past_features(tuple(self.s.features), has_trades, len(self.s.covariates))
 
     def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if not self.is_fitted:
-            raise VolcastError("the LSTM has not been trained")
+            raise VolcastError(f"the {self.title} has not been trained")
         weights = {f"{i}.{k}": v.detach().cpu().contiguous()
                    for i, net in enumerate(self.nets) for k, v in net.state_dict().items()}
         return ({"net": asdict(self.nets[0].cfg), "members": len(self.nets),
@@ -149,13 +181,14 @@ class LSTMForecaster(Forecaster):
     def check_state(self, state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         """The saved network, members, scales and inputs must be exactly what the (validated)
         settings make; the tensors are each member's parameters, ``{member}.{name}``."""
-        from volcast.models.lstm.network import NetConfig, parameter_shapes
+        from volcast.models.lstm.network import parameter_shapes
 
         missing = sorted(STATE_KEYS - {"history"} - set(state))
         unknown = sorted(set(state) - STATE_KEYS)
-        if missing or unknown:
-            raise VolcastError(f"state.{(missing or unknown)[0]} is "
-                               f"{'missing' if missing else 'not an LSTM field'}")
+        if missing:
+            raise VolcastError(f"state.{missing[0]} is missing")
+        if unknown:
+            raise VolcastError(f"state.{unknown[0]} is not a field of the {self.title}'s state")
         has_trades, members = state["has_trades"], state["members"]
         if not isinstance(has_trades, bool) or (has_trades and "trades" not in self.s.features):
             raise VolcastError(f"state.has_trades is {brief(has_trades)}; the features are "
@@ -163,7 +196,8 @@ class LSTMForecaster(Forecaster):
         if not is_int(members) or members != self.s.members:
             raise VolcastError(f"state.members is {brief(members)}; the settings ask for "
                                f"{self.s.members}")
-        expected = asdict(NetConfig.of(self.s, has_trades))
+        network = self.network()
+        expected = asdict(network.config(self.s, self.n_past(has_trades)))
         net = state["net"] if isinstance(state["net"], dict) else {}
         for key in sorted(set(expected) | set(net)):
             value, wanted = net.get(key), expected.get(key)
@@ -173,27 +207,58 @@ class LSTMForecaster(Forecaster):
         check_scales(state["scales"], members, self.s.quantiles)
         if not isinstance(state.get("history", []), list):
             raise VolcastError("state.history must be a list")
-        shapes = parameter_shapes(NetConfig(**expected))
+        shapes = parameter_shapes(network, network.Config(**expected))
         return {f"{i}.{name}": shape for i in range(members) for name, shape in shapes.items()}
 
     def weights_metadata(self, state: dict[str, Any]) -> dict[str, Any]:
-        """The settings that shape a forecast but not the tensors (lookback above all), and the
-        calibration."""
+        """The settings that shape a forecast but not the tensors (lookback above all, the
+        covariates' names), and the calibration. No covariates: no entry, as in the weights
+        of models saved before covariates existed."""
+        covariates = {"covariates": self.s.covariates} if self.s.covariates else {}
         return {"lookback": self.s.lookback, "horizon": self.s.horizon,
                 "quantiles": self.s.quantiles, "features": self.s.features,
                 "members": state.get("members"), "has_trades": state.get("has_trades"),
-                "scales": state.get("scales")}
+                "scales": state.get("scales")} | covariates
 
     def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         from volcast.models.lstm.network import load_members
 
         try:
-            self.nets = load_members(state["net"], state["members"], tensors)
+            self.nets = load_members(self.network(), state["net"], state["members"], tensors)
         except (KeyError, TypeError, RuntimeError) as exc:
-            raise VolcastError(f"saved LSTM does not match this volcast ({str(exc)[:160]})"
-                               ) from None
+            raise VolcastError(f"saved {self.title} does not match this volcast "
+                               f"({str(exc)[:160]})") from None
         self.scales, self.has_trades = state["scales"], state["has_trades"]
         self.history = state.get("history", [])
+
+
+class LSTMForecaster(NeuralForecaster):
+    """A global probabilistic LSTM; see ``volcast.models.lstm``."""
+
+    name = "lstm"
+    title = "LSTM"
+    Settings = LSTMSettings
+
+    @staticmethod
+    def network() -> "type[QuantileNet]":
+        from volcast.models.lstm.network import VolumeLSTM
+
+        return VolumeLSTM
+
+
+def require_covariates(long: pd.DataFrame, covariates: list[str], model: str) -> None:
+    """Refuse, in one line, candles that lack a covariate the model takes (no column, or no
+    value in it at all)."""
+    lacking = [name for name in covariates if name not in long or long[name].isna().all()]
+    if lacking:
+        raise VolcastError(f"the {model} model takes covariates {', '.join(covariates)}; the "
+                           f"candles have no {', '.join(lacking)}: "
+                           f"{how_to_supply(covariates)}")
+
+
+def how_to_supply(covariates: list[str]) -> str:
+    return (f"pass --covariates {','.join(covariates)} and import them: volcast covariates "
+            "import --source NAME FILE")
 
 
 def check_scales(scales: Any, members: int, quantiles: list[float]) -> None:

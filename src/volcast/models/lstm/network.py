@@ -1,22 +1,50 @@
-"""The network: an LSTM over the past window and a direct multi-horizon quantile head.
+"""The networks' common ground (``QuantileNet``, the pinball loss, members) and the LSTM.
 
-Shapes in comments: B windows, L lookback, F past features, H horizon, Q quantiles. The median
-is predicted as a correction to the 7-day same-slot mean (a strong seasonal guess the network
-then improves), the other quantiles as positive distances from it, so they never cross.
-Everything is in normalised log volume (see ``windows.py``).
+Shapes in comments: B windows, L lookback, F past features, H horizon, Q quantiles. Every
+network predicts the median as a correction to the 7-day same-slot mean (a strong seasonal
+guess the network then improves), the other quantiles as positive distances from it, so they
+never cross (``QuantileNet.ordered``). Everything is in normalised log volume (``windows.py``).
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from volcast.models.lstm.settings import LSTMSettings
-from volcast.models.lstm.windows import BASE_COLUMN, N_FUTURE, n_past_features
+from volcast.models.lstm.settings import LSTMSettings, NeuralSettings
+from volcast.models.lstm.windows import BASE_COLUMN, N_FUTURE
 
 STEP_EMBEDDING = 16
+
+
+class QuantileNet(nn.Module, ABC):
+    """A network of the neural path: windows past [B, L, F] and future [B, H, 9] in, ordered
+    quantiles [B, H, Q] out. ``Config`` is the dataclass that rebuilds it (saved as
+    ``state.net``); only the network differs between the neural models."""
+
+    Config: ClassVar[type]
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.median = cfg.quantiles.index(0.5)
+
+    @classmethod
+    @abstractmethod
+    def config(cls, settings: NeuralSettings, n_past: int) -> Any:
+        """The ``Config`` the settings ask for, given the number of past inputs F."""
+
+    def ordered(self, raw: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+        """Raw outputs [B, H, Q] -> quantiles [B, H, Q]: the median relative to the 7-day
+        same-slot mean (future input ``BASE_COLUMN``), the others softplus gaps from it."""
+        mid = future[..., BASE_COLUMN] + raw[..., self.median]  # [B, H]
+        gaps = nn.functional.softplus(raw)  # [B, H, Q], distances between neighbours
+        below = mid.unsqueeze(-1) - gaps[..., : self.median].flip(-1).cumsum(-1).flip(-1)
+        above = mid.unsqueeze(-1) + gaps[..., self.median + 1:].cumsum(-1)
+        return torch.cat([below, mid.unsqueeze(-1), above], dim=-1)  # [B, H, Q]
 
 
 @dataclass
@@ -30,24 +58,26 @@ class NetConfig:
     layers: int
     dropout: float
 
-    @classmethod
-    def of(cls, settings: LSTMSettings, has_trades: bool) -> "NetConfig":
-        """The network the settings ask for (with trade counts as an input or not)."""
-        return cls(n_past_features(tuple(settings.features), has_trades), settings.horizon,
-                   settings.quantiles, settings.hidden_size, settings.layers, settings.dropout)
 
+class VolumeLSTM(QuantileNet):
+    """An LSTM over the past window; its last hidden state, the future inputs and a step
+    embedding make each step's quantiles."""
 
-class VolumeLSTM(nn.Module):
+    Config = NetConfig
+
     def __init__(self, cfg: NetConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.encoder = nn.LSTM(cfg.n_past, cfg.hidden, cfg.layers, batch_first=True,
                                dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.step = nn.Embedding(cfg.horizon, STEP_EMBEDDING)
         self.head = nn.Sequential(
             nn.Linear(cfg.hidden + N_FUTURE + STEP_EMBEDDING, cfg.hidden), nn.GELU(),
             nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, len(cfg.quantiles)))
-        self.median = cfg.quantiles.index(0.5)
+
+    @classmethod
+    def config(cls, settings: LSTMSettings, n_past: int) -> NetConfig:  # type: ignore[override]
+        return NetConfig(n_past, settings.horizon, settings.quantiles, settings.hidden_size,
+                         settings.layers, settings.dropout)
 
     def forward(self, past: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
         """past [B, L, F], future [B, H, 9] -> quantiles [B, H, Q], ascending along Q."""
@@ -55,12 +85,7 @@ class VolumeLSTM(nn.Module):
         _, (h, _) = self.encoder(past)  # h [layers, B, hidden]
         context = h[-1].unsqueeze(1).expand(-1, horizon, -1)  # [B, H, hidden]
         steps = self.step.weight[:horizon].unsqueeze(0).expand(batch, -1, -1)  # [B, H, 16]
-        raw = self.head(torch.cat([context, future, steps], dim=-1))  # [B, H, Q]
-        mid = future[..., BASE_COLUMN] + raw[..., self.median]  # [B, H]
-        gaps = nn.functional.softplus(raw)  # [B, H, Q], distances between neighbours
-        below = mid.unsqueeze(-1) - gaps[..., : self.median].flip(-1).cumsum(-1).flip(-1)
-        above = mid.unsqueeze(-1) + gaps[..., self.median + 1:].cumsum(-1)
-        return torch.cat([below, mid.unsqueeze(-1), above], dim=-1)  # [B, H, Q]
+        return self.ordered(self.head(torch.cat([context, future, steps], dim=-1)), future)
 
 
 def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
@@ -69,15 +94,15 @@ def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -
     return torch.maximum(quantiles * diff, (quantiles - 1) * diff).mean()
 
 
-def parameter_shapes(cfg: NetConfig) -> dict[str, tuple[int, ...]]:
+def parameter_shapes(network: type[QuantileNet], cfg: Any) -> dict[str, tuple[int, ...]]:
     """Each parameter's shape, from a network built on the meta device (no memory)."""
     with torch.device("meta"):
-        net = VolumeLSTM(cfg)
+        net = network(cfg)
     return {name: tuple(value.shape) for name, value in net.state_dict().items()}
 
 
 @torch.no_grad()
-def run_members(nets: list[VolumeLSTM], past: np.ndarray, future: np.ndarray
+def run_members(nets: list[QuantileNet], past: np.ndarray, future: np.ndarray
                 ) -> list[np.ndarray]:
     """Each network's quantiles [B, H, Q] for windows past [B, L, F], future [B, H, 9], on
     the CPU (where a trained or loaded network lives)."""
@@ -87,12 +112,12 @@ def run_members(nets: list[VolumeLSTM], past: np.ndarray, future: np.ndarray
     return [net(past_t, future_t).numpy() for net in nets]
 
 
-def load_members(config: dict[str, Any], members: int, tensors: dict[str, torch.Tensor]
-                 ) -> list[VolumeLSTM]:
+def load_members(network: type[QuantileNet], config: dict[str, Any], members: int,
+                 tensors: dict[str, torch.Tensor]) -> list[QuantileNet]:
     """The member networks saved as ``{member}.{parameter}`` tensors beside their config."""
     nets = []
     for i in range(members):
-        net = VolumeLSTM(NetConfig(**config))
+        net = network(network.Config(**config))
         prefix = f"{i}."
         net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
                              if k.startswith(prefix)})

@@ -1,29 +1,35 @@
-"""The LSTM's settings, apart from the network so the CLI can show them without importing torch.
+"""The neural models' settings, apart from the networks so the CLI can show them without torch.
 
+``NeuralSettings`` holds what every network on the neural path shares (the windows, their
+inputs, the training loop, the quantiles); ``LSTMSettings`` adds the LSTM's own size.
 Process-wide choices (CPU threads, the allocator) are not settings of a model: see
 ``volcast.models.runtime.configure_process``.
 """
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from volcast.models.base import ModelSettings
 
 FEATURES = ("volume", "range", "abs_return", "trades", "calendar")
-
+CANDLE_COLUMNS = frozenset({"unique_id", "ds", "y", "volume", "open", "high", "low", "close",
+                            "trades", "missing"})
+"""Columns of a long frame (and of ``frames.on_grid``'s grid) that are no covariate."""
+MAX_COVARIATES = 16
 
 SCALE_RANGE = (0.05, 20.0)
 """Calibration scales (``train.fit_scales``) lie in this range; a saved model's must too."""
 
 Feature = Literal["volume", "range", "abs_return", "trades", "calendar"]
+Covariate = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
-class LSTMSettings(ModelSettings):
+class NeuralSettings(ModelSettings):
+    """What every network on the neural path shares: windows, inputs, training, quantiles."""
+
     lookback: int = Field(168, ge=24, le=4096, description="past candles the model reads")
     horizon: int = Field(24, ge=1, le=1024, description="candles forecast at once")
-    hidden_size: int = Field(64, ge=4, le=1024)
-    layers: int = Field(1, ge=1, le=4)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     epochs: int = Field(30, ge=1, le=1000)
     batch_size: int = Field(256, ge=8, le=8192)
@@ -33,6 +39,9 @@ class LSTMSettings(ModelSettings):
     quantiles: list[float] = Field([0.1, 0.5, 0.9], min_length=1, max_length=99,
                                    description="forecast quantiles, named q1 .. q99")
     features: list[Feature] = Field(list(FEATURES), min_length=1)
+    covariates: list[Covariate] = Field([], max_length=MAX_COVARIATES, description="past-"
+                                        "observed drivers, extra columns of the candles by "
+                                        "name (e.g. fear_greed, vix)")
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="newest share of the "
                                                                 "training windows kept for "
                                                                 "validation")
@@ -47,7 +56,6 @@ class LSTMSettings(ModelSettings):
     seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed (members: seed, seed + "
                       "1, ...)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    retired: ClassVar[frozenset[str]] = frozenset({"threads"})  # 0.1.0: now configure_process
 
     @field_validator("quantiles")
     @classmethod
@@ -62,3 +70,20 @@ class LSTMSettings(ModelSettings):
         if "volume" not in value:
             raise ValueError("features must include volume")
         return [f for f in FEATURES if f in value]
+
+    @field_validator("covariates")
+    @classmethod
+    def _not_a_candle_column(cls, value: list[str]) -> list[str]:
+        """Sorted, so that the order they were named in does not make another model."""
+        taken = sorted(CANDLE_COLUMNS & set(value))
+        if taken:
+            raise ValueError(f"'{taken[0]}' is a column of the candles, not a covariate")
+        return sorted(set(value))
+
+
+class LSTMSettings(NeuralSettings):
+    """The shared settings and the LSTM's size."""
+
+    hidden_size: int = Field(64, ge=4, le=1024)
+    layers: int = Field(1, ge=1, le=4)
+    retired: ClassVar[frozenset[str]] = frozenset({"threads"})  # 0.1.0: now configure_process

@@ -1,4 +1,5 @@
-"""The LSTM's training loop, kept apart from the network as nanoGPT keeps train.py apart.
+"""The training loop of every network, kept apart from the networks as nanoGPT keeps train.py
+apart: the LSTM and the transformer differ only in the network ``train`` is given to build.
 
 Windows come from every series (a global model), split in time (``windows.split_windows``).
 Each member network: Adam, gradient clipping at 1, early stopping on validation pinball loss
@@ -16,8 +17,8 @@ import torch
 
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, stop_check
-from volcast.models.lstm.network import NetConfig, VolumeLSTM, pinball
-from volcast.models.lstm.settings import SCALE_RANGE, LSTMSettings
+from volcast.models.lstm.network import QuantileNet, pinball
+from volcast.models.lstm.settings import SCALE_RANGE, NeuralSettings
 from volcast.models.lstm.windows import (
     Index,
     SeriesArrays,
@@ -27,11 +28,13 @@ from volcast.models.lstm.windows import (
 )
 
 Batch = dict[str, torch.Tensor]
+Build = Callable[[], QuantileNet]
+"""Makes a fresh network (on the CPU, from the global torch seed)."""
 
 
 @dataclass
 class Validation:
-    """What training held out, so that models built on the LSTM (the ensemble) learn from the
+    """What training held out, so that models built on a network (the ensemble) learn from the
     same split instead of recomputing it: every series' arrays, the split, the held-out windows
     (past [N, L, F], future [N, H, 9], target [N, H], mu [N], sigma [N]) and each member's
     early-stopped prediction for them (pred [M, N, H, Q], normalised log volume, uncalibrated)."""
@@ -47,7 +50,7 @@ class Trained:
     """The member networks (on the CPU), their quantile scales, their early-stopping loss
     history (``member`` tells them apart) and the validation they were judged on."""
 
-    nets: list[VolumeLSTM]
+    nets: list[QuantileNet]
     scales: list[list[float]]
     history: list[dict[str, float]]
     validation: Validation
@@ -76,15 +79,15 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def history_candles(settings: LSTMSettings, step: int) -> int | None:
+def history_candles(settings: NeuralSettings, step: int) -> int | None:
     return None if settings.train_days is None else settings.train_days * 86_400_000 // step
 
 
-def train(arrays: list[SeriesArrays], settings: LSTMSettings, has_trades: bool,
+def train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
           progress: EpochProgress | None) -> Trained:
-    """Train ``members`` networks (seeds seed, seed + 1, ...) on the same windows of
-    ``arrays`` (whose inputs include trade counts when ``has_trades``)."""
-    cfg = NetConfig.of(settings, has_trades)
+    """Train ``members`` networks made by ``build`` (seeds seed, seed + 1, ...) on the same
+    windows of ``arrays``."""
+    median = settings.quantiles.index(0.5)
     device = pick_device(settings.device)
     split = split_windows(arrays, settings.lookback, settings.horizon, settings.val_fraction,
                           history_candles(settings, arrays[0].step))
@@ -99,27 +102,27 @@ def train(arrays: list[SeriesArrays], settings: LSTMSettings, has_trades: bool,
     nets, scales, history, preds = [], [], [], []
     for member in range(settings.members):
         seeded = settings.model_copy(update={"seed": settings.seed + member})
-        net, member_history, pred = _train_member(cfg, arrays, split, val_batches, seeded,
+        net, member_history, pred = _train_member(build, arrays, split, val_batches, seeded,
                                                   device, counter, stop)
         nets.append(net)
-        scales.append(fit_scales(pred, _cat(held_out, "target"), cfg.quantiles, net.median))
+        scales.append(fit_scales(pred, _cat(held_out, "target"), settings.quantiles, median))
         history += [h | {"member": member} for h in member_history]
         preds.append(pred)
     windows = {k: _cat(held_out, k) for k in held_out[0]}
     return Trained(nets, scales, history, Validation(arrays, split, windows, np.stack(preds)))
 
 
-def _train_member(cfg: NetConfig, arrays: list[SeriesArrays], split: Split,
-                  val_batches: list[Batch], settings: LSTMSettings, device: torch.device,
+def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
+                  val_batches: list[Batch], settings: NeuralSettings, device: torch.device,
                   counter: EpochCounter, stop: Callable[[], None]
-                  ) -> tuple[VolumeLSTM, list[dict[str, float]], np.ndarray]:
+                  ) -> tuple[QuantileNet, list[dict[str, float]], np.ndarray]:
     """Early stopping, then (``refit``) the same seeded run on every window for the best
     epoch count. Returns the network on the CPU, the early-stopping history and what the
     early-stopped network predicted for the validation windows [N, H, Q]."""
-    quantiles = torch.tensor(cfg.quantiles, device=device)
+    quantiles = torch.tensor(settings.quantiles, device=device)
     history: list[dict[str, float]] = []
     best_val, best_state, stale = math.inf, None, 0
-    epochs = _epochs(cfg, arrays, split.train, settings, device, stop)
+    epochs = _epochs(build, arrays, split.train, settings, device, stop)
     for epoch, (net, loss) in enumerate(epochs, 1):
         val = evaluate(net, val_batches, quantiles, stop)
         history.append({"epoch": epoch, "train": loss, "val": val})
@@ -139,21 +142,21 @@ def _train_member(cfg: NetConfig, arrays: list[SeriesArrays], split: Split,
     if best_state is not None:
         net.load_state_dict(best_state)
     pred = predict_batches(net, val_batches, stop)
-    refit = _epochs(cfg, arrays, split.every, settings, device, stop)
+    refit = _epochs(build, arrays, split.every, settings, device, stop)
     for _ in range(refit_epochs):
         net, loss = next(refit)
         counter.epoch(loss, best["val"])  # no validation in the refit: its epoch count's loss
     return net.cpu(), history, pred
 
 
-def _epochs(cfg: NetConfig, arrays: list[SeriesArrays], index: Index, settings: LSTMSettings,
+def _epochs(build: Build, arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
             device: torch.device, stop: Callable[[], None]
-            ) -> Iterator[tuple[VolumeLSTM, float]]:
+            ) -> Iterator[tuple[QuantileNet, float]]:
     """A seeded run from a fresh network: after each epoch, the network and its mean loss."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    net = VolumeLSTM(cfg).to(device)
-    quantiles = torch.tensor(cfg.quantiles, device=device)
+    net = build().to(device)
+    quantiles = torch.tensor(settings.quantiles, device=device)
     optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     while True:
         net.train()
@@ -180,7 +183,7 @@ def _cat(parts: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate(net: VolumeLSTM, val_batches: list[Batch], quantiles: torch.Tensor,
+def evaluate(net: QuantileNet, val_batches: list[Batch], quantiles: torch.Tensor,
              stop: Callable[[], None]) -> float:
     net.eval()
     total = 0.0
@@ -192,7 +195,7 @@ def evaluate(net: VolumeLSTM, val_batches: list[Batch], quantiles: torch.Tensor,
 
 
 @torch.no_grad()
-def predict_batches(net: VolumeLSTM, val_batches: list[Batch], stop: Callable[[], None]
+def predict_batches(net: QuantileNet, val_batches: list[Batch], stop: Callable[[], None]
                     ) -> np.ndarray:
     """[N, H, Q] for every window of the batches, in their order."""
     net.eval()

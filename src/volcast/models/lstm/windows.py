@@ -1,9 +1,14 @@
-"""Turn series on their grid into LSTM windows: past features, known-future features, targets.
+"""Turn series on their grid into windows: past inputs, known-future inputs, targets.
 
-Everything is normalised per window with statistics of the window's own past (mean and spread
-of log1p(volume) and of each other input), so nothing is fitted on data the window cannot see,
-one model serves pairs whose volumes differ by orders of magnitude, and the level after a regime
-change is read from the window instead of remembered from training.
+The one data path of every network (the LSTM, the transformer). Everything is normalised per
+window with statistics of the window's own past (mean and spread of log1p(volume) and of each
+other input), so nothing is fitted on data the window cannot see, one model serves pairs whose
+volumes differ by orders of magnitude, and the level after a regime change is read from the
+window instead of remembered from training.
+
+Past channels, in order: the candle inputs (log volume first), the covariates (settings'
+order), the calendar (4). A covariate's value on a row was public at that candle's close (the
+data layer's promise), so a window's past never holds a value published after its origin.
 """
 
 from collections.abc import Iterator
@@ -15,29 +20,30 @@ import pandas as pd
 from volcast.data.frames import calendar
 from volcast.data.timeframe import DAY_MS, WEEK_MS
 from volcast.errors import VolcastError
-from volcast.models.lstm.settings import LSTMSettings
+from volcast.models.lstm.settings import NeuralSettings
 
 EPS = 1e-3
 N_FUTURE = 9  # calendar (4), a day back, a week back, same-slot means over 7d, 28d, 4 weeks
 BASE_COLUMN = 6
 """The future feature the median is predicted relative to: the 7-day same-slot mean."""
 CONTEXT_DAYS = 28
-"""History the seasonal inputs reach back to, beyond the LSTM's lookback."""
+"""History the seasonal inputs reach back to, beyond the lookback."""
 Index = list[tuple[int, np.ndarray]]
 """(series number, window end positions) pairs."""
 
 
 @dataclass
 class SeriesArrays:
-    """One series on its grid as float32 arrays: raw inputs [T, C] (log volume first) and the
-    calendar [T, 4]."""
+    """One series on its grid as float32 arrays: raw inputs [T, C] (log volume first, the
+    covariates last, NaN where a covariate has no value yet) and the calendar [T, 4]."""
 
     raw: np.ndarray
     cal: np.ndarray
     step: int
 
     @classmethod
-    def build(cls, grid: pd.DataFrame, step: int, features: tuple[str, ...]) -> "SeriesArrays":
+    def build(cls, grid: pd.DataFrame, step: int, features: tuple[str, ...],
+              covariates: tuple[str, ...] = ()) -> "SeriesArrays":
         columns = [np.log1p(grid["y"].to_numpy())]
         if "range" in features:
             columns.append(np.log1p(1e3 * np.log(grid["high"] / grid["low"]).clip(lower=0)))
@@ -45,8 +51,18 @@ class SeriesArrays:
             columns.append(np.log1p(1e3 * np.abs(np.log(grid["close"] / grid["open"]))))
         if "trades" in features and "trades" in grid:
             columns.append(np.log1p(grid["trades"].to_numpy(dtype=float)))
-        raw = np.nan_to_num(np.stack(columns, axis=1).astype(np.float32))
+        candles = np.nan_to_num(np.stack(columns, axis=1).astype(np.float32))
+        drivers = [covariate_input(grid[name])[:, None] for name in covariates]
+        raw = np.concatenate([candles, *drivers], axis=1, dtype=np.float32)
         return cls(raw, calendar_inputs(grid["ds"].to_numpy(), features), step)
+
+
+def covariate_input(values: pd.Series) -> np.ndarray:
+    """A covariate as a past input: each candle carries the last value known at its close
+    (forward fill, which also covers the candles ``on_grid`` filled in), NaN before the first
+    one, in signed log1p (market volumes are heavy-tailed, funding rates signed)."""
+    known = values.astype(float).ffill().to_numpy()
+    return np.sign(known) * np.log1p(np.abs(known))
 
 
 def calendar_inputs(ds: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
@@ -56,20 +72,27 @@ def calendar_inputs(ds: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
     return cal if "calendar" in features else np.zeros_like(cal)
 
 
-def n_past_features(features: tuple[str, ...], has_trades: bool) -> int:
+def n_past_features(features: tuple[str, ...], has_trades: bool, covariates: int = 0) -> int:
     channels = 1 + sum(f in features for f in ("range", "abs_return"))
-    return channels + int("trades" in features and has_trades) + 4
+    return channels + int("trades" in features and has_trades) + covariates + 4
+
+
+def covariate_channels(past: np.ndarray, covariates: int) -> np.ndarray:
+    """The covariates' normalised channels [B, L, K] of prepared past inputs [B, L, F]."""
+    return past[:, :, past.shape[2] - 4 - covariates: past.shape[2] - 4]
 
 
 def make_windows(arrays: SeriesArrays, ends: np.ndarray, lookback: int, horizon: int,
                  future_cal: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Windows whose past is [end - lookback, end): past [B, L, F], future [B, H, 9],
-    mu/sigma [B] (log-volume scale), and target [B, H] where the series has one."""
+    mu/sigma [B] (log-volume scale), and target [B, H] where the series has one. A covariate
+    without a value somewhere in a window (before its first one) is 0 throughout that window,
+    its normalised mean: unknown, and no later value leaks in to fill it."""
     past_idx = ends[:, None] + np.arange(-lookback, 0)[None, :]  # [B, L]
     raw = arrays.raw[past_idx]  # [B, L, C]
     mu = raw.mean(axis=1, keepdims=True)  # [B, 1, C]
     sigma = raw.std(axis=1, keepdims=True) + EPS
-    norm = (raw - mu) / sigma
+    norm = np.nan_to_num((raw - mu) / sigma)  # NaN only in covariates' channels
     past = np.concatenate([norm, arrays.cal[past_idx]], axis=2)  # [B, L, C + 4]
 
     target_idx = ends[:, None] + np.arange(horizon)[None, :]  # [B, H]
@@ -143,7 +166,7 @@ def split_windows(arrays: list[SeriesArrays], lookback: int, horizon: int,
     return Split(train, val, every)
 
 
-def batches(arrays: list[SeriesArrays], index: Index, settings: LSTMSettings,
+def batches(arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
             rng: np.random.Generator | None) -> Iterator[dict[str, np.ndarray]]:
     """Window batches, shuffled across series when rng is given, each made when it is asked
     for (an epoch's windows never sit in memory at once)."""
