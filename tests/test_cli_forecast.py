@@ -171,3 +171,60 @@ def test_an_edited_model_folder_is_refused_with_exit_2(cli, csv_file, tmp_path):
     (model / "model.json").write_text(json.dumps(manifest))
     assert_error(cli("predict", "--model-dir", model, "--csv", csv_file),
                  "state.net.layers is 1000000; the settings ask for 1")
+
+
+# -- covariates: from the store into training, forecasts and backtests (issue 16) -----------
+@pytest.fixture
+def covariate_db(cli, db):
+    """BTC/USDT 1h and the Fear & Greed index (the bundled sample's copy) in one store."""
+    from volcast.data.sample import sample_dir
+
+    cli("import", sample_file(), "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--db", db)
+    imported = cli("covariates", "import", "--source", "fear_greed",
+                   sample_dir() / "exogenous" / "fear_greed.csv.gz", "--db", db)
+    assert imported.code == 0, imported.err
+    return db
+
+
+def test_a_model_trained_with_a_covariate_reads_it_from_the_store(cli, covariate_db, tmp_path):
+    model = tmp_path / "m"
+    btc = ["-e", "binance", "-s", "BTC/USDT", "--db", covariate_db]
+    trained = cli("train", "--model", "lstm", *btc, "--covariates", "fear_greed",
+                  "--out", model, *TINY_FLAGS, "--train-days", "30")
+    assert trained.code == 0, trained.err
+    assert json.loads((model / "model.json").read_text())["settings"]["covariates"] == \
+        ["fear_greed"]
+    stored = cli("predict", "--model", "lstm", *btc, "--format", "json")
+    from_folder = cli("predict", "--model-dir", model, *btc, "--format", "json")
+    assert stored.code == from_folder.code == 0, stored.err + from_folder.err
+    assert json.loads(stored.out) == json.loads(from_folder.out)
+    # the candles alone (a file, no store holding the index) are refused in one line
+    csv = tmp_path / "BTC_USDT-1h.csv"
+    cli("export", "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--db", covariate_db,
+        "--out", csv)
+    refused = cli("predict", "--model-dir", model, "--csv", csv, "--db", tmp_path / "none.db")
+    assert refused.code == 2 and "fear_greed" in refused.err
+    assert len(refused.err.strip().splitlines()) == 1
+
+
+def test_a_backtest_with_a_covariate_names_it_and_an_unknown_one_is_one_line(cli, covariate_db):
+    btc = ["-e", "binance", "-s", "BTC/USDT", "--db", covariate_db]
+    done = cli("backtest", "--model", "lstm", *btc, "--covariates", "fear_greed", *TINY_FLAGS,
+               "--train-days", "30", "--test-days", "3")
+    assert done.code == 0, done.err
+    unknown = cli("backtest", "--model", "lstm", *btc, "--covariates", "moon_phase",
+                  *TINY_FLAGS, "--test-days", "3")
+    assert unknown.code == 2 and "unknown covariate 'moon_phase'" in unknown.err
+    missing = cli("backtest", "--model", "lstm", *btc, "--covariates", "vix", *TINY_FLAGS,
+                  "--test-days", "3")
+    assert missing.code == 2 and "covariates import --source vix" in missing.err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--model", "transformer", "--hidden-size", "8"], "--hidden-size is not a setting of "
+                                                       "transformer"),
+    (["--model", "mstl", "--epochs", "3"], "--epochs is not a setting of mstl"),
+])
+def test_a_flag_no_chosen_model_has_is_refused(cli, csv_file, tmp_path, args, fragment):
+    result = cli("backtest", *args, "--csv", csv_file, "--out", tmp_path / "bt.csv")
+    assert result.code == 2 and fragment in result.err

@@ -28,30 +28,47 @@ if TYPE_CHECKING:
     from volcast.models.base import Forecaster
 
 _LISTS = {"quantiles": float, "features": str, "covariates": str}
+PANEL = "Neural model settings (also [model.lstm] / [model.transformer] in --config)"
 
 
-def _model_option(name: str, field: Any) -> inspect.Parameter:
+def _neural_fields() -> dict[str, list[tuple[str, Any]]]:
+    """Every setting of the neural models, with each model's field: one flag per name."""
+    from volcast.models.transformer.settings import TransformerSettings
+
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for model, settings in (("lstm", LSTMSettings), ("transformer", TransformerSettings)):
+        for name, field in settings.model_fields.items():
+            found.setdefault(name, []).append((model, field))
+    return found
+
+
+def _model_option(name: str, fields: list[tuple[str, Any]]) -> inspect.Parameter:
+    field = fields[0][1]
     kind = field.annotation if name not in _LISTS else str
     if getattr(kind, "__origin__", None) is not None and name not in _LISTS:
         kind = str  # Literal choices and optional ints are passed through as text
-    default = field.default if name not in _LISTS else ",".join(map(str, field.default))
-    help_text = f"{field.description or name.replace('_', ' ')} [default: {default}]"
+    defaults = {model: f.default if name not in _LISTS else ",".join(map(str, f.default))
+                for model, f in fields}
+    default = next(iter(defaults.values())) if len(set(map(str, defaults.values()))) == 1 \
+        else ", ".join(f"{value} ({model})" for model, value in defaults.items())
+    only = "" if len(fields) > 1 else f"{fields[0][0]} only; "
+    help_text = f"{only}{field.description or name.replace('_', ' ')} [default: {default}]"
     flag = name.replace("_", "-")
     declaration = f"--{flag}/--no-{flag}" if kind is bool else f"--{flag}"
-    option = typer.Option(declaration, help=help_text, show_default=False,
-                          rich_help_panel="LSTM settings (also [model.lstm] in --config)")
+    option = typer.Option(declaration, help=help_text, show_default=False, rich_help_panel=PANEL)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[kind | None, option])
 
 
 def with_model_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Add one CLI flag per LSTM setting, generated from the pydantic model (so flags, defaults
-    and the config file never drift apart) and hand them to the command as a dict. A command's
-    own option of the same name (backtest's --horizon) wins and is passed on by the command."""
+    """Add one CLI flag per setting of the neural models (LSTM, transformer; the ensemble's
+    are the LSTM's), generated from their pydantic models (so flags, defaults and the config
+    file never drift apart) and hand them to the command as a dict. A command's own option of
+    the same name (backtest's --horizon) wins and is passed on by the command."""
     own = [p for p in inspect.signature(command).parameters.values()
            if p.name != "model_options"]
-    extra = [_model_option(n, f) for n, f in LSTMSettings.model_fields.items()
-             if n not in {p.name for p in own}]
+    taken = {p.name for p in own}
+    extra = [_model_option(n, f) for n, f in _neural_fields().items() if n not in taken]
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
@@ -75,10 +92,14 @@ def _number(text: str, name: str) -> float:
         raise VolcastError(f"--{name}: '{text}' is not a number") from None
 
 
-def _flags(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    from volcast.workspace.flows import takes_lstm_flags
+def _flags(names: list[str], options: dict[str, Any], strict: bool = True
+           ) -> dict[str, dict[str, Any]]:
+    """Each model's share of the flags; ``strict``: one line for a flag none of them has."""
+    from volcast.workspace.flows import check_flags, model_flags
 
-    return options if options and takes_lstm_flags(name) else {}
+    if strict:
+        check_flags(names, options)
+    return {name: model_flags(name, options) for name in names}
 
 
 def _check_out(path: Path | None) -> None:
@@ -111,7 +132,7 @@ def train(
     from volcast.workspace.sources import read_files
 
     _check_out(out_dir)
-    flags = _flags(model, model_options or {})
+    flags = _flags([model], model_options or {})[model]
     make(load_settings(config), model, flags)  # bad settings fail before any data is read
     configure_process()
     if csv:
@@ -245,11 +266,12 @@ def backtest(
     from volcast.workspace.units import unit_names
 
     settings = load_settings(config, backtest={"horizon": horizon, "test_days": test_days})
-    options = dict(model_options or {})
-    if horizon is not None:
-        options.setdefault("horizon", horizon)
     names = list(dict.fromkeys(model))
-    overrides = {n: _flags(n, options) for n in names}
+    options = dict(model_options or {})
+    _flags(names, options)  # a flag none of the models has: one line
+    if horizon is not None:
+        options.setdefault("horizon", horizon)  # the protocol's horizon, for models with one
+    overrides = _flags(names, options, strict=False)
     cutoff_ms = None if cutoff is None else parse_time(cutoff)
     configure_process()
     if csv:

@@ -22,7 +22,6 @@ from volcast.data.store import SeriesKey
 from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.models.base import FitStopped, ModelSettings
-from volcast.models.lstm.settings import LSTMSettings
 
 State = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE = ("queued", "running")
@@ -44,19 +43,22 @@ class OverCap(VolcastError):
     """A job asks for more than the server's ``[jobs]`` caps allow (HTTP 422)."""
 
 
-def batch_cost(values: dict[str, Any]) -> float:
-    """One training batch's time relative to the default LSTM settings' batch (0 for models
-    without batches): batch_size x lookback x hidden_size^2 x layers against the defaults' (an
-    LSTM step's work grows with the square of its width)."""
-    names = ("batch_size", "lookback", "hidden_size", "layers")
-    if not all(name in values for name in names):
+def batch_cost(settings: ModelSettings) -> float:
+    """One training batch's time relative to the batch of the model's default settings (0 for
+    models without batches): batch_size x lookback x width^2 x layers against the defaults'
+    (a recurrent or attention layer's work grows with the square of its width: the LSTM's
+    hidden_size, the transformer's d_model)."""
+    values = settings.model_dump()
+    width = next((name for name in ("hidden_size", "d_model") if name in values), None)
+    names = ("batch_size", "lookback", "layers")
+    if width is None or not all(name in values for name in names):
         return 0.0
-    default = LSTMSettings()
+    default = type(settings)().model_dump()
 
-    def work(get: Callable[[str], int]) -> int:
-        return get("batch_size") * get("lookback") * get("hidden_size") ** 2 * get("layers")
+    def work(of: dict[str, Any]) -> int:
+        return of["batch_size"] * of["lookback"] * of[width] ** 2 * of["layers"]
 
-    return work(values.__getitem__) / work(lambda name: getattr(default, name))
+    return work(values) / work(default)
 
 
 def check_caps(settings: ModelSettings, caps: JobSettings, step_ms: int) -> None:
@@ -72,10 +74,11 @@ def check_caps(settings: ModelSettings, caps: JobSettings, step_ms: int) -> None
         if value is None or value > most:
             raise OverCap(f"setting '{name}' is {'all' if value is None else value}, above this "
                           f"server's cap of {most} ([jobs] {cap} in volcast serve --config)")
-    cost = batch_cost(values)
+    cost = batch_cost(settings)
     if cost > caps.max_batch_cost:
+        width = "hidden_size" if "hidden_size" in values else "d_model"
         raise OverCap(f"settings batch_size {values['batch_size']}, lookback "
-                      f"{values['lookback']}, hidden_size {values['hidden_size']} and layers "
+                      f"{values['lookback']}, {width} {values[width]} and layers "
                       f"{values['layers']} make a batch {cost:.1f} times the default one, above "
                       f"this server's cap of {caps.max_batch_cost:g} ([jobs] max_batch_cost in "
                       "volcast serve --config)")

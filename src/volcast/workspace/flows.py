@@ -11,11 +11,12 @@ import pandas as pd
 
 from volcast.config import Settings, merge
 from volcast.data.store import CandleStore
+from volcast.errors import VolcastError
 from volcast.evaluation.backtest import BacktestResult
 from volcast.evaluation.compare import Progress, run_backtests
 from volcast.models import REFERENCE_MODELS, create, model_class
 from volcast.models.base import EpochProgress, Forecaster
-from volcast.models.lstm.settings import LSTMSettings
+from volcast.models.lstm.settings import NeuralSettings
 from volcast.workspace.sources import with_covariates
 
 if TYPE_CHECKING:
@@ -46,10 +47,25 @@ def model_settings(settings: Settings, name: str, flags: dict[str, Any] | None =
     return merge(settings.model.get(name, {}), flags or {})
 
 
-def takes_lstm_flags(name: str) -> bool:
-    """The CLI's model flags are the LSTM's settings: they reach the models whose settings
-    extend the LSTM's (the LSTM and the ensemble), and no other."""
-    return issubclass(model_class(name).Settings, LSTMSettings)
+def model_flags(name: str, flags: dict[str, Any]) -> dict[str, Any]:
+    """The CLI's model flags are the neural models' settings: each reaches the neural models
+    (LSTM, ensemble, transformer) that have a setting of its name, and no other model."""
+    fields = model_class(name).Settings.model_fields
+    if not issubclass(model_class(name).Settings, NeuralSettings):
+        return {}
+    return {key: value for key, value in flags.items() if key in fields}
+
+
+def check_flags(names: Sequence[str], flags: dict[str, Any]) -> None:
+    """Refuse, in one line, a flag none of the chosen models has (``--hidden-size`` for the
+    transformer alone, ``--epochs`` for MSTL) rather than ignore it."""
+    used = {key for name in names for key in model_flags(name, flags)}
+    unused = [key for key in flags if key not in used]
+    if unused:
+        flag = "--" + unused[0].replace("_", "-")
+        raise VolcastError(f"{flag} is not a setting of {' or '.join(names)}; the model "
+                           "settings flags reach lstm, ensemble and transformer where they "
+                           "have that setting")
 
 
 def make(settings: Settings, name: str, flags: dict[str, Any] | None = None) -> Forecaster:

@@ -22,7 +22,9 @@ SCALE_RANGE = (0.05, 20.0)
 """Calibration scales (``train.fit_scales``) lie in this range; a saved model's must too."""
 
 Feature = Literal["volume", "range", "abs_return", "trades", "calendar"]
-Covariate = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Covariate = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(:[A-Za-z0-9_]+)?$",
+                                            max_length=40)]
+"""A column name: lower case, or a source and its series (``fred:DGS10``)."""
 
 
 class NeuralSettings(ModelSettings):
