@@ -6,11 +6,12 @@ stop early on short pages. Only candles closed by the exchange's own clock are k
 stored as it arrives, so an interrupted run loses at most the page in flight and the next run
 asks again for all that is missing: the holes between stored candles and the tail after the
 last. What the exchange shows it has no candles for is recorded (``volcast.data.holes``) and
-never asked for again.
+never asked for again. A series the exchange refuses (an error that is not a network fault:
+a delisted or unknown market) is skipped and said so, while the others go on.
 """
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,25 +19,33 @@ import numpy as np
 import pandas as pd
 
 from volcast.config import FetchSettings
-from volcast.data.exchange import ExchangeClient, RetryPolicy
+from volcast.data.exchange import ExchangeClient, Refused, RetryPolicy
 from volcast.data.formats.validate import check_values, numeric
 from volcast.data.holes import Range, subtract
 from volcast.data.store import CANDLE_COLUMNS, CandleStore, SeriesKey
-from volcast.data.timeframe import format_time
+from volcast.data.timeframe import DAY_MS, format_time
 from volcast.errors import FetchFailed, VolcastError
 
 Scope = Literal["all", "holes", "tail"]
 """What a sync downloads: everything missing, the holes alone, or the tail alone."""
 Progress = Callable[[SeriesKey, int, int, int], None]
-"""Called after each page as (series, new candles stored so far this run, ms of the ranges
-done, ms of the ranges in all), and once more when the series is finished, with the figures of
-its ``SyncResult``: ``added`` and, unless it gave up, done == all."""
+"""Called as (series, new candles stored so far this run, ms of the ranges done, ms of the
+ranges in all): once before the first page when there is something to fetch, after each page,
+and once more when the series is finished, with the figures of its ``SyncResult``: ``added``
+and, unless it gave up or was skipped, done == all."""
+Expand = Callable[[ExchangeClient], Awaitable[Sequence[SeriesKey]]]
+"""More series to fetch, found once the exchange is open (the top markets by volume)."""
+HALTED_AFTER_MS = DAY_MS
+"""A series whose newest candle is older than this before the end of what was asked is noted
+as halted (the exchange published no candle since)."""
 
 
 @dataclass
 class SyncResult:
-    """What one series' sync did; ``error`` says how far it got when it gave up, ``note`` why
-    a series that ended well holds no candles."""
+    """What one series' sync did; ``error`` says how far it got when it gave up (a network
+    fault, retried until then; the next run resumes), ``skipped`` why the exchange refused it
+    (an error retrying cannot mend: not retried), ``note`` why a series that ended well holds
+    no candles, or none lately."""
 
     key: SeriesKey
     added: int = 0
@@ -46,6 +55,7 @@ class SyncResult:
     first: int | None = None
     last: int | None = None
     error: str | None = None
+    skipped: str | None = None
     note: str | None = None
 
 
@@ -198,6 +208,8 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
     ranges, last = await asyncio.to_thread(_planned, store, key, since, stop, scope)
     total = sum(end - begin for begin, end in ranges)
     done = 0
+    if total:
+        progress(key, 0, 0, total)
 
     def report(offset: int) -> Callable[[int], None]:
         def update(in_range: int) -> None:
@@ -217,15 +229,29 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
         done = total
     except FetchFailed as exc:
         failed = exc
+    except Refused as exc:  # retrying will not mend it
+        result.skipped = f"skipped, not retried: {exc}"
     await asyncio.to_thread(_summarise, store, result)
     if failed is not None:
         reached = "nothing" if result.last is None else format_time(result.last)
         result.error = (f"{key}: {failed}; stored up to {reached} UTC ({result.added} new this "
                         "run); run the same command again to resume")
     progress(key, result.added, done, total)
-    if result.last is None and result.error is None:  # listed, yet nothing to store: say so
-        result.note = f"no candles: {client.id} has none in the range asked for"
+    if result.error is None and result.skipped is None:
+        result.note = _note(client, result, stop)
     return result
+
+
+def _note(client: ExchangeClient, result: SyncResult, stop: int) -> str | None:
+    """Why a series that synced well holds no candles, or none of late (listed, yet the
+    exchange publishes nothing: halted or delisted)."""
+    if result.last is None:
+        return f"no candles: {client.id} has none in the range asked for"
+    if result.last + result.key.tf_ms < stop - HALTED_AFTER_MS:
+        state = "listed as trading" if client.active(result.key.symbol) else "not trading"
+        return (f"no candles after {format_time(result.last)} UTC ({state} on {client.id}: "
+                "halted or delisted)")
+    return None
 
 
 async def sync_many(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
@@ -261,18 +287,23 @@ async def fetch(exchange_id: str, keys: Sequence[SeriesKey], store: CandleStore,
                 settings: FetchSettings, *, since: int | None = None, until: int | None = None,
                 url: str | None = None, progress: Progress = lambda *_: None,
                 on_round: Callable[[list[SyncResult]], None] | None = None,
-                follow_rounds: int | None = 0, scope: Scope = "all") -> list[SyncResult]:
-    """Open the exchange, validate every series, sync them all (``scope``: see
-    ``plan_ranges``); then, unless ``follow_rounds`` is 0, keep following (None: until
-    cancelled). Returns the first round's results."""
+                follow_rounds: int | None = 0, scope: Scope = "all",
+                expand: Expand | None = None) -> list[SyncResult]:
+    """Open the exchange, add the series ``expand`` finds there, validate every series, sync
+    them all (``scope``: see ``plan_ranges``); then, unless ``follow_rounds`` is 0, keep
+    following (None: until cancelled) all but the skipped ones. Returns the first round's
+    results."""
     retry = RetryPolicy(settings.retries, settings.backoff_s, settings.backoff_max_s)
     async with ExchangeClient(exchange_id, url=url, timeout_ms=settings.timeout_ms, retry=retry,
                               rate_limit=settings.rate_limit) as client:
+        if expand is not None:
+            keys = list(dict.fromkeys([*keys, *await expand(client)]))
         results = await sync_many(client, store, keys, since, until, progress, scope)
         if on_round is not None:
             on_round(results)
         if follow_rounds != 0:
             await asyncio.sleep(settings.poll_s)
-            await follow(client, store, keys, settings.poll_s, progress,
-                         on_round or (lambda _: None), follow_rounds)
+            await follow(client, store, [r.key for r in results if r.skipped is None],
+                         settings.poll_s, progress, on_round or (lambda _: None),
+                         follow_rounds)
         return results
