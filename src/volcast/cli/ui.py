@@ -156,7 +156,7 @@ def results_table(results: list["SyncResult"], many: bool = False) -> FittedTabl
     totals (their earliest and latest candle) and only the others have rows of their own. On
     a narrow console the last columns give way first."""
     def status(r: "SyncResult") -> str:
-        return r.error or r.skipped or r.note or "ok"
+        return r.error or (r.skipped and f"skipped, not retried: {r.skipped}") or r.note or "ok"
 
     shown = [r for r in results if status(r) != "ok"] if many else results
     rows = [[str(r.key), f"{r.added:,}", status(r), format_time(r.first), format_time(r.last),

@@ -230,7 +230,7 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
     except FetchFailed as exc:
         failed = exc
     except Refused as exc:  # retrying will not mend it
-        result.skipped = f"skipped, not retried: {exc}"
+        result.skipped = str(exc)
     await asyncio.to_thread(_summarise, store, result)
     if failed is not None:
         reached = "nothing" if result.last is None else format_time(result.last)
