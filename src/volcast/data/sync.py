@@ -189,6 +189,13 @@ def _summarise(store: CandleStore, result: SyncResult) -> None:
             result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
 
 
+def _stop(key: SeriesKey, now: int, until: int | None) -> int:
+    """Where a series' sync ends: its newest candle closed by ``now`` (a candle is closed
+    once open + tf <= now), or ``until`` when earlier."""
+    stop = now - key.tf_ms + 1
+    return stop if until is None else min(stop, until)
+
+
 async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey,
                       since: int | None, until: int | None, progress: Progress,
                       scope: Scope = "all", now: int | None = None) -> SyncResult:
@@ -199,13 +206,23 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
     it (a follower syncing many series after one reading); else it is asked. The store is used
     from worker threads, so that an event loop following other series keeps running while
     another process holds the file."""
-    result = SyncResult(key)
     if now is None:
         now = await client.server_time()
-    stop = now - key.tf_ms + 1  # a candle is closed once open + tf <= now
-    if until is not None:
-        stop = min(stop, until)
-    ranges, last = await asyncio.to_thread(_planned, store, key, since, stop, scope)
+    stop = _stop(key, now, until)
+    planned = await asyncio.to_thread(_planned, store, key, since, stop, scope)
+    result = await _sync_planned(client, store, key, planned, now, progress)
+    await asyncio.to_thread(_summarise, store, result)
+    _conclude(client, result, stop)
+    return result
+
+
+async def _sync_planned(client: ExchangeClient, store: CandleStore, key: SeriesKey,
+                        planned: tuple[list[Range], int | None], now: int,
+                        progress: Progress) -> SyncResult:
+    """Download the planned ranges (``_planned``); a network fault that outlasts the retries
+    or a refusal ends it (``_conclude`` words them, once the result is summarised)."""
+    ranges, last = planned
+    result = SyncResult(key)
     total = sum(end - begin for begin, end in ranges)
     done = 0
     if total:
@@ -218,7 +235,6 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
             progress(key, result.added, done, total)
         return update
 
-    failed: FetchFailed | None = None
     try:
         offset = 0
         for begin, end in ranges:
@@ -228,18 +244,22 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
             offset += end - begin
         done = total
     except FetchFailed as exc:
-        failed = exc
+        result.error = str(exc)
     except Refused as exc:  # retrying will not mend it
         result.skipped = str(exc)
-    await asyncio.to_thread(_summarise, store, result)
-    if failed is not None:
-        reached = "nothing" if result.last is None else format_time(result.last)
-        result.error = (f"{key}: {failed}; stored up to {reached} UTC ({result.added} new this "
-                        "run); run the same command again to resume")
     progress(key, result.added, done, total)
-    if result.error is None and result.skipped is None:
-        result.note = _note(client, result, stop)
     return result
+
+
+def _conclude(client: ExchangeClient, result: SyncResult, stop: int) -> None:
+    """After the summary: how far a series that gave up got, or a note on one that ended
+    well."""
+    if result.error is not None:
+        reached = "nothing" if result.last is None else format_time(result.last)
+        result.error = (f"{result.key}: {result.error}; stored up to {reached} UTC "
+                        f"({result.added} new this run); run the same command again to resume")
+    elif result.skipped is None:
+        result.note = _note(client, result, stop)
 
 
 def _note(client: ExchangeClient, result: SyncResult, stop: int) -> str | None:
@@ -254,19 +274,46 @@ def _note(client: ExchangeClient, result: SyncResult, stop: int) -> str | None:
     return None
 
 
+def _checked_plans(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
+                   since: int | None, stops: Sequence[int], scope: Scope
+                   ) -> list[tuple[list[Range], int | None]]:
+    """Every series checked (listed, something stored where it must be) and planned, in one
+    opening of the store: opening it costs more than planning one series."""
+    with store.connection():
+        for key in keys:
+            client.check(key.symbol, key.timeframe)
+            stored = store.bounds(key) is not None
+            if not stored and scope == "holes":
+                raise VolcastError(f"nothing stored for {key}, so no holes to repair: fetch it "
+                                   "with --since")
+            if since is None and not stored:
+                raise VolcastError(f"nothing stored for {key} yet: give --since to start")
+        return [_planned(store, key, since, stop, scope)
+                for key, stop in zip(keys, stops, strict=True)]
+
+
+def _summarise_all(store: CandleStore, results: Sequence[SyncResult]) -> None:
+    with store.connection():
+        for result in results:
+            _summarise(store, result)
+
+
 async def sync_many(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
                     since: int | None, until: int | None, progress: Progress,
                     scope: Scope = "all") -> list[SyncResult]:
-    """Sync several series of one exchange concurrently; they share ccxt's rate limiter."""
-    for key in keys:
-        client.check(key.symbol, key.timeframe)
-        if store.bounds(key) is None and scope == "holes":
-            raise VolcastError(f"nothing stored for {key}, so no holes to repair: fetch it with "
-                               "--since")
-        if since is None and store.bounds(key) is None:
-            raise VolcastError(f"nothing stored for {key} yet: give --since to start")
-    return list(await asyncio.gather(
-        *(sync_series(client, store, key, since, until, progress, scope) for key in keys)))
+    """Sync several series of one exchange concurrently; they share ccxt's rate limiter, one
+    reading of the exchange's clock, and one opening of the store to plan them all and one to
+    summarise them (a universe of 200 series would otherwise open it 400 times more)."""
+    now = await client.server_time()
+    stops = [_stop(key, now, until) for key in keys]
+    plans = await asyncio.to_thread(_checked_plans, client, store, keys, since, stops, scope)
+    results = list(await asyncio.gather(
+        *(_sync_planned(client, store, key, planned, now, progress)
+          for key, planned in zip(keys, plans, strict=True))))
+    await asyncio.to_thread(_summarise_all, store, results)
+    for result, stop in zip(results, stops, strict=True):
+        _conclude(client, result, stop)
+    return results
 
 
 async def follow(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
