@@ -373,8 +373,9 @@ def simulate_exchange(
                              **({"faults": tuple(fault)} if fault else {}))
     try:
         serve_forever(config, port, lambda url: out.print(
-            f"simulating {config.venue} ({dialect} dialect) at {url} "
-            f"(use --exchange-url {url}); Ctrl-C stops",
+            f"simulating {config.venue} ({dialect} dialect"
+            f"{f', {markets:,} markets, synthetic ones beyond the folder' if markets else ''}"
+            f") at {url} (use --exchange-url {url}); Ctrl-C stops",
             soft_wrap=True))
     except OSError as exc:
         raise VolcastError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None

@@ -490,10 +490,11 @@ class Service:
         return self.log.acknowledge(event_id).as_dict()
 
     def health(self) -> dict[str, Any]:
-        """Which watched series are stale (no candle for two candle lengths) or failing."""
+        """Which watched series are stale (no candle for two candle lengths) or failing, and
+        why each failing one fails (``errors``: its latest message, e.g. a delisted market)."""
         with self._lock:
             watched = list(self._watched.values())
-        stale, failing = [], []
+        stale, failing, errors = [], [], {}
         for state in watched:
             key = state.key
             if state.newest is None or \
@@ -501,6 +502,7 @@ class Service:
                 stale.append(series_id(key))
             if state.error:
                 failing.append(series_id(key))
-        return {"watching": len(watched), "stale": stale, "failing": failing,
+                errors[series_id(key)] = state.error
+        return {"watching": len(watched), "stale": stale, "failing": failing, "errors": errors,
                 "trainings": self.trainings}
 
