@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from volcast.errors import VolcastError
 
@@ -89,18 +97,36 @@ def duration_s(text: str) -> float:
 
 class WatchSettings(BaseModel):
     """One ``[[watch]]`` table: series of one exchange that `volcast serve` backfills and then
-    keeps up to date, candle by candle. Symbols and timeframes are checked against the
-    exchange when the watch-list is applied (``volcast.live``), not here."""
+    keeps up to date, candle by candle: its ``symbols``, and/or its ``top`` spot markets quoted
+    in ``quote`` by 24 h quote volume (chosen when the exchange is opened, and again on each
+    reload). Symbols and timeframes are checked against the exchange when the watch-list is
+    applied (``volcast.live``), not here."""
 
     model_config = STRICT
 
     exchange: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="ccxt exchange id")
-    symbols: list[str] = Field(min_length=1, max_length=1000, description="ccxt symbols")
+    symbols: list[str] = Field(default_factory=list, max_length=1000,
+                               description="ccxt symbols")
+    top: int | None = Field(None, ge=1, le=5000, description="also the exchange's top N spot "
+                            "markets by 24 h quote volume (with quote)")
+    quote: str | None = Field(None, pattern=r"^[A-Za-z0-9]{1,16}$", description="top: the "
+                              "quote currency, e.g. USDT")
     timeframes: list[str] = Field(default_factory=lambda: ["1h"], min_length=1, max_length=16)
     since: str | None = Field(None, description="backfill start (ISO date or time, UTC); "
                               "without it a new series starts with the last day")
     url: str | None = Field(None, pattern=r"^https?://", description="REST base URL instead "
                             "of the exchange's (simulator, proxy, testnet)")
+
+    @model_validator(mode="after")
+    def _markets(self) -> "WatchSettings":
+        """Something to watch, and top with its quote (volumes in different currencies do
+        not compare)."""
+        if (self.top is None) != (self.quote is None):
+            raise ValueError("top and quote go together, e.g. top = 200 and quote = \"USDT\"")
+        if not self.symbols and self.top is None:
+            raise ValueError("give symbols, or top and quote")
+        self.quote = self.quote.upper() if self.quote else None
+        return self
 
 
 AlertKind = Literal["q90_above", "exceed_probability", "above_forecast", "stale"]

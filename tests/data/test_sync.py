@@ -167,8 +167,9 @@ def test_giving_up_says_how_far_it_got_and_keeps_what_was_stored(db, btc):
         download(db, sim.url, settings=settings)
     config = SimulatorConfig(sample_dir())
     with running(config) as sim:  # one more page arrives, then every request fails
-        [result] = download(db, sim.url, settings=settings,
-                            progress=lambda *_: setattr(config, "fail_rate", 1.0))
+        [result] = download(db, sim.url, settings=settings,  # (done 0: before any page)
+                            progress=lambda _, __, done, ___: done and setattr(
+                                config, "fail_rate", 1.0))
     assert "gave up after 2 retries" in result.error
     reached = format_time(START + 1999 * HOUR)
     assert f"stored up to {reached} UTC (1000 new this run)" in result.error

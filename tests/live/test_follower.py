@@ -62,12 +62,14 @@ class Recorder:
     oks: list[SeriesKey] = field(default_factory=list)
     opens: list[tuple[SeriesKey, int, float, int]] = field(default_factory=list)
     delays: list[tuple[SeriesKey, float]] = field(default_factory=list)
+    expanded: list[tuple[str, list[SeriesKey]]] = field(default_factory=list)
 
     def callbacks(self) -> Callbacks:
         return Callbacks(on_candles=lambda *a: self.candles.append(a),
                          on_error=lambda *a: self.errors.append(a),
                          on_ok=self.oks.append, on_open=lambda *a: self.opens.append(a),
-                         on_delay=lambda *a: self.delays.append(a))
+                         on_delay=lambda *a: self.delays.append(a),
+                         on_expand=lambda *a: self.expanded.append(a))
 
     def added(self, key: SeriesKey) -> int:
         return sum(added for k, added, _ in self.candles if k == key)
@@ -331,6 +333,30 @@ def test_reload_backfills_an_added_series_and_stops_a_removed_one_keeping_its_ca
         for key, pair in ((BTC, "BTC_USDT"), (ETH, "ETH_USDT")):
             stored = assert_stored_equal_source(store, key, source[pair], parse_time(SINCE))
             assert_reported(record, key, stored, restarted=True)
+
+
+def test_top_markets_are_followed_and_a_delisted_one_is_reported_not_hammered(db):
+    config = clocked(markets=10, delisted=0.25, halted=0.0, seed=5)
+    with running(config) as sim, CandleStore(db) as store:
+        info = json.load(urllib.request.urlopen(f"{sim.url}/api/v3/exchangeInfo", timeout=5))
+        status = {f"{s['baseAsset']}/{s['quoteAsset']}": s["status"] for s in info["symbols"]}
+        gone = SeriesKey("binance", next(s for s, v in status.items() if v == "BREAK"), "1h")
+        [watched] = watch_plan([WatchSettings(exchange="binance", symbols=[gone.symbol], top=3,
+                                              quote="USDT", since=SINCE, url=sim.url)])
+        record = Recorder()
+
+        def followed() -> bool:
+            keys = record.expanded[0][1][1:] if record.expanded else []
+            return bool(keys) and all(last(store, key) >= JULY + 6 * HOUR for key in keys)
+
+        in_thread(lambda: follow([watched], store, record, followed, "the top 3 follow"))
+    [(exchange, keys)] = record.expanded
+    assert exchange == "binance" and keys[0] == gone and len(keys) == 4
+    assert all(status[key.symbol] == "TRADING" for key in keys[1:])
+    [message] = [text for key, text in record.errors if key == gone]  # once, not again
+    assert message == (f"{gone}: binance lists {gone.symbol} as not trading (delisted?); what "
+                       "it has is stored; asked again in 60 min")
+    assert not [error for error in record.errors if error[0] != gone]
 
 
 def test_a_new_series_starts_one_day_back_on_an_open_time_and_a_stored_one_resumes():

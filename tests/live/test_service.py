@@ -4,6 +4,7 @@ the views the dashboard reads hold every watched series."""
 
 import json
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -101,3 +102,32 @@ def test_rules_made_through_the_api_survive_a_restart_and_bad_ones_are_one_line(
     again = Service(service.space)  # a restart reads API-made rules back from the store
     assert {r["name"] for r in again.rules()} == set(names)
     assert service.delete_rule("eth-peak") == {"deleted": "eth-peak"}
+
+
+def test_top_markets_join_the_watched_series_and_a_delisted_one_fails_with_its_reason(db):
+    config = SimulatorConfig(sample_dir(), now_ms=JULY, speed=1800, markets=10, delisted=0.25,
+                             halted=0.0, seed=5)
+    with running(config) as sim:
+        info = json.load(urllib.request.urlopen(f"{sim.url}/api/v3/exchangeInfo", timeout=5))
+        gone = next(f"{s['baseAsset']}/{s['quoteAsset']}" for s in info["symbols"]
+                    if s["status"] == "BREAK")
+        watch = WatchSettings(exchange="binance", symbols=[gone], top=2, quote="USDT",
+                              url=sim.url, since="2024-06-29")
+        chosen = Settings(watch=[watch], fetch=FAST,
+                          live=LiveSettings(max_sleep_s=2, nowcast=False))
+        with Workspace.open(db, settings=chosen) as space:
+            service = Service(space)
+            assert service.health()["watching"] == 1  # the top markets are chosen on opening
+            service.start()
+            try:
+                until(lambda: service.health()["watching"] == 3 and all(
+                    card["last_candle"] for card in service.live()["series"][1:]),
+                    "the top two are chosen and followed")
+                health = service.health()
+            finally:
+                service.stop()
+    ident = f"binance:{gone}:1h"
+    assert health["failing"] == [ident]
+    assert health["errors"] == {ident: f"binance {gone} 1h: binance lists {gone} as not "
+                                       "trading (delisted?); what it has is stored; asked "
+                                       "again in 60 min"}

@@ -59,7 +59,7 @@ def test_serve_answers_then_stops_on_ctrl_c(store, tmp_path):
     try:
         assert wait_for_health(port) == {"status": "ok", "version": "0.1.0", "series": 2,
                                          "watching": 0, "stale": [], "failing": [],
-                                         "trainings": []}
+                                         "errors": {}, "trainings": []}
         page = httpx.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and "volcast dashboard" in page.text
         assert httpx.get(f"http://127.0.0.1:{port}/vendor/plotly.min.js").status_code == 200

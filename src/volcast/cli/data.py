@@ -3,6 +3,7 @@ simulate-exchange."""
 
 import asyncio
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,7 +23,7 @@ from volcast.cli.common import (
     time_ms,
     time_range,
 )
-from volcast.cli.ui import fetch_progress, gaps_table, results_table, series_table
+from volcast.cli.ui import MANY_SERIES, fetch_progress, gaps_table, results_table, series_table
 from volcast.data.timeframe import format_time
 from volcast.errors import FetchFailed, VolcastError
 
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from volcast.config import FetchSettings
+    from volcast.data.exchange import ExchangeClient
     from volcast.data.store import SeriesKey
     from volcast.data.sync import Scope, SyncResult
+    from volcast.data.universe import Universe
 
 SinceOpt = Annotated[str | None, typer.Option(help="first open time (ISO 8601 or ms)")]
 UntilOpt = Annotated[str | None, typer.Option(help="stop before this open time")]
@@ -46,9 +49,9 @@ ConfigOpt = Annotated[Path | None, typer.Option(help="TOML file with a [fetch] s
 @app.command()
 def fetch(
     exchange: ExchangeOpt,
-    symbol: Annotated[list[str], typer.Option(
+    symbol: Annotated[list[str] | None, typer.Option(
         "--symbol", "-s", help="BASE/QUOTE as ccxt spells it; several: -s BTC/USDT -s ETH/USDT, "
-        "-s BTC/USDT,ETH/USDT or -s BTC/USDT ETH/USDT")],
+        "-s BTC/USDT,ETH/USDT or -s BTC/USDT ETH/USDT")] = None,
     timeframe: Annotated[list[str] | None, typer.Option(
         "--timeframe", "-t", help="ccxt timeframe [default: 1h]; several as for --symbol: "
         "-t 1h -t 4h, -t 1h,4h or -t 1h 4h")] = None,
@@ -68,38 +71,84 @@ def fetch(
     retries: RetriesOpt = None,
     timeout_ms: TimeoutOpt = None,
     config: ConfigOpt = None,
+    top: Annotated[int | None, typer.Option(
+        min=1, max=5000, help="instead of --symbol: the N spot markets quoted in --quote with "
+        "the most 24 h quote volume (ccxt's tickers); delisted and halted markets are left "
+        "out and named")] = None,
+    quote: Annotated[str | None, typer.Option(help="--top: the quote currency, e.g. "
+                                              "USDT")] = None,
 ) -> None:
     """Download candles through ccxt into the store: paginated, rate-limited, retried, resumable.
 
-    Every symbol in every timeframe, all fetched concurrently (one rate limiter). Fills every
-    hole between stored candles from --since on, then the tail up to --until."""
+    Every symbol (or the --top N markets by volume) in every timeframe, all fetched
+    concurrently (one rate limiter). Fills every hole between stored candles from --since on,
+    then the tail up to --until. A market the exchange refuses (delisted, unknown) is skipped
+    and named, not retried."""
     from volcast.config import load_settings
     from volcast.data.exchange import check_exchange_id
 
     settings = load_settings(config, fetch={"poll_s": poll, "retries": retries,
                                             "timeout_ms": timeout_ms}).fetch
     check_exchange_id(exchange)
-    keys = fetch_keys(exchange, symbol, timeframe or [], more or [])
-    _download(keys, db, settings, *time_range(since, until, past=True), exchange_url,
-              None if follow else 0, "all")
+    symbols, timeframes = symbols_and_timeframes(symbol or [], timeframe or [], more or [])
+    universe = _universe(top, quote, symbols)
+    keys = [series_key(exchange, s, t) for s in symbols for t in timeframes]
+    _download(exchange, keys, db, settings, *time_range(since, until, past=True), exchange_url,
+              None if follow else 0, "all", universe, timeframes)
 
 
-def _download(keys: "list[SeriesKey]", db: Path | None, settings: "FetchSettings",
-              since: int | None, until: int | None, url: str | None,
-              follow_rounds: int | None, scope: "Scope") -> None:
+def _universe(top: int | None, quote: str | None, symbols: list[str]) -> "Universe | None":
+    """--top and --quote as a universe (None without --top); one line for what does not go
+    together."""
+    from volcast.data.universe import Universe
+
+    if top is None:
+        if quote is not None:
+            raise VolcastError(f"--quote {quote} goes with --top N (the top N markets quoted in "
+                               f"{quote}); to fetch given markets, name them with --symbol")
+        if not symbols:
+            raise VolcastError("nothing to fetch: give --symbol (-s BTC/USDT) or --top N "
+                               "--quote USDT")
+        return None
+    if symbols:
+        raise VolcastError(f"--top {top} picks the markets itself: give --top or --symbol "
+                           f"({', '.join(symbols)}), not both")
+    if quote is None:
+        raise VolcastError(f"--top {top} needs --quote (e.g. --quote USDT): quote volumes in "
+                           "different currencies do not compare")
+    return Universe(top, quote.upper())
+
+
+def _download(exchange: str, keys: "list[SeriesKey]", db: Path | None,
+              settings: "FetchSettings", since: int | None, until: int | None, url: str | None,
+              follow_rounds: int | None, scope: "Scope", universe: "Universe | None" = None,
+              timeframes: Sequence[str] = ()) -> None:
     """Run ``sync.fetch`` with progress bars and the summary table: what fetch and repair
-    share. Ctrl-C exits 130 keeping what was stored; a series that gave up exits 1."""
+    share; ``universe``: also its markets in ``timeframes``, chosen once the exchange is open
+    (said in one line). Many series get one bar and a folded summary. Ctrl-C exits 130
+    keeping what was stored; a series that gave up exits 1; a named market the exchange
+    refused exits 2 (one of the universe's is only reported)."""
     from volcast.data.sync import fetch as run_fetch
+    from volcast.data.universe import select
+
+    async def expand(client: "ExchangeClient") -> "list[SeriesKey]":
+        assert universe is not None
+        chosen = await select(client, universe)
+        out.print(chosen.describe(), soft_wrap=True, markup=False, highlight=False)
+        return [series_key(exchange, s, t) for s in chosen.symbols for t in timeframes]
+
+    many = universe is not None or len(keys) > MANY_SERIES
 
     def show(results: "list[SyncResult]") -> None:
-        out.print(results_table(results))
+        out.print(results_table(results, many))
 
     with open_store(db) as store:
-        with fetch_progress(out) as progress:
+        with fetch_progress(out, many) as progress:
             try:
                 results = asyncio.run(run_fetch(
-                    keys[0].exchange, keys, store, settings, since=since, until=until, url=url,
-                    progress=progress, on_round=show, follow_rounds=follow_rounds, scope=scope))
+                    exchange, keys, store, settings, since=since, until=until, url=url,
+                    progress=progress, on_round=show, follow_rounds=follow_rounds, scope=scope,
+                    expand=None if universe is None else expand))
             except KeyboardInterrupt:
                 err.print("interrupted: every stored candle is kept; run the same command to "
                           "resume", soft_wrap=True, markup=False)
@@ -110,6 +159,9 @@ def _download(keys: "list[SeriesKey]", db: Path | None, settings: "FetchSettings
     failed = [r.error for r in results if r.error]
     if failed:
         raise FetchFailed("; ".join(failed))
+    refused = [f"{r.key}: {r.skipped}" for r in results if r.skipped and r.key in keys]
+    if refused:
+        raise VolcastError("; ".join(refused))
 
 
 @app.command()
@@ -136,16 +188,16 @@ def symbols(
                           f"{exchange}: {len(markets):,} markets{quoted}"))
 
 
-def fetch_keys(exchange: str, symbols: list[str], timeframes: list[str], more: list[str]
-               ) -> "list[SeriesKey]":
-    """Every symbol x every timeframe, in the order given, each once. Values may be
-    comma-separated, and extra values after the options are timeframes when they look like one
-    (a number and a unit) and symbols otherwise (freqtrade's ``-p BTC/USDT ETH/USDT -t 1h 4h``)."""
+def symbols_and_timeframes(symbols: list[str], timeframes: list[str], more: list[str]
+                           ) -> tuple[list[str], list[str]]:
+    """The symbols and the timeframes (default 1h), in the order given, each once. Values may
+    be comma-separated, and extra values after the options are timeframes when they look like
+    one (a number and a unit) and symbols otherwise (freqtrade's
+    ``-p BTC/USDT ETH/USDT -t 1h 4h``)."""
     symbols, timeframes = _split(symbols), _split(timeframes)
     for value in _split(more):
         (timeframes if re.fullmatch(r"[0-9]+[A-Za-z]+", value) else symbols).append(value)
-    return [series_key(exchange, s, t) for s in dict.fromkeys(symbols)
-            for t in dict.fromkeys(timeframes or ["1h"])]
+    return list(dict.fromkeys(symbols)), list(dict.fromkeys(timeframes or ["1h"]))
 
 
 def _split(values: list[str]) -> list[str]:
@@ -248,8 +300,8 @@ def data_repair(exchange: ExchangeOpt, symbol: SymbolOpt, timeframe: TimeframeOp
     settings = load_settings(config, fetch={"retries": retries, "timeout_ms": timeout_ms}).fetch
     check_exchange_id(exchange)
     key = series_key(exchange, symbol, timeframe)
-    _download([key], db, settings, *time_range(since, until, past=True), exchange_url, 0,
-              "holes")
+    _download(exchange, [key], db, settings, *time_range(since, until, past=True), exchange_url,
+              0, "holes")
 
 
 @data_app.command("delete")
@@ -296,21 +348,34 @@ def simulate_exchange(
     fault: Annotated[list[str] | None, typer.Option(help="fault kinds to draw from, repeatable "
                                                     "[default: all: 429 418 500 502 503 stall "
                                                     "truncated]")] = None,
+    markets: Annotated[int | None, typer.Option(help="serve this many spot markets: the "
+                                                "folder's, then SYNTHETIC ones (XA01/USDT, "
+                                                "...) derived from them by shifting in time "
+                                                "and scaling, drawn with --seed [default: the "
+                                                "folder's only]")] = None,
+    delisted: Annotated[float, typer.Option(help="--markets: share of the synthetic markets "
+                                            "listed as not trading, their candles ending 1 to "
+                                            "60 days before the clock starts")] = 0.05,
+    halted: Annotated[float, typer.Option(help="--markets: share of the synthetic markets "
+                                          "listed as trading, their candles ending 1 to 60 "
+                                          "days before the clock starts")] = 0.05,
 ) -> None:
     """Serve candle files over HTTP in Binance's (or Kraken's) REST dialect, for tests and
-    offline demos."""
+    offline demos; --markets adds synthetic markets for universe-wide tests and benchmarks."""
     from volcast.data.sample import sample_dir
     from volcast.simulator import SimulatorConfig, serve_forever
 
     config = SimulatorConfig(data or sample_dir(), dialect=dialect, venue=venue,
                              fail_rate=fail_rate, seed=seed,
                              retry_after_s=retry_after, stall_s=stall, now_ms=time_ms(now),
-                             speed=speed, latency_s=latency_ms / 1000,
+                             speed=speed, latency_s=latency_ms / 1000, markets=markets,
+                             delisted=delisted, halted=halted,
                              **({"faults": tuple(fault)} if fault else {}))
     try:
         serve_forever(config, port, lambda url: out.print(
-            f"simulating {config.venue} ({dialect} dialect) at {url} "
-            f"(use --exchange-url {url}); Ctrl-C stops",
+            f"simulating {config.venue} ({dialect} dialect"
+            f"{f', {markets:,} markets, synthetic ones beyond the folder' if markets else ''}"
+            f") at {url} (use --exchange-url {url}); Ctrl-C stops",
             soft_wrap=True))
     except OSError as exc:
         raise VolcastError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None

@@ -31,12 +31,26 @@ if TYPE_CHECKING:
     from volcast.models.base import EpochProgress
 
 
+MANY_SERIES = 12
+"""More series than this get one bar and a folded summary: 200 bars or rows read as noise."""
+
+
+def _fetch_bars(console: Console, *fields: str) -> progress.Progress:
+    return progress.Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+        "{task.percentage:>3.0f}%"), *(TextColumn(f) for f in fields),
+        TextColumn("{task.fields[added]:,} new"), TimeElapsedColumn(), console=console)
+
+
 @contextmanager
-def fetch_progress(console: Console) -> Iterator["Progress"]:
-    """One bar per series, advanced by the sync loop's progress callback."""
-    bars = progress.Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
-        "{task.percentage:>3.0f}%"), TextColumn("{task.fields[added]:,} new"), TimeElapsedColumn(),
-        console=console)
+def fetch_progress(console: Console, many: bool = False) -> Iterator["Progress"]:
+    """One bar per series, advanced by the sync loop's progress callback; with ``many``, one
+    bar over every series (the time spans they have to fetch, summed) and how many are
+    done."""
+    if many:
+        with _overall_progress(console) as update:
+            yield update
+        return
+    bars = _fetch_bars(console)
     tasks: dict[SeriesKey, TaskID] = {}
 
     def update(key: "SeriesKey", added: int, done: int, total: int) -> None:
@@ -45,6 +59,23 @@ def fetch_progress(console: Console) -> Iterator["Progress"]:
         if key not in tasks:
             tasks[key] = bars.add_task(str(key), total=total, added=0)
         bars.update(tasks[key], completed=done, total=total, added=added)
+
+    with bars:
+        yield update
+
+
+@contextmanager
+def _overall_progress(console: Console) -> Iterator["Progress"]:
+    bars = _fetch_bars(console, "{task.fields[finished]:,}/{task.fields[series]:,} series")
+    task = bars.add_task("fetching", total=None, added=0, finished=0, series=0)
+    state: dict[SeriesKey, tuple[int, int, int]] = {}
+
+    def update(key: "SeriesKey", added: int, done: int, total: int) -> None:
+        state[key] = (added, done, total) if total else (added, 1, 1)
+        added_all, done_all, total_all = (sum(column) for column in zip(*state.values(),
+                                                                        strict=True))
+        bars.update(task, completed=done_all, total=total_all, added=added_all,
+                    series=len(state), finished=sum(d == t for _, d, t in state.values()))
 
     with bars:
         yield update
@@ -120,12 +151,29 @@ class FittedTable:
         yield self.render(options.max_width)
 
 
-def results_table(results: list["SyncResult"]) -> FittedTable:
-    """One row per series; on a narrow console the last columns give way first."""
-    return FittedTable("fetch summary (times UTC)", [
-        "series", "new candles", "status", "stored from", "to", "gaps (missing)", "requests"], [
-        [str(r.key), f"{r.added:,}", r.error or r.note or "ok", format_time(r.first),
-         format_time(r.last), f"{r.gaps:,} ({r.missing:,})", f"{r.pages:,}"] for r in results])
+def results_table(results: list["SyncResult"], many: bool = False) -> FittedTable:
+    """One row per series; with ``many``, the series that ended well fold into one row of
+    totals (their earliest and latest candle) and only the others have rows of their own. On
+    a narrow console the last columns give way first."""
+    def status(r: "SyncResult") -> str:
+        return r.error or (r.skipped and f"skipped, not retried: {r.skipped}") or r.note or "ok"
+
+    shown = [r for r in results if status(r) != "ok"] if many else results
+    rows = [[str(r.key), f"{r.added:,}", status(r), format_time(r.first), format_time(r.last),
+             f"{r.gaps:,} ({r.missing:,})", f"{r.pages:,}"] for r in shown]
+    well = [r for r in results if status(r) == "ok"]
+    if many and well:
+        firsts = [r.first for r in well if r.first is not None]
+        lasts = [r.last for r in well if r.last is not None]
+        rows.insert(0, [f"{len(well):,} series", f"{sum(r.added for r in well):,}", "ok",
+                        format_time(min(firsts, default=None)),
+                        format_time(max(lasts, default=None)),
+                        f"{sum(r.gaps for r in well):,} ({sum(r.missing for r in well):,})",
+                        f"{sum(r.pages for r in well):,}"])
+    title = f"fetch summary: {len(results):,} series (times UTC)" if many else \
+        "fetch summary (times UTC)"
+    return FittedTable(title, ["series", "new candles", "status", "stored from", "to",
+                               "gaps (missing)", "requests"], rows)
 
 
 def series_table(series: "pd.DataFrame") -> FittedTable:

@@ -19,7 +19,7 @@ from volcast.data.retry import RetryPolicy
 from volcast.data.timeframe import timeframe_ms
 from volcast.errors import FetchFailed, VolcastError
 
-__all__ = ["ExchangeClient", "RetryPolicy", "check_exchange_id", "list_markets"]
+__all__ = ["ExchangeClient", "Refused", "RetryPolicy", "check_exchange_id", "list_markets"]
 
 RETRYABLE = (ccxt.NetworkError, ccxt.BadResponse)
 DEFAULT_PAGE_LIMIT = 500
@@ -35,6 +35,11 @@ refuses an older startTime)."""
 RECENT_ONLY = {"kraken": 720}
 """Exchanges whose OHLCV answers only their newest N candles whatever ``since`` asks: that an
 answer starts later than asked says nothing about the candles before that window."""
+
+
+class Refused(VolcastError):
+    """The exchange answered a call with an error that retrying cannot mend (an unknown or
+    delisted market, a parameter it rejects): one line naming the call."""
 
 
 def _strict_class(exchange_id: str) -> type:
@@ -113,7 +118,7 @@ class ExchangeClient:
                                       f"({type(exc).__name__}: {_one_line(exc)})") from None
                 await asyncio.sleep(self.retry.delay(attempt, self._retry_after()))
             except ccxt.BaseError as exc:
-                raise VolcastError(f"{self.id} {what}: {_one_line(exc)}") from None
+                raise Refused(f"{self.id} {what}: {_one_line(exc)}") from None
         raise AssertionError("unreachable")
 
     def _retry_after(self) -> float | None:
@@ -151,6 +156,20 @@ class ExchangeClient:
         return [{"symbol": m["symbol"], "base": m["base"], "quote": m["quote"],
                  "settle": m.get("settle"), "type": m["type"], "active": m.get("active")}
                 for m in sorted(self._ex.markets.values(), key=lambda m: m["symbol"])]
+
+    def active(self, symbol: str) -> bool:
+        """Whether the exchange lists the market as trading; ccxt's ``active`` is None where
+        an exchange does not say, and that counts as trading."""
+        market = self._ex.markets.get(symbol)
+        return market is not None and market.get("active") is not False
+
+    async def tickers(self) -> dict[str, dict[str, Any]]:
+        """Every market's 24 h ticker (ccxt's ``fetch_tickers``: one request on Binance and
+        Kraken), by symbol."""
+        if not self._ex.has.get("fetchTickers"):
+            raise VolcastError(f"{self.id} offers no tickers of all its markets in ccxt "
+                               "(fetchTickers), so no top markets by volume")
+        return dict(await self.call("24 h tickers", self._ex.fetch_tickers))
 
     def units(self, symbol: str) -> tuple[str, str]:
         """(base, quote) of a market as the exchange reports it: volume is counted in base,

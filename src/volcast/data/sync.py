@@ -6,11 +6,12 @@ stop early on short pages. Only candles closed by the exchange's own clock are k
 stored as it arrives, so an interrupted run loses at most the page in flight and the next run
 asks again for all that is missing: the holes between stored candles and the tail after the
 last. What the exchange shows it has no candles for is recorded (``volcast.data.holes``) and
-never asked for again.
+never asked for again. A series the exchange refuses (an error that is not a network fault:
+a delisted or unknown market) is skipped and said so, while the others go on.
 """
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,25 +19,33 @@ import numpy as np
 import pandas as pd
 
 from volcast.config import FetchSettings
-from volcast.data.exchange import ExchangeClient, RetryPolicy
+from volcast.data.exchange import ExchangeClient, Refused, RetryPolicy
 from volcast.data.formats.validate import check_values, numeric
 from volcast.data.holes import Range, subtract
 from volcast.data.store import CANDLE_COLUMNS, CandleStore, SeriesKey
-from volcast.data.timeframe import format_time
+from volcast.data.timeframe import DAY_MS, format_time
 from volcast.errors import FetchFailed, VolcastError
 
 Scope = Literal["all", "holes", "tail"]
 """What a sync downloads: everything missing, the holes alone, or the tail alone."""
 Progress = Callable[[SeriesKey, int, int, int], None]
-"""Called after each page as (series, new candles stored so far this run, ms of the ranges
-done, ms of the ranges in all), and once more when the series is finished, with the figures of
-its ``SyncResult``: ``added`` and, unless it gave up, done == all."""
+"""Called as (series, new candles stored so far this run, ms of the ranges done, ms of the
+ranges in all): once before the first page when there is something to fetch, after each page,
+and once more when the series is finished, with the figures of its ``SyncResult``: ``added``
+and, unless it gave up or was skipped, done == all."""
+Expand = Callable[[ExchangeClient], Awaitable[Sequence[SeriesKey]]]
+"""More series to fetch, found once the exchange is open (the top markets by volume)."""
+HALTED_AFTER_MS = DAY_MS
+"""A series whose newest candle is older than this before the end of what was asked is noted
+as halted (the exchange published no candle since)."""
 
 
 @dataclass
 class SyncResult:
-    """What one series' sync did; ``error`` says how far it got when it gave up, ``note`` why
-    a series that ended well holds no candles."""
+    """What one series' sync did; ``error`` says how far it got when it gave up (a network
+    fault, retried until then; the next run resumes), ``skipped`` why the exchange refused it
+    (an error retrying cannot mend: not retried), ``note`` why a series that ended well holds
+    no candles, or none lately."""
 
     key: SeriesKey
     added: int = 0
@@ -46,6 +55,7 @@ class SyncResult:
     first: int | None = None
     last: int | None = None
     error: str | None = None
+    skipped: str | None = None
     note: str | None = None
 
 
@@ -179,6 +189,13 @@ def _summarise(store: CandleStore, result: SyncResult) -> None:
             result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
 
 
+def _stop(key: SeriesKey, now: int, until: int | None) -> int:
+    """Where a series' sync ends: its newest candle closed by ``now`` (a candle is closed
+    once open + tf <= now), or ``until`` when earlier."""
+    stop = now - key.tf_ms + 1
+    return stop if until is None else min(stop, until)
+
+
 async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey,
                       since: int | None, until: int | None, progress: Progress,
                       scope: Scope = "all", now: int | None = None) -> SyncResult:
@@ -189,15 +206,27 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
     it (a follower syncing many series after one reading); else it is asked. The store is used
     from worker threads, so that an event loop following other series keeps running while
     another process holds the file."""
-    result = SyncResult(key)
     if now is None:
         now = await client.server_time()
-    stop = now - key.tf_ms + 1  # a candle is closed once open + tf <= now
-    if until is not None:
-        stop = min(stop, until)
-    ranges, last = await asyncio.to_thread(_planned, store, key, since, stop, scope)
+    stop = _stop(key, now, until)
+    planned = await asyncio.to_thread(_planned, store, key, since, stop, scope)
+    result = await _sync_planned(client, store, key, planned, now, progress)
+    await asyncio.to_thread(_summarise, store, result)
+    _conclude(client, result, stop)
+    return result
+
+
+async def _sync_planned(client: ExchangeClient, store: CandleStore, key: SeriesKey,
+                        planned: tuple[list[Range], int | None], now: int,
+                        progress: Progress) -> SyncResult:
+    """Download the planned ranges (``_planned``); a network fault that outlasts the retries
+    or a refusal ends it (``_conclude`` words them, once the result is summarised)."""
+    ranges, last = planned
+    result = SyncResult(key)
     total = sum(end - begin for begin, end in ranges)
     done = 0
+    if total:
+        progress(key, 0, 0, total)
 
     def report(offset: int) -> Callable[[int], None]:
         def update(in_range: int) -> None:
@@ -206,7 +235,6 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
             progress(key, result.added, done, total)
         return update
 
-    failed: FetchFailed | None = None
     try:
         offset = 0
         for begin, end in ranges:
@@ -216,31 +244,76 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
             offset += end - begin
         done = total
     except FetchFailed as exc:
-        failed = exc
-    await asyncio.to_thread(_summarise, store, result)
-    if failed is not None:
-        reached = "nothing" if result.last is None else format_time(result.last)
-        result.error = (f"{key}: {failed}; stored up to {reached} UTC ({result.added} new this "
-                        "run); run the same command again to resume")
+        result.error = str(exc)
+    except Refused as exc:  # retrying will not mend it
+        result.skipped = str(exc)
     progress(key, result.added, done, total)
-    if result.last is None and result.error is None:  # listed, yet nothing to store: say so
-        result.note = f"no candles: {client.id} has none in the range asked for"
     return result
+
+
+def _conclude(client: ExchangeClient, result: SyncResult, stop: int) -> None:
+    """After the summary: how far a series that gave up got, or a note on one that ended
+    well."""
+    if result.error is not None:
+        reached = "nothing" if result.last is None else format_time(result.last)
+        result.error = (f"{result.key}: {result.error}; stored up to {reached} UTC "
+                        f"({result.added} new this run); run the same command again to resume")
+    elif result.skipped is None:
+        result.note = _note(client, result, stop)
+
+
+def _note(client: ExchangeClient, result: SyncResult, stop: int) -> str | None:
+    """Why a series that synced well holds no candles, or none of late (listed, yet the
+    exchange publishes nothing: halted or delisted)."""
+    if result.last is None:
+        return f"no candles: {client.id} has none in the range asked for"
+    if result.last + result.key.tf_ms < stop - HALTED_AFTER_MS:
+        state = "listed as trading" if client.active(result.key.symbol) else "not trading"
+        return (f"no candles after {format_time(result.last)} UTC ({state} on {client.id}: "
+                "halted or delisted)")
+    return None
+
+
+def _checked_plans(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
+                   since: int | None, stops: Sequence[int], scope: Scope
+                   ) -> list[tuple[list[Range], int | None]]:
+    """Every series checked (listed, something stored where it must be) and planned, in one
+    opening of the store: opening it costs more than planning one series."""
+    with store.connection():
+        for key in keys:
+            client.check(key.symbol, key.timeframe)
+            stored = store.bounds(key) is not None
+            if not stored and scope == "holes":
+                raise VolcastError(f"nothing stored for {key}, so no holes to repair: fetch it "
+                                   "with --since")
+            if since is None and not stored:
+                raise VolcastError(f"nothing stored for {key} yet: give --since to start")
+        return [_planned(store, key, since, stop, scope)
+                for key, stop in zip(keys, stops, strict=True)]
+
+
+def _summarise_all(store: CandleStore, results: Sequence[SyncResult]) -> None:
+    with store.connection():
+        for result in results:
+            _summarise(store, result)
 
 
 async def sync_many(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
                     since: int | None, until: int | None, progress: Progress,
                     scope: Scope = "all") -> list[SyncResult]:
-    """Sync several series of one exchange concurrently; they share ccxt's rate limiter."""
-    for key in keys:
-        client.check(key.symbol, key.timeframe)
-        if store.bounds(key) is None and scope == "holes":
-            raise VolcastError(f"nothing stored for {key}, so no holes to repair: fetch it with "
-                               "--since")
-        if since is None and store.bounds(key) is None:
-            raise VolcastError(f"nothing stored for {key} yet: give --since to start")
-    return list(await asyncio.gather(
-        *(sync_series(client, store, key, since, until, progress, scope) for key in keys)))
+    """Sync several series of one exchange concurrently; they share ccxt's rate limiter, one
+    reading of the exchange's clock, and one opening of the store to plan them all and one to
+    summarise them (a universe of 200 series would otherwise open it 400 times more)."""
+    now = await client.server_time()
+    stops = [_stop(key, now, until) for key in keys]
+    plans = await asyncio.to_thread(_checked_plans, client, store, keys, since, stops, scope)
+    results = list(await asyncio.gather(
+        *(_sync_planned(client, store, key, planned, now, progress)
+          for key, planned in zip(keys, plans, strict=True))))
+    await asyncio.to_thread(_summarise_all, store, results)
+    for result, stop in zip(results, stops, strict=True):
+        _conclude(client, result, stop)
+    return results
 
 
 async def follow(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
@@ -261,18 +334,23 @@ async def fetch(exchange_id: str, keys: Sequence[SeriesKey], store: CandleStore,
                 settings: FetchSettings, *, since: int | None = None, until: int | None = None,
                 url: str | None = None, progress: Progress = lambda *_: None,
                 on_round: Callable[[list[SyncResult]], None] | None = None,
-                follow_rounds: int | None = 0, scope: Scope = "all") -> list[SyncResult]:
-    """Open the exchange, validate every series, sync them all (``scope``: see
-    ``plan_ranges``); then, unless ``follow_rounds`` is 0, keep following (None: until
-    cancelled). Returns the first round's results."""
+                follow_rounds: int | None = 0, scope: Scope = "all",
+                expand: Expand | None = None) -> list[SyncResult]:
+    """Open the exchange, add the series ``expand`` finds there, validate every series, sync
+    them all (``scope``: see ``plan_ranges``); then, unless ``follow_rounds`` is 0, keep
+    following (None: until cancelled) all but the skipped ones. Returns the first round's
+    results."""
     retry = RetryPolicy(settings.retries, settings.backoff_s, settings.backoff_max_s)
     async with ExchangeClient(exchange_id, url=url, timeout_ms=settings.timeout_ms, retry=retry,
                               rate_limit=settings.rate_limit) as client:
+        if expand is not None:
+            keys = list(dict.fromkeys([*keys, *await expand(client)]))
         results = await sync_many(client, store, keys, since, until, progress, scope)
         if on_round is not None:
             on_round(results)
         if follow_rounds != 0:
             await asyncio.sleep(settings.poll_s)
-            await follow(client, store, keys, settings.poll_s, progress,
-                         on_round or (lambda _: None), follow_rounds)
+            await follow(client, store, [r.key for r in results if r.skipped is None],
+                         settings.poll_s, progress, on_round or (lambda _: None),
+                         follow_rounds)
         return results

@@ -8,7 +8,9 @@ of any series closes on the *exchange's* clock, asks the exchange's time and syn
 each series whose candle has closed. The exchange clock is estimated (offset and rate) from
 successive ``server_time()`` samples, because the simulator's runs at ``speed`` x real time and
 a real exchange's differs from ours by an offset. A failure never ends the loop: the series
-(or the whole exchange, when it is down) is reported and retried after a backoff.
+(or the whole exchange, when it is down) is reported and retried after a backoff, a long one
+(``REFUSED_RETRY_S``) when the exchange refused the series or lists its market as not trading.
+A plan's top markets by volume (``[[watch]] top``) are chosen each time the exchange is opened.
 """
 
 import asyncio
@@ -26,7 +28,7 @@ from volcast.data.store import CandleStore, SeriesKey
 from volcast.data.sync import Scope, SyncResult, sync_series
 from volcast.data.timeframe import DAY_MS
 from volcast.errors import FetchFailed, VolcastError
-from volcast.live.watch import ExchangePlan, PlanChange, WatchedSeries, diff_plans
+from volcast.live.watch import ExchangePlan, PlanChange, WatchedSeries, diff_plans, expand
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,10 @@ RATE_SPAN_S = 3.0
 """Real seconds the clock samples must span before their rate is trusted (Kraken's clock has
 one-second resolution); until then the follower looks again at least this often."""
 SAMPLES = 16
+REFUSED_RETRY_S = 3600.0
+"""How long a series waits before it is tried again when the exchange refused it (an unknown
+market, an error no retry mends) or lists its market as not trading (delisted): reported as
+failing meanwhile, not asked for at full speed."""
 NOWCAST_GAP_S = 1.0
 """Least real time between two nowcast fetches: "every minute of the exchange's clock" would
 be thirty a second on a simulator at 1800 x."""
@@ -67,6 +73,9 @@ class Callbacks:
     on_delay: Callable[[SeriesKey, float], None] = _ignore
     """``on_delay(key, seconds)`` for each candle stored as it closed (not the backfill's):
     real seconds from its close on the exchange's clock until it was stored."""
+    on_expand: Callable[[str, list[SeriesKey]], None] = _ignore
+    """``on_expand(exchange, keys)``: every series a follower of a plan with top markets
+    follows, once it has chosen them (each time it opens the exchange)."""
 
 
 def _notify(callback: Callable[..., None], *args: object) -> None:
@@ -174,6 +183,8 @@ class Follower:
         self.clock = ExchangeClock(local)
         callbacks.on_clock(plan.exchange, self.clock)
         self._local = local
+        self._keys = plan.keys
+        """The series followed: the plan's, and its top markets once chosen."""
         self._retry = RetryPolicy(fetch.retries, fetch.backoff_s, fetch.backoff_max_s)
         self._next_nowcast = 0
         self._nowcast_after = 0.0
@@ -196,8 +207,22 @@ class Follower:
         return min(self._retry.delay(max(failures - 1, 0), None), self.live.max_sleep_s)
 
     def _fail_all(self, message: str) -> None:
-        for key in self.plan.keys:
+        if not self._keys:  # top markets not chosen yet: no series to report it against
+            log.warning("%s", message)
+        for key in self._keys:
             _notify(self.callbacks.on_error, key, message)
+
+    async def _expand(self, client: ExchangeClient) -> tuple[WatchedSeries, ...]:
+        """The plan's series and its top markets on the exchange now (told, and logged with
+        what was left out)."""
+        if not self.plan.universes:
+            return self.plan.series
+        series, selections = await expand(self.plan, client)
+        for selection in selections:
+            log.info("%s", selection.describe())
+        self._keys = [watched.key for watched in series]
+        _notify(self.callbacks.on_expand, self.plan.exchange, list(self._keys))
+        return series
 
     async def _follow(self) -> None:
         """Open the exchange, follow it; when it cannot be opened (down, unreachable), report
@@ -222,7 +247,7 @@ class Follower:
     async def _session(self, client: ExchangeClient) -> None:
         """Rounds on one open client: look at the exchange's clock, sync what is due, nowcast,
         sleep until the next close. A clock that cannot be read is the whole exchange down."""
-        tracks = [_Track(watched) for watched in self.plan.series]
+        tracks = [_Track(watched) for watched in await self._expand(client)]
         failures = 0
         while True:
             try:
@@ -260,6 +285,7 @@ class Follower:
         every series, rather than one more request each."""
         key = track.key
         result: SyncResult | None = None
+        refused = False
         try:
             scope: Scope = "tail" if track.backfilled else "all"
             since = None
@@ -269,16 +295,24 @@ class Follower:
             client.check(key.symbol, key.timeframe)
             result = await sync_series(client, self.store, key, since, None, _quiet, scope,
                                        now=exchange_ms)
-            error = result.error
-        except (FetchFailed, VolcastError) as exc:  # each names the exchange and what failed
+            refused = result.skipped is not None or not client.active(key.symbol)
+            error = result.error or result.skipped
+            if refused and error is None:
+                error = (f"{key}: {client.id} lists {key.symbol} as not trading (delisted?); "
+                         "what it has is stored")
+        except FetchFailed as exc:  # names the exchange and what failed
             error = str(exc)
+        except VolcastError as exc:  # the exchange does not list it (any more): no retry mends
+            error, refused = str(exc), True
         except Exception as exc:  # a service must outlive one series' surprise; logged
             log.exception("%s: sync failed", key)
             error = f"{key}: {type(exc).__name__}: {exc}"
+        if refused:
+            error = f"{error}; asked again in {REFUSED_RETRY_S / 60:g} min"
         if result is not None and result.added:
             self._report_delays(track, result.last)
             _notify(self.callbacks.on_candles, key, result.added, result.last)
-        self._settle(track, result, error, exchange_ms)
+        self._settle(track, result, error, exchange_ms, refused)
 
     def _report_delays(self, track: _Track, newest: int) -> None:
         """How late each candle after the previous newest one was stored; none for the
@@ -290,9 +324,10 @@ class Follower:
             _notify(self.callbacks.on_delay, track.key, self.clock.seconds_since(opened + tf))
 
     def _settle(self, track: _Track, result: SyncResult | None, error: str | None,
-                exchange_ms: int) -> None:
+                exchange_ms: int, refused: bool = False) -> None:
         """After a sync: report it, and when it failed, or the exchange has not published the
-        candle that closed yet, retry after a growing backoff."""
+        candle that closed yet, retry after a growing backoff (``refused``: after
+        REFUSED_RETRY_S)."""
         if error is not None:
             _notify(self.callbacks.on_error, track.key, error)
         elif result is not None:
@@ -302,7 +337,8 @@ class Follower:
             track.failures, track.retry_at = 0, 0.0
             return
         track.failures += 1
-        track.retry_at = self._local() + self._delay(track.failures)
+        track.retry_at = self._local() + (REFUSED_RETRY_S if refused
+                                          else self._delay(track.failures))
 
     def _nowcasting(self) -> bool:
         return self.live.nowcast and self.callbacks.on_open is not None
@@ -346,7 +382,8 @@ class Following:
     """The followers of a whole watch-list, one per exchange and URL, all on one event loop
     and one store. ``apply`` replaces the plan (a reload): followers of exchanges that left
     stop, new ones start, those whose series changed restart (their backfill then covers
-    what was added); stored candles are never deleted."""
+    what was added), and so do those with top markets, which choose them again; stored
+    candles are never deleted."""
 
     def __init__(self, store: CandleStore, fetch: FetchSettings, live: LiveSettings,
                  callbacks: Callbacks) -> None:
@@ -365,7 +402,7 @@ class Following:
             changes = diff_plans(self.plans, plans)
             wanted = {plan.ident: plan for plan in plans}
             await self._stop([ident for ident, running in self._running.items()
-                              if wanted.get(ident) != running.plan])
+                              if wanted.get(ident) != running.plan or running.plan.universes])
             for plan in plans:
                 if plan.ident not in self._running:
                     self._start(plan)

@@ -141,7 +141,7 @@ class Service:
         callbacks = Callbacks(on_candles=self._on_candles, on_error=self._on_error,
                               on_ok=self._on_ok, on_open=self._on_open,
                               on_delay=self.metrics.candle_delay,
-                              on_clock=self._clocks.__setitem__)
+                              on_clock=self._clocks.__setitem__, on_expand=self._on_expand)
         assert self._stop is not None and self._reloads is not None
         loops = [asyncio.ensure_future(self._tick()), asyncio.ensure_future(self._schedule())]
         settings = self.space.settings
@@ -311,6 +311,14 @@ class Service:
         self.metrics.candle_stored(key, newest, added)
         self._submit(series_id(key), lambda: self.refresh(key))
 
+
+    def _on_expand(self, exchange: str, keys: list[SeriesKey]) -> None:
+        """A follower chose its top markets: they are watched series from now on (/health,
+        /live, metrics), until a reload rebuilds the list from the config and the follower
+        chooses again."""
+        with self._lock:
+            for key in keys:
+                self._watched.setdefault(series_id(key), Watched(key))
 
     def _on_error(self, key: SeriesKey, message: str) -> None:
         state = self._state(key)
@@ -482,10 +490,11 @@ class Service:
         return self.log.acknowledge(event_id).as_dict()
 
     def health(self) -> dict[str, Any]:
-        """Which watched series are stale (no candle for two candle lengths) or failing."""
+        """Which watched series are stale (no candle for two candle lengths) or failing, and
+        why each failing one fails (``errors``: its latest message, e.g. a delisted market)."""
         with self._lock:
             watched = list(self._watched.values())
-        stale, failing = [], []
+        stale, failing, errors = [], [], {}
         for state in watched:
             key = state.key
             if state.newest is None or \
@@ -493,6 +502,7 @@ class Service:
                 stale.append(series_id(key))
             if state.error:
                 failing.append(series_id(key))
-        return {"watching": len(watched), "stale": stale, "failing": failing,
+                errors[series_id(key)] = state.error
+        return {"watching": len(watched), "stale": stale, "failing": failing, "errors": errors,
                 "trainings": self.trainings}
 

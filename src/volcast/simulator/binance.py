@@ -1,7 +1,9 @@
-"""Binance's public market-data REST dialect: ping, time, exchangeInfo and klines (spot), with
-Binance's parameter rules and error bodies; USD-M perpetuals (``binance_futures.py``): their
-funding and open interest are synthetic, and their klines are the spot pair's (shared/data
-holds no futures candles). COIN-M futures exchangeInfo answers with no symbols."""
+"""Binance's public market-data REST dialect: ping, time, exchangeInfo, klines and 24 h tickers
+(spot), with Binance's parameter rules and error bodies; USD-M perpetuals
+(``binance_futures.py``): their funding and open interest are synthetic, and their klines are
+the spot pair's (shared/data holds no futures candles). COIN-M futures exchangeInfo answers
+with no symbols. A delisted market is listed with status BREAK (ccxt: ``active`` false), as
+Binance lists its delisted pairs."""
 
 import json
 from collections.abc import Callable
@@ -11,7 +13,7 @@ from aiohttp import web
 
 from volcast.data.timeframe import timeframe_ms
 from volcast.simulator.binance_futures import BinanceFutures
-from volcast.simulator.market_data import MarketData
+from volcast.simulator.market_data import DELISTED, DayStats, MarketData
 
 INTERVALS = ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d",
              "3d", "1w", "1M"]
@@ -22,9 +24,10 @@ def _error(status: int, code: int, msg: str) -> web.Response:
     return web.json_response({"code": code, "msg": msg}, status=status)
 
 
-def _symbol_info(base: str, quote: str) -> dict[str, object]:
+def _symbol_info(base: str, quote: str, status: str) -> dict[str, object]:
     return {
-        "symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
+        "symbol": base + quote, "status": "BREAK" if status == DELISTED else "TRADING",
+        "baseAsset": base, "baseAssetPrecision": 8,
         "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"], "icebergAllowed": True,
@@ -43,6 +46,23 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
+def _ticker(symbol: str, day: DayStats, now: int) -> dict[str, object]:
+    """One market's /api/v3/ticker/24hr answer, as ccxt's binance parses it (spot: it has
+    ``bidQty``); the book is the last price, Binance's ids -1 when nothing traded."""
+    change = day.last - day.open
+    return {
+        "symbol": symbol, "priceChange": _number(change),
+        "priceChangePercent": f"{100 * change / day.open if day.open else 0.0:.3f}",
+        "weightedAvgPrice": _number(day.quote_volume / day.volume if day.volume else 0.0),
+        "prevClosePrice": _number(day.open), "lastPrice": _number(day.last), "lastQty": "0.0",
+        "bidPrice": _number(day.last), "bidQty": "1.0", "askPrice": _number(day.last),
+        "askQty": "1.0", "openPrice": _number(day.open), "highPrice": _number(day.high),
+        "lowPrice": _number(day.low), "volume": _number(day.volume),
+        "quoteVolume": _number(day.quote_volume), "openTime": now - 86_400_000,
+        "closeTime": now, "firstId": 0 if day.trades else -1,
+        "lastId": day.trades - 1 if day.trades else -1, "count": day.trades}
+
+
 class BinanceDialect:
     """Routes for one venue's data, answering as api.binance.com would."""
 
@@ -57,6 +77,7 @@ class BinanceDialect:
             web.get("/api/v3/time", self.time),
             web.get("/api/v3/exchangeInfo", self.exchange_info),
             web.get("/api/v3/klines", self.klines),
+            web.get("/api/v3/ticker/24hr", self.ticker_24hr),
             web.get("/fapi/v1/klines", self.klines),
             web.get("/dapi/v1/exchangeInfo", self.no_symbols),
             *BinanceFutures(self.data, self.now).routes(),
@@ -71,22 +92,43 @@ class BinanceDialect:
     async def no_symbols(self, request: web.Request) -> web.Response:
         return web.json_response({"timezone": "UTC", "serverTime": self.now(), "symbols": []})
 
-    async def exchange_info(self, request: web.Request) -> web.Response:
+    def _wanted(self, request: web.Request) -> list[str] | web.Response:
+        """The ``symbol`` or ``symbols`` (a JSON list) asked for, every one without either;
+        Binance's error when one is unknown."""
         wanted = list(self.symbols)
-        if "symbol" in request.query:
-            wanted = [request.query["symbol"]]
-        elif "symbols" in request.query:
-            wanted = json.loads(request.query["symbols"])
-        unknown = [s for s in wanted if s not in self.symbols]
-        if unknown:
+        try:
+            if "symbol" in request.query:
+                wanted = [request.query["symbol"]]
+            elif "symbols" in request.query:
+                wanted = [str(s) for s in json.loads(request.query["symbols"])]
+        except (ValueError, TypeError):
+            return _error(400, -1100, "Illegal characters found in parameter 'symbols'.")
+        if any(s not in self.symbols for s in wanted):
             return _error(400, -1121, "Invalid symbol.")
+        return wanted
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        wanted = self._wanted(request)
+        if isinstance(wanted, web.Response):
+            return wanted
         return web.json_response({
             "timezone": "UTC", "serverTime": self.now(),
             "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
                             "intervalNum": 1, "limit": 6000}],
             "exchangeFilters": [],
-            "symbols": [_symbol_info(*self.symbols[s]) for s in wanted],
+            "symbols": [_symbol_info(*self.symbols[s], self.data.status(*self.symbols[s]))
+                        for s in wanted],
         })
+
+    async def ticker_24hr(self, request: web.Request) -> web.Response:
+        """24 h statistics from the candles of the 24 h before the exchange's clock (one
+        object for ``symbol``, a list otherwise)."""
+        wanted = self._wanted(request)
+        if isinstance(wanted, web.Response):
+            return wanted
+        now = self.now()
+        tickers = [_ticker(s, self.data.day_stats(*self.symbols[s], now), now) for s in wanted]
+        return web.json_response(tickers[0] if "symbol" in request.query else tickers)
 
     async def klines(self, request: web.Request) -> web.Response:
         query = request.query

@@ -1,6 +1,7 @@
 """Binance's USD-M futures market data, as ccxt's funding-rate and open-interest history calls
-ask for it: ``/fapi/v1/exchangeInfo`` (a linear perpetual for each USDT pair of the folder),
-``/fapi/v1/fundingRate`` and ``/futures/data/openInterestHist``, with Binance's parameter rules.
+ask for it: ``/fapi/v1/exchangeInfo`` (a linear perpetual for each USDT pair of the folder's
+own files; synthetic markets have none), ``/fapi/v1/fundingRate`` and
+``/futures/data/openInterestHist``, with Binance's parameter rules.
 
 The values are SYNTHETIC: shared/data holds no derivatives history, so they are derived,
 deterministically, from the pair's spot hourly candles, only so that downloads can be tested
@@ -96,8 +97,8 @@ class BinanceFutures:
 
     def __init__(self, data: MarketData, now: Callable[[], int]) -> None:
         self.data, self.now = data, now
-        self.perpetuals = {base + quote: (base, quote) for base, quote in data.pairs
-                           if quote in SETTLED_IN and data.candles(base, quote, "1h") is not None}
+        self.perpetuals = {base + quote: (base, quote) for base, quote in data.file_pairs
+                           if quote in SETTLED_IN and data.source(base, quote, "1h") is not None}
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/fapi/v1/exchangeInfo", self.exchange_info),
@@ -111,7 +112,7 @@ class BinanceFutures:
 
     def _candles(self, symbol: str | None) -> Candles | None:
         pair = self.perpetuals.get(symbol or "")
-        return None if pair is None else self.data.candles(*pair, "1h")
+        return None if pair is None else self.data.source(*pair, "1h")
 
     async def funding_rate(self, request: web.Request) -> web.Response:
         symbol = request.query.get("symbol")

@@ -1,8 +1,10 @@
-"""Kraken's public market-data REST dialect: Time, Assets, AssetPairs and OHLC.
+"""Kraken's public market-data REST dialect: Time, Assets, AssetPairs, OHLC and Ticker.
 
 Kraken's OHLC endpoint is the awkward one users meet: whatever ``since`` asks for, it answers
 only from the newest 720 candles (the one in progress included), times in seconds. The
 simulator keeps that rule so the sync loop is tested against an exchange that ignores history.
+A delisted market is listed with status ``cancel_only`` (ccxt: ``active`` false). The Ticker's
+"today" figures are the last 24 h's, as are its 24 h ones.
 """
 
 from collections.abc import Callable
@@ -11,7 +13,7 @@ from email.utils import formatdate
 import numpy as np
 from aiohttp import web
 
-from volcast.simulator.market_data import MarketData
+from volcast.simulator.market_data import DELISTED, DayStats, MarketData
 
 WINDOW = 720
 INTERVALS = {1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 240: "4h", 1440: "1d",
@@ -45,6 +47,15 @@ def _fail(message: str) -> web.Response:
     return web.json_response({"error": [message]})
 
 
+def _ticker(day: DayStats) -> dict[str, object]:
+    """One pair's Ticker entry; ccxt reads the quote volume as v[1] x p[1] (the 24 h VWAP)."""
+    last, vwap = repr(day.last), repr(day.quote_volume / day.volume if day.volume else 0.0)
+    volume = repr(day.volume)
+    return {"a": [last, "1", "1.000"], "b": [last, "1", "1.000"], "c": [last, "0.0"],
+            "v": [volume, volume], "p": [vwap, vwap], "t": [day.trades, day.trades],
+            "l": [repr(day.low)] * 2, "h": [repr(day.high)] * 2, "o": repr(day.open)}
+
+
 class KrakenDialect:
     """Routes answering as api.kraken.com's public endpoints would."""
 
@@ -57,7 +68,7 @@ class KrakenDialect:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/0/public/Time", self.time), web.get("/0/public/Assets", self.assets),
                 web.get("/0/public/AssetPairs", self.asset_pairs),
-                web.get("/0/public/OHLC", self.ohlc)]
+                web.get("/0/public/OHLC", self.ohlc), web.get("/0/public/Ticker", self.ticker)]
 
     async def time(self, request: web.Request) -> web.Response:
         seconds = self.now() // 1000
@@ -76,7 +87,19 @@ class KrakenDialect:
             "lot_decimals": 8, "lot_multiplier": 1, "leverage_buy": [], "leverage_sell": [],
             "fees": [[0, 0.26]], "fees_maker": [[0, 0.16]], "fee_volume_currency": "ZUSD",
             "margin_call": 80, "margin_stop": 40, "ordermin": "0.0001", "costmin": "0.5",
-            "tick_size": "0.01", "status": "online"} for b, q in self.data.pairs})
+            "tick_size": "0.01",
+            "status": "cancel_only" if self.data.status(b, q) == DELISTED else "online"}
+            for b, q in self.data.pairs})
+
+    async def ticker(self, request: web.Request) -> web.Response:
+        """24 h statistics of the pairs asked for (``pair``: comma-separated), all without."""
+        asked = request.query.get("pair")
+        wanted = asked.split(",") if asked else [pair_id(b, q) for b, q in self.data.pairs]
+        if any(pair not in self.pairs for pair in wanted):
+            return _fail("EQuery:Unknown asset pair")
+        now = self.now()
+        return _ok({pair_id(*self.pairs[p]): _ticker(self.data.day_stats(*self.pairs[p], now))
+                    for p in wanted})
 
     async def ohlc(self, request: web.Request) -> web.Response:
         pair = request.query.get("pair")

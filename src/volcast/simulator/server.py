@@ -21,6 +21,7 @@ from volcast.simulator.market_data import MarketData
 
 DIALECTS = {"binance": BinanceDialect, "kraken": KrakenDialect}
 FAULTS = ("429", "418", "500", "502", "503", "stall", "truncated")
+MAX_MARKETS = 10_000
 _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -29,7 +30,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class SimulatorConfig:
     """What to serve and how badly. ``now_ms`` starts the exchange clock (default: when the
     newest candle closes), which then runs at ``speed`` times real time; ``latency_s`` delays
-    every answer as a distant exchange would."""
+    every answer as a distant exchange would. ``markets``: serve that many spot markets, the
+    folder's own and then SYNTHETIC ones derived from them (``market_data``: XA01/USDT, ...,
+    real candles shifted in time and scaled, drawn with ``seed``), of which the shares
+    ``delisted`` and ``halted`` stop having candles before the clock starts; None: the
+    folder's markets only."""
 
     data_dir: Path
     dialect: str = "binance"
@@ -42,6 +47,9 @@ class SimulatorConfig:
     speed: float = 1.0
     faults: tuple[str, ...] = FAULTS
     latency_s: float = 0.0
+    markets: int | None = None
+    delisted: float = 0.05
+    halted: float = 0.05
 
     def __post_init__(self) -> None:
         if self.dialect not in DIALECTS:
@@ -49,6 +57,16 @@ class SimulatorConfig:
                                f"{', '.join(DIALECTS)}")
         self.venue = self.venue or self.dialect
         check_faults(self)
+        if self.markets is not None and not 1 <= self.markets <= MAX_MARKETS:
+            raise VolcastError(f"--markets must be between 1 and {MAX_MARKETS:,}, not "
+                               f"{self.markets}")
+        for name in ("delisted", "halted"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise VolcastError(f"--{name} must be a share between 0 and 1, not "
+                                   f"{getattr(self, name)}")
+        if self.delisted + self.halted > 1.0:
+            raise VolcastError(f"--delisted {self.delisted} and --halted {self.halted} add up "
+                               "to more than every synthetic market")
 
 
 class Faults(Protocol):
@@ -131,6 +149,9 @@ def build_app(config: SimulatorConfig) -> tuple[web.Application, Counter[str]]:
     """The aiohttp application and the counters it updates (requests, per path, per fault)."""
     data = MarketData(_venue_folder(config))
     clock = Clock(config.now_ms if config.now_ms is not None else data.end_ms(), config.speed)
+    if config.markets is not None:
+        data.derive(config.markets, config.seed, config.delisted, config.halted,
+                    clock.start_ms)
     stats: Counter[str] = Counter()
     app = web.Application(middlewares=[fault_middleware(config, stats)])
     app.add_routes(DIALECTS[config.dialect](data, clock).routes())

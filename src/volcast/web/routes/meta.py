@@ -15,7 +15,7 @@ async def health(request: Request) -> dict[str, Any]:
     """Answered from memory on the server's own loop: never waits for the store, a job or a
     forecast (``series``: as counted at startup and after the latest job). With the live
     service: which watched series are ``stale`` (no candle for two candle lengths) or
-    ``failing`` (their latest fetch gave up)."""
+    ``failing`` (their latest fetch gave up; ``errors``: the message of each)."""
     found = {"status": "ok", "version": __version__, "series": request.app.state.census.series}
     service = getattr(request.app.state, "service", None)
     return found if service is None else found | service.health()
