@@ -10,12 +10,8 @@ process, as a remote exchange would, so client and server do not share a GIL.
 import argparse
 import asyncio
 import resource
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +24,7 @@ from volcast.data.formats import read_candles
 from volcast.data.sample import sample_dir
 from volcast.data.store import CandleStore, SeriesKey
 from volcast.data.sync import sync_many
+from volcast.simulator.server import spawned
 
 KEY = SeriesKey("binance", "BTC/USDT", "1h")
 
@@ -46,27 +43,6 @@ class TimedClient(ExchangeClient):
             self.request_s += time.perf_counter() - began
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_simulator(data: Path, latency_ms: float) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    child = subprocess.Popen([sys.executable, "-m", "volcast.cli", "simulate-exchange", "--data",
-                              str(data), "--port", str(port), "--latency-ms", str(latency_ms)],
-                             stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"{url}/api/v3/ping", timeout=1).close()
-            return child, url
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("simulator did not start")
-
-
 async def timed_download(url: str, db: Path, since: int, rate_limit: bool) -> dict[str, float]:
     async with TimedClient("binance", url=url, rate_limit=rate_limit,
                            retry=RetryPolicy(retries=3)) as client:
@@ -83,14 +59,10 @@ def bench_fetch(data: Path, rate_limit: bool, latency_ms: float) -> dict[str, fl
     source = read_candles(data / "binance" / "BTC_USDT-1h.csv"
                           if (data / "binance" / "BTC_USDT-1h.csv").exists()
                           else data / "binance" / "BTC_USDT-1h.csv.gz", KEY.tf_ms)
-    child, url = start_simulator(data, latency_ms)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            return asyncio.run(timed_download(url, Path(tmp) / "b.duckdb",
-                                              int(source["timestamp"].iloc[0]), rate_limit))
-    finally:
-        child.terminate()
-        child.wait()
+    with spawned("--data", str(data), "--latency-ms", str(latency_ms)) as (_, url), \
+            tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(timed_download(url, Path(tmp) / "b.duckdb",
+                                          int(source["timestamp"].iloc[0]), rate_limit))
 
 
 def synthetic(n: int, data: Path) -> pd.DataFrame:

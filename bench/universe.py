@@ -14,12 +14,10 @@ speed; --no-rate-limit shows what the loop itself does.
 import argparse
 import re
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from rich.console import Console
@@ -27,30 +25,10 @@ from rich.table import Table
 
 from volcast.data.store import CandleStore
 from volcast.data.timeframe import DAY_MS, format_time, parse_time
+from volcast.simulator.server import spawned
 
 END = parse_time("2024-08-01")
 """When the bundled sample's newest candle closes: the simulator's clock starts there."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_simulator(markets: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    child = subprocess.Popen([sys.executable, "-m", "volcast.cli", "simulate-exchange",
-                              "--port", str(port), "--markets", str(markets)],
-                             stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            urllib.request.urlopen(f"{url}/api/v3/ping", timeout=1).close()
-            return child, url
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("simulator did not start")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -60,30 +38,26 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run(markets: int, days: int, rate_limit: bool) -> dict[str, str]:
-    simulator, url = start_simulator(markets)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            db = Path(tmp) / "universe.duckdb"
-            config = Path(tmp) / "fetch.toml"
-            config.write_text(f"[fetch]\nrate_limit = {str(rate_limit).lower()}\n")
-            began = time.perf_counter()
-            fetched = subprocess.run(
-                [sys.executable, "-m", "volcast.cli", "fetch", "-e", "binance", "--top",
-                 str(markets), "--quote", "USDT", "-t", "1h", "--since",
-                 format_time(END - days * DAY_MS), "--exchange-url", url, "--db", str(db),
-                 "--config", str(config)], capture_output=True, text=True)
-            wall = time.perf_counter() - began
-            if fetched.returncode != 0:
-                raise RuntimeError(f"fetch failed ({fetched.returncode}): {fetched.stderr}")
-            fetch_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            with CandleStore(db, read_only=True) as store:
-                listing = store.series()
-            chosen = next(line for line in fetched.stdout.splitlines()
-                          if line.startswith("binance top"))
-            simulator_rss = peak_rss_mb(simulator.pid)
-    finally:
-        simulator.terminate()
-        simulator.wait()
+    with spawned("--markets", str(markets)) as (simulator, url), \
+            tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "universe.duckdb"
+        config = Path(tmp) / "fetch.toml"
+        config.write_text(f"[fetch]\nrate_limit = {str(rate_limit).lower()}\n")
+        began = time.perf_counter()
+        fetched = subprocess.run(
+            [sys.executable, "-m", "volcast.cli", "fetch", "-e", "binance", "--top",
+             str(markets), "--quote", "USDT", "-t", "1h", "--since",
+             format_time(END - days * DAY_MS), "--exchange-url", url, "--db", str(db),
+             "--config", str(config)], capture_output=True, text=True)
+        wall = time.perf_counter() - began
+        if fetched.returncode != 0:
+            raise RuntimeError(f"fetch failed ({fetched.returncode}): {fetched.stderr}")
+        fetch_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        with CandleStore(db, read_only=True) as store:
+            listing = store.series()
+        chosen = next(line for line in fetched.stdout.splitlines()
+                      if line.startswith("binance top"))
+        simulator_rss = peak_rss_mb(simulator.pid)
     candles = int(listing["rows"].sum())
     return {"markets served": f"{markets:,}", "series fetched": f"{len(listing):,}",
             "days of 1h candles": f"{days}", "candles stored": f"{candles:,}",

@@ -3,8 +3,12 @@
 
 import asyncio
 import random
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -204,3 +208,30 @@ def serve_forever(config: Config, port: int, ready: Callable[[str], None],
     with run(config, port) as sim:
         ready(sim.url)
         threading.Event().wait()
+
+
+@contextmanager
+def spawned(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`volcast simulate-exchange ARGS` as a child process on a free port of 127.0.0.1, for
+    benchmarks that measure a client apart from the simulator: (the child, its URL) once it
+    answers; stopped on exit."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    child = subprocess.Popen([sys.executable, "-m", "volcast.cli", "simulate-exchange",
+                              "--port", str(port), *args], stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/v3/ping", timeout=1).close()
+                break
+            except OSError:
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the simulator did not start") from None
+                time.sleep(0.05)
+        yield child, url
+    finally:
+        child.terminate()
+        child.wait()
