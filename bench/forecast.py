@@ -1,7 +1,10 @@
 """Forecast benchmark: the protocol on the shared Binance BTC/USDT and ETH/USDT hourly files, for
-the LSTM, MSTL and every reference model (issue 7's targets).
+the LSTM, the ensemble, the transformer, MSTL and every reference model (issue 7's targets).
 
     .venv/bin/python bench/forecast.py [--data ../shared/data] [--lstm '{"epochs": 30}']
+    .venv/bin/python bench/forecast.py --test-days 365 --pairs BTC ETH BNB SOL DOGE
+        # the longer evaluation (issue 16): 365 daily origins ending 2024-07-31, one global
+        # model over the five pairs
 
 Each model runs in its own process, so its peak memory is its own. The LSTM is one global
 model trained once on the training part (before the common cutoff) of every pair named by
@@ -45,7 +48,8 @@ def run(job: dict[str, Any]) -> list[dict[str, Any]]:
         extra = None
         if job["global"] and trains_here:
             extra = pd.concat([v for k, v in longs.items() if k != pair], ignore_index=True)
-        rows.append(row(pair, backtest(model, longs[pair], extra=extra, fit=trains_here)))
+        rows.append(row(pair, backtest(model, longs[pair], extra=extra, fit=trains_here,
+                                       test_days=job["test_days"])))
     return with_peak(rows)
 
 
@@ -80,25 +84,30 @@ def main() -> None:
     parser.add_argument("--also", nargs="*", default=[],
                         help="pairs the global LSTM also learns from (never tested)")
     parser.add_argument("--lstm", type=json.loads, default={}, help="LSTM settings as JSON")
+    parser.add_argument("--transformer", type=json.loads, default={},
+                        help="transformer settings as JSON")
     parser.add_argument("--models", nargs="+",
-                        default=["lstm", "ensemble", "mstl", *REFERENCE_MODELS])
+                        default=["lstm", "ensemble", "transformer", "mstl", *REFERENCE_MODELS])
+    parser.add_argument("--test-days", type=float, default=60,
+                        help="the protocol's test period before the files' end")
     parser.add_argument("--json", type=Path, help="also write all figures here")
     args = parser.parse_args()
 
-    neural = ("lstm", "ensemble")  # global models that take the LSTM settings
-    jobs = [{"data": str(args.data), "pairs": args.pairs, "also": args.also if m in neural
-             else [], "model": m, "settings": args.lstm if m in neural else {},
-             "global": m in neural} for m in args.models]
+    settings = {"lstm": args.lstm, "ensemble": args.lstm, "transformer": args.transformer}
+    jobs = [{"data": str(args.data), "pairs": args.pairs, "also": args.also if m in settings
+             else [], "model": m, "settings": settings.get(m, {}), "global": m in settings,
+             "test_days": args.test_days} for m in args.models]
     began = time.perf_counter()
     rows = isolated(run, jobs)
-    print_table(rows, args.lstm, time.perf_counter() - began)
+    print_table(rows, settings, args.test_days, time.perf_counter() - began)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
 
-def print_table(rows: list[dict[str, Any]], lstm: dict[str, Any], wall: float) -> None:
-    table = Table(title=f"forecast benchmark, protocol defaults (H=24, last 60 days); "
-                        f"LSTM settings {json.dumps(lstm)}; {wall:.0f} s in all")
+def print_table(rows: list[dict[str, Any]], settings: dict[str, dict[str, Any]],
+                test_days: float, wall: float) -> None:
+    table = Table(title=f"forecast benchmark, protocol (H=24, last {test_days:g} days); "
+                        f"settings {json.dumps(settings)}; {wall:.0f} s in all")
     for column in ("pair", "model", "MAE", "vs best ref", "MASE", "sMAPE %", "MAE log1p",
                    "pinball", "coverage", "MAE step 1/6/12/24", "train s", "ms/forecast",
                    "peak MB"):
