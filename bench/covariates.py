@@ -105,7 +105,8 @@ def report(console: Console, table: pd.DataFrame, model: str, wall: float) -> No
     for row in summary.itertuples():
         change = 100 * (row.mae / base[row.pair] - 1)
         out.add_row(row.covariates, row.pair, f"{row.mae:.2f}", f"{row.high - row.low:.2f}",
-                    f"{change:+.1f}%", f"{row.coverage:.3f}", f"{row.train_s:.0f}")
+                    f"{change:+.1f}%", f"{row.coverage:.3f}",
+                    f"{row.train_s:.0f}" if row.train_s else "(one model)")
     console.print(out)
     for name, verdict in verdicts(table).items():
         console.print(f"{name}: {verdict}")
