@@ -86,7 +86,7 @@ def test_the_transformer_shares_the_neural_settings():
 @pytest.mark.parametrize(("settings", "message"), [
     ({"patch_len": 25}, "transformer.patch_len': .*lookback \\(336\\) must be a whole number"),
     ({"lookback": 48, "patch_len": 36}, "transformer.patch_len"),
-    ({"heads": 3}, "d_model \\(64\\) must be a multiple of the heads \\(3\\)"),
+    ({"heads": 3}, "d_model \\(32\\) must be a multiple of the heads \\(3\\)"),
     ({"d_model": 4}, "transformer.d_model"),
     ({"layers": 7}, "transformer.layers"),
     ({"hidden_size": 64}, "transformer.hidden_size"),

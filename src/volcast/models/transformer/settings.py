@@ -11,7 +11,7 @@ class TransformerSettings(NeuralSettings):
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
     patch_len: int = Field(24, ge=1, le=168, description="candles per patch, the encoder's "
                            "token")
-    d_model: int = Field(64, ge=8, le=512, description="width of a token")
+    d_model: int = Field(32, ge=8, le=512, description="width of a token")
     heads: int = Field(4, ge=1, le=16, description="attention heads; d_model is a multiple")
     layers: int = Field(2, ge=1, le=6, description="encoder layers")
 
