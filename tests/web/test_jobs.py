@@ -153,7 +153,7 @@ def test_a_jobs_training_progress_can_stop_its_fit():
      "settings batch_size 512, lookback 336, hidden_size 128 and layers 2 make a batch 32.0 "
      "times the default one, above this server's cap of 4 ([jobs] max_batch_cost"),
     ("transformer", {"batch_size": 512, "d_model": 256}, "1h",
-     "settings batch_size 512, lookback 336, d_model 256 and layers 2 make a batch 32.0 times "
+     "settings batch_size 512, lookback 336, d_model 256 and layers 2 make a batch 128.0 times "
      "the default one, above this server's cap of 4 ([jobs] max_batch_cost"),
 ])
 def test_settings_beyond_the_caps_are_refused(model, settings, timeframe, message):
