@@ -33,15 +33,13 @@ def _duration_ms(last: str) -> int:
 
 
 def series_id(key: SeriesKey) -> str:
-    return f"{key.exchange}:{key.symbol}:{key.timeframe}"
+    """The series' ``unique_id`` in long frames (``SeriesKey.unique_id``)."""
+    return key.unique_id
 
 
 def key_of(unique_id: str) -> SeriesKey | None:
     """The stored series a long frame's ``unique_id`` names; None for a file's series."""
-    parts = unique_id.split(":")
-    if len(parts) < 3:
-        return None
-    return SeriesKey(parts[0], ":".join(parts[1:-1]), parts[-1])
+    return SeriesKey.of_unique_id(unique_id)
 
 
 @dataclass(frozen=True)
