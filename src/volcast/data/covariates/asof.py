@@ -40,11 +40,8 @@ def _quote_volumes(store: CandleStore, exchange: str, timeframe: str, start: int
                    ) -> pd.DataFrame:
     """Every stored pair of one exchange and timeframe with ``start <= ds < end``: quote volume
     (``frames.quote_volume``), one column per symbol, one row per open time."""
-    listed = store.series()
-    symbols = listed.loc[(listed["exchange"] == exchange) & (listed["timeframe"] == timeframe),
-                         "symbol"]
     frames = [quote_volume(to_long(store.read(SeriesKey(exchange, symbol, timeframe), start, end),
-                                   symbol)) for symbol in symbols]
+                                   symbol)) for symbol in store.symbols(exchange, timeframe)]
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True).pivot(index="ds", columns="unique_id", values="y")
@@ -57,6 +54,8 @@ class _Reader:
         self.store = store
         self.span = (int(ds.min()), int(ds.max()) + 1) if len(ds) else (0, 0)
         self._read: dict[tuple[str, str], pd.DataFrame] = {}
+        self._markets: dict[str, tuple[pd.DataFrame, pd.Series, pd.Series]] = {}
+        """exchange:timeframe -> (quote volume per pair, their total, how many have a candle)."""
 
     def values(self, covariate: Covariate, key: SeriesKey | None, uid: str) -> pd.DataFrame:
         if covariate.per_market and key is None:
@@ -74,16 +73,21 @@ class _Reader:
 
     def other_pairs_volume(self, key: SeriesKey, ds: np.ndarray) -> np.ndarray:
         """The summed quote volume of every other stored pair of the series' exchange and
-        timeframe, candle by candle; NaN where none of them has a candle."""
-        market = (MARKET_VOLUME, f"{key.exchange}:{key.timeframe}")
-        if market not in self._read:
-            self._read[market] = _quote_volumes(self.store, key.exchange, key.timeframe,
-                                                *self.span)
-        others = self._read[market].drop(columns=key.symbol, errors="ignore")
-        if others.columns.empty:
+        timeframe, candle by candle; NaN where none of them has a candle. The market's total
+        and count are made once, each series takes its own out of them (not a sum per series
+        over every pair: a universe of hundreds)."""
+        market = f"{key.exchange}:{key.timeframe}"
+        if market not in self._markets:
+            volumes = _quote_volumes(self.store, key.exchange, key.timeframe, *self.span)
+            self._markets[market] = (volumes, volumes.sum(axis=1, min_count=1),
+                                     volumes.notna().sum(axis=1))
+        volumes, total, count = self._markets[market]
+        if volumes.columns.drop(key.symbol, errors="ignore").empty:
             raise VolcastError(f"no stored '{MARKET_VOLUME}' for {key}: it sums the other stored "
                                f"pairs and there are none; {Covariate(MARKET_VOLUME).howto(key)}")
-        return others.sum(axis=1, min_count=1).reindex(ds).to_numpy(dtype=float)
+        own = volumes[key.symbol] if key.symbol in volumes else pd.Series(np.nan, total.index)
+        others = (total - own.fillna(0.0)).where(count - own.notna() > 0)
+        return others.reindex(ds).to_numpy(dtype=float)
 
 
 def _column(reader: _Reader, covariate: Covariate, uid: str, ds: np.ndarray) -> np.ndarray:
@@ -112,9 +116,10 @@ def covariate_columns(store: CandleStore, names: Sequence[str], long: pd.DataFra
     rows = long.groupby("unique_id", sort=False).indices
     reader = _Reader(store, ds)
     columns = {}
-    for covariate in covariates:
-        column = np.full(len(long), np.nan)
-        for uid, at in rows.items():
-            column[at] = _column(reader, covariate, str(uid), ds[at])
-        columns[covariate.name] = column
+    with store.connection():  # one opening of the file for every read below
+        for covariate in covariates:
+            column = np.full(len(long), np.nan)
+            for uid, at in rows.items():
+                column[at] = _column(reader, covariate, str(uid), ds[at])
+            columns[covariate.name] = column
     return long.assign(**columns)
