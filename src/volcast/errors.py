@@ -5,6 +5,13 @@ message that names the bad value (and the valid choices when they are few), neve
 """
 
 
+def one_line(text: str, most: int = 240) -> str:
+    """``text`` on one line of at most ``most`` characters: what a message quotes of what a
+    server or a library said."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
 class VolcastError(Exception):
     """Bad input or an unusable resource; the message is shown to the user as is."""
 

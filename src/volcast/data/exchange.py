@@ -17,7 +17,7 @@ import ccxt.async_support as ccxt_async
 
 from volcast.data.retry import RetryPolicy
 from volcast.data.timeframe import timeframe_ms
-from volcast.errors import FetchFailed, VolcastError
+from volcast.errors import FetchFailed, VolcastError, one_line
 
 __all__ = ["ExchangeClient", "Refused", "RetryPolicy", "check_exchange_id", "list_markets"]
 
@@ -66,11 +66,6 @@ def _redirect(urls: Any, base_url: str) -> Any:
     return urls
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 240 else text[:237] + "..."
-
-
 def check_exchange_id(exchange_id: str) -> None:
     """Refuse names ccxt does not know, so 'Binance' and 'binance' never become two series."""
     if exchange_id not in ccxt.exchanges:
@@ -115,10 +110,10 @@ class ExchangeClient:
             except RETRYABLE as exc:
                 if attempt == self.retry.retries:
                     raise FetchFailed(f"{self.id} {what}: gave up after {attempt} retries "
-                                      f"({type(exc).__name__}: {_one_line(exc)})") from None
+                                      f"({type(exc).__name__}: {one_line(str(exc))})") from None
                 await asyncio.sleep(self.retry.delay(attempt, self._retry_after()))
             except ccxt.BaseError as exc:
-                raise Refused(f"{self.id} {what}: {_one_line(exc)}") from None
+                raise Refused(f"{self.id} {what}: {one_line(str(exc))}") from None
         raise AssertionError("unreachable")
 
     def _retry_after(self) -> float | None:

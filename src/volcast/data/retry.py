@@ -2,7 +2,33 @@
 exponential with jitter, bounded, and never shorter than what the server asked for."""
 
 import random
+import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+RETRIED_STATUS = frozenset({408, 425, 429})
+"""Besides every 5xx: HTTP statuses that say "later", not "never"."""
+
+
+def retried(status: int) -> bool:
+    """Whether an HTTP status is worth asking again."""
+    return status in RETRIED_STATUS or status >= 500
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None when absent or
+    unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(text).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

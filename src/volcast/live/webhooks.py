@@ -26,15 +26,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from volcast.config import AlertRule
+from volcast.data.retry import retried, retry_after_s
 from volcast.errors import VolcastError
 from volcast.live.alerts import Event
 
 log = logging.getLogger(__name__)
-_RETRIED = frozenset({408, 425, 429})
 _GRACE_S = 1.0
 """How long ``close`` waits, after its timeout, for a retry's pause to notice the stop."""
 
@@ -83,20 +82,6 @@ def payload(event: Event, fmt: str) -> bytes:
                 f"{event.message}")
         return json.dumps({"text": text}).encode()
     return json.dumps(event.as_dict()).encode()
-
-
-def retry_after_s(value: str | None) -> float | None:
-    """Retry-After as seconds from now: delta-seconds or an HTTP date; None when absent or
-    unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        return max(parsedate_to_datetime(text).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 class Notifier:
@@ -222,7 +207,7 @@ class Notifier:
         except urllib.error.HTTPError as exc:
             with exc:
                 wait = retry_after_s(exc.headers.get("Retry-After"))
-            return (f"HTTP {exc.code}", wait, exc.code in _RETRIED or exc.code >= 500)
+            return (f"HTTP {exc.code}", wait, retried(exc.code))
         except urllib.error.URLError as exc:
             return f"no answer ({_reason(exc.reason)})", None, True
         except (OSError, ValueError, http.client.HTTPException) as exc:

@@ -89,6 +89,7 @@ class MacroApis:
         self.fear_greed = _read(config.data_dir, "fear_greed")
         self.vix = _read(config.data_dir, "vix")
         self.fred = _fred_series(self.vix)
+        self.vix_csv = _cboe_csv(self.vix)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/fng/", self.fng),
@@ -111,13 +112,8 @@ class MacroApis:
                                   "metadata": {"error": None}})
 
     async def vix_history(self, request: web.Request) -> web.Response:
-        """CBOE's file: DATE as MM/DD/YYYY, six decimals, a line break after every row."""
-        days = pd.to_datetime(self.vix["timestamp"], unit="ms").dt.strftime("%m/%d/%Y")
-        prices = self.vix[["open", "high", "low", "close"]].to_numpy()
-        lines = ["DATE,OPEN,HIGH,LOW,CLOSE", *(
-            f"{day},{','.join(f'{p:.6f}' for p in row)}" for day, row in zip(
-                days, prices, strict=True))]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/csv")
+        """CBOE's file (``_cboe_csv``), made once: every retry asks for all of it."""
+        return web.Response(text=self.vix_csv, content_type="text/csv")
 
     async def observations(self, request: web.Request) -> web.Response:
         """FRED's series/observations in JSON: api_key, file_type=json, observation_start,
@@ -170,3 +166,14 @@ def running(config: MacroConfig, port: int = 0) -> Iterator[RunningSimulator]:
     ``url`` is the base URL every ``volcast covariates fetch --url`` takes."""
     with serving(*build_app(config), port) as sim:
         yield sim
+
+
+def _cboe_csv(vix: pd.DataFrame) -> str:
+    """CBOE's VIX history file: DATE as MM/DD/YYYY, six decimals, a line break after every
+    row."""
+    days = pd.to_datetime(vix["timestamp"], unit="ms").dt.strftime("%m/%d/%Y")
+    prices = vix[["open", "high", "low", "close"]].to_numpy()
+    lines = ["DATE,OPEN,HIGH,LOW,CLOSE", *(
+        f"{day},{','.join(f'{p:.6f}' for p in row)}" for day, row in zip(days, prices,
+                                                                          strict=True))]
+    return "\n".join(lines) + "\n"

@@ -15,12 +15,10 @@ from typing import TypeVar
 
 import aiohttp
 
-from volcast.data.retry import RetryPolicy
-from volcast.errors import FetchFailed, VolcastError
+from volcast.data.retry import RetryPolicy, retried, retry_after_s
+from volcast.errors import FetchFailed, VolcastError, one_line
 
 T = TypeVar("T")
-RETRIED_STATUS = frozenset({408, 425, 429})
-"""Besides every 5xx: statuses that say "later", not "never"."""
 _MASK = "***"
 
 
@@ -30,18 +28,7 @@ class Incomplete(Exception):
 
 def masked(text: str, secret: str | None) -> str:
     """``text`` on one line, at most 240 characters, with ``secret`` masked."""
-    if secret:
-        text = text.replace(secret, _MASK)
-    text = " ".join(text.split())
-    return text if len(text) <= 240 else text[:237] + "..."
-
-
-def _seconds(value: str | None) -> float | None:
-    """A Retry-After header in seconds (its date form is not used by these APIs)."""
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return one_line(text.replace(secret, _MASK) if secret else text)
 
 
 async def _attempt(session: aiohttp.ClientSession, url: str, params: dict[str, str],
@@ -52,8 +39,8 @@ async def _attempt(session: aiohttp.ClientSession, url: str, params: dict[str, s
     async with session.get(url, params=params, allow_redirects=False) as response:
         body = await response.text(errors="replace")
         status = response.status
-        if status in RETRIED_STATUS or status >= 500:
-            return None, f"HTTP {status}", _seconds(response.headers.get("Retry-After"))
+        if retried(status):
+            return None, f"HTTP {status}", retry_after_s(response.headers.get("Retry-After"))
         if status != 200:
             raise VolcastError(f"{what}: HTTP {status} from {response.url.host} "
                                f"({masked(body, secret) or 'no body'})")
