@@ -12,6 +12,7 @@ trained on each tested pair alone, as their quick-start guides do.
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -132,7 +133,8 @@ PEERS = {"nf_lstm": lambda: NeuralPeer("LSTM"), "nf_nhits": lambda: NeuralPeer("
 
 
 def run(job: dict[str, Any]) -> list[dict[str, Any]]:
-    return with_peak([row(pair, backtest(PEERS[job["peer"]](), load(Path(job["data"]), pair)))
+    return with_peak([row(pair, backtest(PEERS[job["peer"]](), load(Path(job["data"]), pair),
+                                         test_days=job["test_days"]))
                       for pair in job["pairs"]])
 
 
@@ -142,14 +144,20 @@ def main() -> None:
                         default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--pairs", nargs="+", default=["BTC", "ETH"])
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--test-days", type=float, default=60,
+                        help="the protocol's test period before the files' end")
+    parser.add_argument("--json", type=Path, help="also write all figures here")
     args = parser.parse_args()
     began = time.perf_counter()
-    rows = isolated(run, [{"data": str(args.data), "pairs": args.pairs, "peer": p}
-                          for p in args.peers])
+    rows = isolated(run, [{"data": str(args.data), "pairs": args.pairs, "peer": p,
+                           "test_days": args.test_days} for p in args.peers])
     rows += isolated(run_ours, [{"data": str(args.data), "pairs": args.pairs, "also": [],
-                                 "model": name, "settings": {}, "global": False}
+                                 "model": name, "settings": {}, "global": False,
+                                 "test_days": args.test_days}
                                 for name in REFERENCE_MODELS])  # the 'vs best ref' column
-    print_table(rows, {}, time.perf_counter() - began)
+    print_table(rows, {}, args.test_days, time.perf_counter() - began)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
