@@ -16,6 +16,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from volcast.data.retry import RetryPolicy
+from volcast.data.store import is_total
 from volcast.data.timeframe import timeframe_ms
 from volcast.errors import FetchFailed, VolcastError, one_line
 
@@ -125,7 +126,12 @@ class ExchangeClient:
             return None
 
     def check(self, symbol: str, timeframe: str) -> None:
-        """Refuse a symbol or timeframe the exchange does not list, before anything downloads."""
+        """Refuse a symbol or timeframe the exchange does not list, before anything downloads;
+        an exchange's total (``*/USDT``) is built from the stored markets, never fetched."""
+        if is_total(symbol):
+            raise VolcastError(f"'{symbol}' is the total of {self.id}'s stored markets: build it "
+                               f"with `volcast totals build -e {self.id} --quote "
+                               f"{symbol.partition('/')[2]} -t {timeframe}`; it is never fetched")
         if symbol not in self._ex.markets:
             raise VolcastError(f"{self.id} does not list symbol '{symbol}'{self._hint(symbol)}")
         known = list(self._ex.timeframes or {})

@@ -10,8 +10,14 @@ functions here take the store's connection inside its lock (``CandleStore`` call
 import duckdb
 import pandas as pd
 
+from volcast.data.timeframe import DAY_MS
+
 Range = tuple[int, int]
 """[start, stop) in open-time ms."""
+HALTED_AFTER_MS = DAY_MS
+"""A series whose newest candle is older than this before the end of what was asked (or of
+its exchange's other markets) has halted or been delisted: the exchange published no candle
+since. A download notes it; an exchange's total stops counting it (``data.totals``)."""
 
 EMPTY_RANGES_DDL = """
 CREATE TABLE IF NOT EXISTS empty_ranges (

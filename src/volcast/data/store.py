@@ -52,23 +52,35 @@ _MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
 the far future (such a store must still export whole, so it can be repaired)."""
 
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?(-[A-Za-z0-9]+)*$")
+TOTAL = "*"
+"""The base of an exchange's total (``*/USDT``: the summed quote volume of its stored USDT
+markets, ``data.totals``): no ccxt market is named so, so a total never meets a fetched one."""
+_TOTAL_RE = re.compile(r"^\*/[A-Za-z0-9._-]+$")
 
 
 def check_symbol(symbol: str) -> str:
     """A ccxt unified symbol: BASE/QUOTE for spot, BASE/QUOTE:SETTLE for derivatives, so spot
-    and futures can never share a series."""
-    if not _SYMBOL_RE.match(symbol):
+    and futures can never share a series; or an exchange's total, ``*/QUOTE``."""
+    if not (_SYMBOL_RE.match(symbol) or _TOTAL_RE.match(symbol)):
         raise VolcastError(f"symbol '{symbol}' must be written as ccxt does: BASE/QUOTE such as "
-                           "BTC/USDT, or BTC/USDT:USDT for a perpetual")
+                           "BTC/USDT, or BTC/USDT:USDT for a perpetual (*/USDT: the exchange's "
+                           "total, `volcast totals build`)")
     return symbol
+
+
+def is_total(symbol: str) -> bool:
+    """An exchange's total (``*/USDT``), built from its stored markets, never fetched."""
+    return symbol.startswith(f"{TOTAL}/")
 
 
 def units_of(symbol: str) -> tuple[str, str]:
     """(base, quote) read from a ccxt unified symbol: BTC/USDT and the perpetual BTC/USDT:USDT
     both give (BTC, USDT); quote is what prices (so quote volume) are in, not the settle
-    currency. Used where no exchange says it (imports, stores written before units)."""
+    currency. A total's volume is counted in its quote currency: ``*/USDT`` gives (USDT, USDT).
+    Used where no exchange says it (imports, stores written before units)."""
     base, _, rest = symbol.partition("/")
-    return base, rest.partition(":")[0]
+    quote = rest.partition(":")[0]
+    return (quote if base == TOTAL else base), quote
 
 
 @dataclass(frozen=True)

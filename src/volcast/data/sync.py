@@ -21,9 +21,9 @@ import pandas as pd
 from volcast.config import FetchSettings
 from volcast.data.exchange import ExchangeClient, Refused, RetryPolicy
 from volcast.data.formats.validate import check_values, numeric
-from volcast.data.holes import Range, subtract
+from volcast.data.holes import HALTED_AFTER_MS, Range, subtract
 from volcast.data.store import CANDLE_COLUMNS, CandleStore, SeriesKey
-from volcast.data.timeframe import DAY_MS, format_time
+from volcast.data.timeframe import format_time
 from volcast.errors import FetchFailed, VolcastError
 
 Scope = Literal["all", "holes", "tail"]
@@ -35,9 +35,6 @@ and once more when the series is finished, with the figures of its ``SyncResult`
 and, unless it gave up or was skipped, done == all."""
 Expand = Callable[[ExchangeClient], Awaitable[Sequence[SeriesKey]]]
 """More series to fetch, found once the exchange is open (the top markets by volume)."""
-HALTED_AFTER_MS = DAY_MS
-"""A series whose newest candle is older than this before the end of what was asked is noted
-as halted (the exchange published no candle since)."""
 
 
 @dataclass

@@ -15,8 +15,9 @@ import pandas as pd
 
 from volcast.data.covariates.catalog import MARKET_VOLUME, Covariate, market_scope
 from volcast.data.covariates.table import read
-from volcast.data.frames import quote_volume, step_ms, to_long
+from volcast.data.frames import step_ms
 from volcast.data.store import CandleStore, SeriesKey
+from volcast.data.totals import markets, quote_volumes
 from volcast.errors import VolcastError
 
 
@@ -34,17 +35,6 @@ def as_of(stored: pd.DataFrame, times: np.ndarray) -> np.ndarray:
                                             np.arange(len(dated)), 0))
     last = np.searchsorted(published, times, side="right") - 1
     return np.where(last >= 0, values[newest[np.maximum(last, 0)]], np.nan)
-
-
-def _quote_volumes(store: CandleStore, exchange: str, timeframe: str, start: int, end: int
-                   ) -> pd.DataFrame:
-    """Every stored pair of one exchange and timeframe with ``start <= ds < end``: quote volume
-    (``frames.quote_volume``), one column per symbol, one row per open time."""
-    frames = [quote_volume(to_long(store.read(SeriesKey(exchange, symbol, timeframe), start, end),
-                                   symbol)) for symbol in store.symbols(exchange, timeframe)]
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True).pivot(index="ds", columns="unique_id", values="y")
 
 
 class _Reader:
@@ -78,7 +68,8 @@ class _Reader:
         over every pair: a universe of hundreds)."""
         market = f"{key.exchange}:{key.timeframe}"
         if market not in self._markets:
-            volumes = _quote_volumes(self.store, key.exchange, key.timeframe, *self.span)
+            pairs = markets(self.store, key.exchange, key.timeframe)  # totals left out
+            volumes = quote_volumes(self.store, key.exchange, key.timeframe, pairs, *self.span)
             self._markets[market] = (volumes, volumes.sum(axis=1, min_count=1),
                                      volumes.notna().sum(axis=1))
         volumes, total, count = self._markets[market]
