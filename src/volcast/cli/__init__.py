@@ -1,9 +1,10 @@
 """The ``volcast`` command: parse, call one library function, print with rich.
 
-Commands live by concern (``data.py``, ``forecast.py``, ``analysis.py``, ``web.py``);
-``main`` is the one place errors become messages and exit codes: a ``VolcastError`` is one
-line on stderr and exit 2, a download that gives up exits 1 saying how far it got, Ctrl-C exits
-130. Heavy libraries are imported inside commands so ``volcast --help`` stays quick.
+Commands live by concern (``data.py``, ``forecast.py``, ``analysis.py``, ``totals.py``,
+``web.py``); ``main`` is the one place errors become messages and exit codes: a
+``VolcastError`` is one line on stderr and exit 2, a download that gives up exits 1 saying how
+far it got, Ctrl-C exits 130. Heavy libraries are imported inside commands so ``volcast
+--help`` stays quick.
 """
 
 import os
@@ -16,6 +17,7 @@ from volcast.cli import (  # noqa: F401  (registers the commands)
     data,
     forecast,
     models,
+    totals,
     web,
 )
 from volcast.cli.common import app, err

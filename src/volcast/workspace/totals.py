@@ -1,0 +1,28 @@
+"""An exchange's total in the workspace: built from the stored markets (``data.totals``) and
+backtested with them, so that the forecasts of the total and of each market add up
+(``evaluation.hierarchy``). The total is a stored series, so every other flow (forecast,
+train, backtest of the total alone, the overview) takes it as it takes a market."""
+
+from volcast.data import totals
+from volcast.evaluation.compare import Progress
+from volcast.evaluation.hierarchy import DEFAULT_METHOD, HierarchyBacktest, backtest_hierarchy
+from volcast.workspace.core import Workspace
+from volcast.workspace.sources import with_covariates
+
+
+def build(space: Workspace, exchange: str, quote: str, timeframe: str) -> totals.Built:
+    """(Re)compute and store the exchange's total in ``quote`` (``data.totals.build``)."""
+    return totals.build(space.store, exchange, quote, timeframe)
+
+
+def backtest(space: Workspace, exchange: str, quote: str, timeframe: str, model: str,
+             method: str = DEFAULT_METHOD, cutoff: int | None = None,
+             progress: Progress | None = None) -> HierarchyBacktest:
+    """The protocol's backtest of ``model`` on the exchange's total and each of its current
+    markets, reconciled (``evaluation.hierarchy.backtest_hierarchy``), with the settings of
+    the workspace (``[model.NAME]``, ``[backtest]``). The total is summed from the markets
+    here, so it adds up to them whether or not `totals build` has run since they changed."""
+    long, key, _ = totals.hierarchy(space.store, exchange, quote, timeframe)
+    long = with_covariates(long, [space.make(model)], space.store)
+    return backtest_hierarchy(lambda: space.make(model), long, key.unique_id,
+                              space.settings.backtest, method, cutoff, progress=progress)
