@@ -45,6 +45,9 @@ def backtest(
     cutoff: Annotated[str | None, typer.Option(help="first test candle, ISO 8601 or ms "
                                                "[default: start of the last --test-days]")] = None,
     test_days: Annotated[float | None, typer.Option(help="test period [default: 60]")] = None,
+    validation_days: Annotated[float | None, typer.Option(
+        min=1, help="days before the test that reconciliation weights and the total's "
+        "calibration learn from [default: 28]")] = None,
     horizon: Annotated[int | None, typer.Option(help="candles per forecast [default: 24]")] = None,
     config: ConfigOpt = None, db: DbOpt = None, models: ModelsOpt = None,
 ) -> None:
@@ -53,7 +56,12 @@ def backtest(
     reconciliation method is compared."""
     from volcast.cli.ui import backtest_progress
     from volcast.config import load_settings
-    from volcast.evaluation.hierarchy import DEFAULT_METHOD, check_method, verdict
+    from volcast.evaluation.hierarchy import (
+        DEFAULT_METHOD,
+        VALIDATION_DAYS,
+        check_method,
+        verdict,
+    )
     from volcast.models import model_class
     from volcast.models.runtime import configure_process
     from volcast.workspace import Workspace
@@ -66,7 +74,7 @@ def backtest(
     with Workspace.open(db, models, settings=settings, read_only=True) as space, \
             backtest_progress(out) as progress:
         result = backtest_total(space, exchange, quote, timeframe, model, method,
-                                time_ms(cutoff), progress)
+                                time_ms(cutoff), validation_days or VALIDATION_DAYS, progress)
     out.print(series_table(result, quote.upper()))
     out.print(methods_table(result))
     out.print(verdict(result), soft_wrap=True, markup=False, highlight=False)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from volcast.config import BacktestSettings
 from volcast.data.frames import step_ms
-from volcast.data.timeframe import DAY_MS
+from volcast.data.timeframe import DAY_MS, format_time
 from volcast.errors import VolcastError
 from volcast.evaluation.backtest import backtest, default_cutoff
 from volcast.evaluation.compare import Progress
@@ -153,6 +153,10 @@ def backtest_hierarchy(make: Callable[[], Forecaster], long: pd.DataFrame, total
     step = step_ms(long.loc[long["unique_id"] == total, "ds"].sort_values())
     cutoff = default_cutoff(long["ds"], step, protocol.test_days) if cutoff is None else cutoff
     start = cutoff - round(validation_days * DAY_MS / step) * step
+    if start <= int(long["ds"].min()):
+        raise VolcastError(f"the {validation_days:g} validation days before the test leave no "
+                           f"history before them (the series start {format_time(long['ds'].min())}"
+                           " UTC): store more history, or shorten the validation or test days")
     test = _base(make, long, cutoff, protocol.horizon, progress, "test")
     valid = _base(make, long[long["ds"] < cutoff], start, protocol.horizon, progress,
                   "validation")

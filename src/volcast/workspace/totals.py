@@ -5,7 +5,12 @@ train, backtest of the total alone, the overview) takes it as it takes a market.
 
 from volcast.data import totals
 from volcast.evaluation.compare import Progress
-from volcast.evaluation.hierarchy import DEFAULT_METHOD, HierarchyBacktest, backtest_hierarchy
+from volcast.evaluation.hierarchy import (
+    DEFAULT_METHOD,
+    VALIDATION_DAYS,
+    HierarchyBacktest,
+    backtest_hierarchy,
+)
 from volcast.workspace.core import Workspace
 from volcast.workspace.sources import with_covariates
 
@@ -17,7 +22,8 @@ def build(space: Workspace, exchange: str, quote: str, timeframe: str) -> totals
 
 def backtest(space: Workspace, exchange: str, quote: str, timeframe: str, model: str,
              method: str = DEFAULT_METHOD, cutoff: int | None = None,
-             progress: Progress | None = None) -> HierarchyBacktest:
+             validation_days: float = VALIDATION_DAYS, progress: Progress | None = None
+             ) -> HierarchyBacktest:
     """The protocol's backtest of ``model`` on the exchange's total and each of its current
     markets, reconciled (``evaluation.hierarchy.backtest_hierarchy``), with the settings of
     the workspace (``[model.NAME]``, ``[backtest]``). The total is summed from the markets
@@ -25,4 +31,4 @@ def backtest(space: Workspace, exchange: str, quote: str, timeframe: str, model:
     long, key, _ = totals.hierarchy(space.store, exchange, quote, timeframe)
     long = with_covariates(long, [space.make(model)], space.store)
     return backtest_hierarchy(lambda: space.make(model), long, key.unique_id,
-                              space.settings.backtest, method, cutoff, progress=progress)
+                              space.settings.backtest, method, cutoff, validation_days, progress)
