@@ -10,6 +10,7 @@ Public names:
 - ``read_candles``, ``write_candles``, ``Limits``: file formats, streamed within bounds, and
   their one validation module (``formats/``).
 - ``to_long``, ``quote_volume``, ``on_grid``: long frames for models (``frames.py``).
+- ``totals.py``: an exchange's total quote volume of one quote currency, stored as ``*/USDT``.
 - ``timeframe_ms``, ``parse_time``, ``format_time``: ms-UTC time helpers (``timeframe.py``).
 - ``covariates/``: series beyond the candles, each value with the time it became public, and
   ``covariate_columns``, the as-of join models read (docs/covariates.md).
