@@ -163,6 +163,8 @@ def backtest_hierarchy(make: Callable[[], Forecaster], long: pd.DataFrame, total
     scales = {uid: naive_scale(series[series["ds"] < cutoff], step)
               for uid, series in long.groupby("unique_id")}
     insample = valid.rename(columns={"y_true": "y"})
+    insample = insample[insample.groupby("ds")["y"].transform(lambda y: y.notna().all())]
+    # ^ error weights compare the series' errors at the same candles: every actual known
     rows = _scored(test, scales, DIRECT)
     kept, factors = pd.DataFrame(), {}
     for name in METHODS:
