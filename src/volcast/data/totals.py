@@ -189,8 +189,8 @@ class Built:
 def build(store: CandleStore, exchange: str, quote: str, timeframe: str) -> Built:
     """(Re)compute the exchange's total in ``quote`` from every stored market and store what
     changed: candles new or different are written, candles no longer whole are removed, so a
-    second run writes nothing. The markets are read whole each time (a second or two for 200
-    markets of a year of hourly candles)."""
+    second run writes nothing. The markets are read whole each time (7-8 s for 200 markets of
+    a year of hourly candles on a busy 2-core machine)."""
     parts = composition(store, exchange, quote, timeframe)
     key = parts.key
     start = min(first for first, _ in parts.spans.values())
