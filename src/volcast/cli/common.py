@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from volcast.config import RaySettings
     from volcast.data.store import CandleStore, SeriesKey
 
 app = typer.Typer(help="Analyse and forecast cryptocurrency trading volume.",
@@ -43,6 +44,15 @@ def ray_flags(ray: bool | None, workers: int | None) -> dict[str, Any]:
     """--ray/--no-ray and --ray-workers as overrides of the config's [ray] section; a worker
     count asks for Ray unless --no-ray says otherwise."""
     return {"enabled": ray if ray is not None or workers is None else True, "workers": workers}
+
+
+def start_ray(settings: "RaySettings") -> None:
+    """Connect to Ray now when the command will use it, so that a missing package or an
+    unreachable cluster is one line before any work, not after training."""
+    from volcast.workspace.executor import RayExecutor
+
+    if settings.used:
+        RayExecutor(settings.address, settings.workers).start()
 
 
 def open_store(db: Path | None, read_only: bool = False) -> "CandleStore":

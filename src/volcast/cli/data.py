@@ -23,6 +23,7 @@ from volcast.cli.common import (
     out,
     ray_flags,
     series_key,
+    start_ray,
     time_ms,
     time_range,
 )
@@ -105,6 +106,7 @@ def fetch(
     symbols, timeframes = symbols_and_timeframes(symbol or [], timeframe or [], more or [])
     universe = _universe(top, quote, symbols)
     keys = [series_key(exchange, s, t) for s in symbols for t in timeframes]
+    start_ray(settings.ray)
     _download(exchange, keys, db, settings.fetch, *time_range(since, until, past=True),
               exchange_url, None if follow else 0, "all", universe, timeframes,
               executor(settings.ray) if settings.ray.used else None)

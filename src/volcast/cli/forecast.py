@@ -17,6 +17,7 @@ from volcast.cli.common import (
     err,
     out,
     ray_flags,
+    start_ray,
 )
 from volcast.models.lstm.settings import LSTMSettings
 
@@ -255,6 +256,7 @@ def predict(
         forecast["unit"] = forecast["unique_id"].map(unit_names(long, kind, db))
         name = forecaster.name
     else:
+        start_ray(settings.ray)
         with Workspace.open(db, models, read_only=True, settings=settings) as space, \
                 count_progress(err, "series forecast") as done:
             keys = _stored(space, exchange, symbol, timeframe, every, top)
@@ -367,6 +369,7 @@ def _backtest_many(space: "Workspace", keys: list["SeriesKey"], names: list[str]
         raise VolcastError("--out writes the predictions of one series; the backtests of several "
                            "are kept under --models (EXCHANGE/SYMBOL/TIMEFRAME/MODEL/"
                            "backtest.csv)")
+    start_ray(space.settings.ray)
     with backtest_progress(out) as progress:
         batch = space.backtest_many(keys, names, overrides, progress, cutoff)
     for why in batch.left_out.values():

@@ -259,8 +259,11 @@ def backtest_progress(console: Console) -> Iterator[BacktestBars]:
 
 @contextmanager
 def count_progress(console: Console, what: str) -> "Iterator[Callable[[int, int], None]]":
-    """One bar counting pieces of work, gone when they are done (it may share the console
-    with output meant for machines)."""
+    """One bar counting pieces of work on a terminal, gone when they are done; nothing
+    elsewhere (the console may share a pipe with output meant for machines)."""
+    if not console.is_terminal:
+        yield lambda done, total: None
+        return
     with _count_bars(console, transient=True) as bars:
         yield BacktestBars(bars).count(what)
 

@@ -75,6 +75,11 @@ class RayExecutor(Executor):
     address: str | None = None
     workers: int | None = None
 
+    def start(self) -> None:
+        """Connect now (``connect``): a missing package or an unreachable cluster is then one
+        line before any work is done, not after it."""
+        connect(self.address, self.workers)
+
     def each(self, fn: Work[Item, Shared, Result], items: Sequence[Item], shared: Shared
              ) -> Iterator[tuple[int, Result]]:
         if not items:
@@ -121,6 +126,8 @@ def connect(address: str | None, workers: int | None) -> ModuleType:
     processes, started once per process (one already started with another size is restarted;
     one connected to an address is kept). Ray shuts it down when the process exits."""
     ray = _import_ray()
+    if address is not None:
+        _reachable(address)
     if ray.is_initialized():
         if address is not None or workers in (None, ray.cluster_resources().get("CPU")):
             return ray
@@ -130,7 +137,6 @@ def connect(address: str | None, workers: int | None) -> ModuleType:
     if address is None:
         ray.init(address="local", num_cpus=workers, include_dashboard=False, **quiet)
         return ray
-    _reachable(address)
     try:
         ray.init(address=address, **quiet)
     except ConnectionError as error:
