@@ -287,8 +287,8 @@ def backtest(
     horizon: Annotated[int | None, typer.Option(help="candles per forecast [default: 24]")] = None,
     also_csv: Annotated[list[Path] | None, typer.Option(
         help="with --csv: more candle files a global model also learns from (before the same "
-             "cutoff); never tested. Stored series learn from every stored series of their "
-             "timeframe")] = None,
+             "cutoff); never tested. One stored series learns from every stored series of its "
+             "timeframe; several (-s A -s B, --all, --top) from one another")] = None,
     every: AllOpt = False, top: TopOpt = None,
     config: ConfigOpt = None, db: DbOpt = None, models: ModelsOpt = None,
     ray: RayOpt = None, ray_workers: RayWorkersOpt = None,
