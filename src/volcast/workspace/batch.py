@@ -150,27 +150,28 @@ def backtest_many(space: "Workspace", keys: Sequence[SeriesKey], names: Sequence
         frames = _frames(space.inputs(list(keys), models))
     step, horizon = keys[0].tf_ms, space.settings.backtest.horizon
     if cutoff is None:
-        cutoff = default_cutoff(pd.Series([int(f["ds"].max()) for f in frames.values()]), step,
-                                space.settings.backtest.test_days)
+        newest = pd.Series([int(frame["ds"].max()) for frame in frames.values()])
+        cutoff = default_cutoff(newest, step, space.settings.backtest.test_days)
     left_out = _too_short(keys, frames, cutoff, step, horizon)
-    tested = [key for key in keys if key not in left_out]
+    tested = [frames[key.unique_id] for key in keys if key not in left_out]
     if not tested:
-        raise VolcastError(f"no series has a full test horizon after the cutoff: "
-                           f"{next(iter(left_out.values()))}")
+        raise VolcastError(f"no series can be backtested: {next(iter(left_out.values()))}")
+    # a model added only for comparison that cannot forecast the horizon is left out
     models = [m for m in models if m.name in names or (m.max_horizon(step) or horizon) >= horizon]
-    learn = pd.concat([frames[k.unique_id] for k in tested], ignore_index=True)
+    learn = pd.concat(tested, ignore_index=True)
     train_s = {m.name: _fit(m, learn[learn["ds"] < cutoff], progress) for m in models
                if _shared(m)}
     plan = Plan(tuple(Shipped.trained(m) if _shared(m) else Shipped.fresh(m) for m in models),
                 cutoff, horizon)
-    scored = runner.map(backtest_series, [frames[k.unique_id] for k in tested], plan,
+    scored = runner.map(backtest_series, tested, plan,
                         progress.count("series backtested") if progress else None)
-    results = {key: [BacktestResult(m.name, s.predictions, s.scores, train_s.get(m.name, s.train_s),
-                                    s.predict_s, s.peak_rss_mb, cutoff, m.refits_per_origin, m)
-                     for m, s in zip(models, row, strict=True)]
-               for key, row in zip(tested, scored, strict=True)}
-    for key, found in results.items():
-        for result in found:
+    results = {}
+    for key, row in zip([k for k in keys if k not in left_out], scored, strict=True):
+        results[key] = [BacktestResult(m.name, s.predictions, s.scores,
+                                       train_s.get(m.name, s.train_s), s.predict_s,
+                                       s.peak_rss_mb, cutoff, m.refits_per_origin, m)
+                        for m, s in zip(models, row, strict=True)]
+        for result in results[key]:
             space.layout.save_backtest(key, result)
     return Batch(results, cutoff, left_out)
 
