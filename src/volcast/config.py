@@ -208,6 +208,35 @@ class CovariateSettings(BaseModel):
                                            "$FRED_API_KEY is not set; never printed or logged")
 
 
+class RaySettings(BaseModel):
+    """``[ray]``: run work over many series (per-market downloads, backtests, forecasts) as Ray
+    tasks (docs/scale.md): when ``enabled`` (``--ray``), or, unless it is false (``--no-ray``),
+    when an ``address`` is given. Without an address volcast starts a Ray cluster of
+    ``workers`` processes on this machine for the command."""
+
+    model_config = STRICT
+
+    enabled: bool | None = Field(None, description="run many-series work as Ray tasks "
+                                 "(--ray/--no-ray) [default: when an address is given]")
+    address: str | None = Field(None, pattern=r"^(auto|ray://[^\s/:]+:[0-9]{1,5})$",
+                                description="a running cluster: auto (found on this machine) "
+                                "or ray://HOST:PORT (its Ray client port)")
+    workers: int | None = Field(None, ge=1, le=1024, description="worker processes of the "
+                                "local cluster (--ray-workers) [default: every CPU]")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "RaySettings":
+        """A running cluster has its own size; only a local one is sized here."""
+        if self.address is not None and self.workers is not None:
+            raise ValueError(f"workers sizes the local cluster volcast starts; the cluster at "
+                             f"{self.address} has its own workers")
+        return self
+
+    @property
+    def used(self) -> bool:
+        return self.address is not None if self.enabled is None else self.enabled
+
+
 class Settings(BaseModel):
     """Everything a config file may set, one section per concern."""
 
@@ -224,6 +253,7 @@ class Settings(BaseModel):
     train: TrainSchedule = Field(default_factory=TrainSchedule)
     live: LiveSettings = Field(default_factory=LiveSettings)
     covariates: CovariateSettings = Field(default_factory=CovariateSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
 
 
 def describe(error: ValidationError, prefix: str = "") -> str:

@@ -2,12 +2,13 @@
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from volcast.config import RaySettings
     from volcast.data.store import CandleStore, SeriesKey
 
 app = typer.Typer(help="Analyse and forecast cryptocurrency trading volume.",
@@ -28,6 +29,30 @@ TimeframeOpt = Annotated[str, typer.Option("--timeframe", "-t", help="ccxt timef
 UnitOpt = Annotated[str, typer.Option("--unit", help="base: volume in the pair's base currency "
                                       "(BTC for BTC/USDT); quote: volume x the candle's typical "
                                       "price, in the quote currency, comparable across pairs")]
+
+RAY_PANEL = "Scale-out on Ray (pip install 'volcast[ray]'; [ray] in --config, docs/scale.md)"
+RayOpt = Annotated[bool | None, typer.Option(
+    "--ray/--no-ray", rich_help_panel=RAY_PANEL, show_default=False,
+    help="run each series' work as a Ray task, on a local Ray cluster or at [ray] address "
+         "[default: on when --config gives an address]")]
+RayWorkersOpt = Annotated[int | None, typer.Option(
+    "--ray-workers", min=1, max=1024, rich_help_panel=RAY_PANEL, show_default=False,
+    help="--ray on a local cluster of N worker processes [default: every CPU]")]
+
+
+def ray_flags(ray: bool | None, workers: int | None) -> dict[str, Any]:
+    """--ray/--no-ray and --ray-workers as overrides of the config's [ray] section; a worker
+    count asks for Ray unless --no-ray says otherwise."""
+    return {"enabled": ray if ray is not None or workers is None else True, "workers": workers}
+
+
+def start_ray(settings: "RaySettings") -> None:
+    """Connect to Ray now when the command will use it, so that a missing package or an
+    unreachable cluster is one line before any work, not after training."""
+    from volcast.workspace.executor import RayExecutor
+
+    if settings.used:
+        RayExecutor(settings.address, settings.workers).start()
 
 
 def open_store(db: Path | None, read_only: bool = False) -> "CandleStore":

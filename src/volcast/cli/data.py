@@ -12,6 +12,8 @@ import typer
 from volcast.cli.common import (
     DbOpt,
     ExchangeOpt,
+    RayOpt,
+    RayWorkersOpt,
     SymbolOpt,
     TimeframeOpt,
     app,
@@ -19,7 +21,9 @@ from volcast.cli.common import (
     err,
     open_store,
     out,
+    ray_flags,
     series_key,
+    start_ray,
     time_ms,
     time_range,
 )
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from volcast.data.store import SeriesKey
     from volcast.data.sync import Scope, SyncResult
     from volcast.data.universe import Universe
+    from volcast.workspace.executor import Executor
 
 SinceOpt = Annotated[str | None, typer.Option(help="first open time (ISO 8601 or ms)")]
 UntilOpt = Annotated[str | None, typer.Option(help="stop before this open time")]
@@ -43,7 +48,8 @@ UrlOpt = Annotated[str | None, typer.Option(
 RetriesOpt = Annotated[int | None, typer.Option(help="retries per request [default: 8]")]
 TimeoutOpt = Annotated[int | None, typer.Option(help="per-request timeout in ms "
                                                 "[default: 10000]")]
-ConfigOpt = Annotated[Path | None, typer.Option(help="TOML file with a [fetch] section")]
+ConfigOpt = Annotated[Path | None, typer.Option(help="TOML file with a [fetch] (and [ray]) "
+                                                "section")]
 
 
 @app.command()
@@ -77,24 +83,33 @@ def fetch(
         "out and named")] = None,
     quote: Annotated[str | None, typer.Option(help="--top: the quote currency, e.g. "
                                               "USDT")] = None,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Download candles through ccxt into the store: paginated, rate-limited, retried, resumable.
 
     Every symbol (or the --top N markets by volume) in every timeframe, all fetched
     concurrently (one rate limiter). Fills every hole between stored candles from --since on,
     then the tail up to --until. A market the exchange refuses (delisted, unknown) is skipped
-    and named, not retried."""
+    and named, not retried. With --ray, chunks of series download as Ray tasks."""
     from volcast.config import load_settings
     from volcast.data.exchange import check_exchange_id
+    from volcast.workspace.executor import executor
 
     settings = load_settings(config, fetch={"poll_s": poll, "retries": retries,
-                                            "timeout_ms": timeout_ms}).fetch
+                                            "timeout_ms": timeout_ms},
+                             ray=ray_flags(ray, ray_workers))
     check_exchange_id(exchange)
+    if follow and settings.ray.used:
+        raise VolcastError("--follow stores each candle as it closes, in this process: leave "
+                           "out --ray (or give --no-ray)")
     symbols, timeframes = symbols_and_timeframes(symbol or [], timeframe or [], more or [])
     universe = _universe(top, quote, symbols)
     keys = [series_key(exchange, s, t) for s in symbols for t in timeframes]
-    _download(exchange, keys, db, settings, *time_range(since, until, past=True), exchange_url,
-              None if follow else 0, "all", universe, timeframes)
+    start_ray(settings.ray)
+    _download(exchange, keys, db, settings.fetch, *time_range(since, until, past=True),
+              exchange_url, None if follow else 0, "all", universe, timeframes,
+              executor(settings.ray) if settings.ray.used else None)
 
 
 def _universe(top: int | None, quote: str | None, symbols: list[str]) -> "Universe | None":
@@ -122,14 +137,16 @@ def _universe(top: int | None, quote: str | None, symbols: list[str]) -> "Univer
 def _download(exchange: str, keys: "list[SeriesKey]", db: Path | None,
               settings: "FetchSettings", since: int | None, until: int | None, url: str | None,
               follow_rounds: int | None, scope: "Scope", universe: "Universe | None" = None,
-              timeframes: Sequence[str] = ()) -> None:
+              timeframes: Sequence[str] = (), runner: "Executor | None" = None) -> None:
     """Run ``sync.fetch`` with progress bars and the summary table: what fetch and repair
     share; ``universe``: also its markets in ``timeframes``, chosen once the exchange is open
-    (said in one line). Many series get one bar and a folded summary. Ctrl-C exits 130
-    keeping what was stored; a series that gave up exits 1; a named market the exchange
-    refused exits 2 (one of the universe's is only reported)."""
+    (said in one line); ``runner``: download as its tasks (``workspace.downloads``). Many
+    series get one bar and a folded summary. Ctrl-C exits 130 keeping what was stored; a
+    series that gave up exits 1; a named market the exchange refused exits 2 (one of the
+    universe's is only reported)."""
     from volcast.data.sync import fetch as run_fetch
     from volcast.data.universe import select
+    from volcast.workspace import downloads
 
     async def expand(client: "ExchangeClient") -> "list[SeriesKey]":
         assert universe is not None
@@ -144,11 +161,18 @@ def _download(exchange: str, keys: "list[SeriesKey]", db: Path | None,
 
     with open_store(db) as store:
         with fetch_progress(out, many) as progress:
+            found = None if universe is None else expand
             try:
-                results = asyncio.run(run_fetch(
-                    exchange, keys, store, settings, since=since, until=until, url=url,
-                    progress=progress, on_round=show, follow_rounds=follow_rounds, scope=scope,
-                    expand=None if universe is None else expand))
+                if runner is None:
+                    results = asyncio.run(run_fetch(
+                        exchange, keys, store, settings, since=since, until=until, url=url,
+                        progress=progress, on_round=show, follow_rounds=follow_rounds,
+                        scope=scope, expand=found))
+                else:
+                    results = asyncio.run(downloads.fetch(
+                        exchange, keys, store, settings, runner, since=since, until=until,
+                        url=url, progress=progress, scope=scope, expand=found))
+                    show(results)
             except KeyboardInterrupt:
                 err.print("interrupted: every stored candle is kept; run the same command to "
                           "resume", soft_wrap=True, markup=False)

@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from volcast.cli.common import DbOpt, UnitOpt, app, out
+from volcast.cli.common import (
+    DbOpt,
+    RayOpt,
+    RayWorkersOpt,
+    UnitOpt,
+    app,
+    err,
+    out,
+    ray_flags,
+    start_ray,
+)
 from volcast.models.lstm.settings import LSTMSettings
 
 CsvOpt = Annotated[list[Path] | None, typer.Option("--csv", help="candle file(s) in any "
@@ -18,14 +28,20 @@ ExchangesOpt = Annotated[str | None, typer.Option("--exchange", "-e", help="stor
 SymbolsOpt = Annotated[list[str] | None, typer.Option("--symbol", "-s", help="stored series: "
                                                       "BASE/QUOTE; repeatable")]
 TfOpt = Annotated[str, typer.Option("--timeframe", "-t", help="stored series: timeframe")]
-ConfigOpt = Annotated[Path | None, typer.Option(help="TOML file: [model.NAME] and [backtest] "
-                                                "tables")]
+AllOpt = Annotated[bool, typer.Option("--all", help="stored series: every one of --exchange "
+                                      "in --timeframe, instead of --symbol")]
+TopOpt = Annotated[int | None, typer.Option(
+    min=1, help="stored series: the N of --exchange in --timeframe with the most quote volume "
+    "in the day before the newest stored candle, instead of --symbol")]
+ConfigOpt = Annotated[Path | None, typer.Option(help="TOML file: [model.NAME], [backtest] and "
+                                                "[ray] tables")]
 ModelsOpt = Annotated[Path | None, typer.Option(help="folder of trained models and stored "
                                                 "backtests [default: models/ beside the "
                                                 "database]")]
 if TYPE_CHECKING:
     from volcast.data.store import SeriesKey
     from volcast.models.base import Forecaster
+    from volcast.workspace import Workspace
 
 _LISTS = {"quantiles": float, "features": str, "covariates": str}
 PANEL = "Neural model settings (also [model.lstm] / [model.transformer] in --config)"
@@ -181,6 +197,25 @@ def _keys(exchange: str | None, symbols: list[str] | None, timeframe: str) -> li
     return [SeriesKey.parse(exchange, s, timeframe) for s in dict.fromkeys(symbols)]
 
 
+def _stored(space: "Workspace", exchange: str | None, symbols: list[str] | None,
+            timeframe: str, every: bool, top: int | None) -> list["SeriesKey"]:
+    """The stored series asked for: --symbol, or --all / --top N of the exchange."""
+    from volcast.errors import VolcastError
+
+    if not (every or top):
+        return _keys(exchange, symbols, timeframe)
+    if every and top:
+        raise VolcastError(f"give --all or --top {top}, not both")
+    if symbols or not exchange:
+        raise VolcastError("--all and --top choose among the stored series of --exchange: give "
+                           "--exchange, and no --symbol")
+    return space.markets(exchange, timeframe, top)
+
+
+RAY_STORED = ("--ray runs the work of many stored series (-e with several -s, --all or --top "
+              "N); files and a single series run in this process")
+
+
 @app.command()
 def predict(
     model_dir: Annotated[Path | None, typer.Option(help="folder written by volcast train")] = None,
@@ -192,13 +227,13 @@ def predict(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     horizon: Annotated[int | None, typer.Option(min=1, help="candles ahead [default: the "
                                                 "model's]")] = None,
-    unit: UnitOpt = "base",
+    unit: UnitOpt = "base", every: AllOpt = False, top: TopOpt = None,
+    config: ConfigOpt = None, ray: RayOpt = None, ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Forecast the next candles' volume (q10/q50/q90) from the latest candle of each series;
-    every row says its unit."""
-    import pandas as pd
-
-    from volcast.cli.ui import forecast_table
+    every row says its unit. With --ray, each stored series' forecast is a Ray task."""
+    from volcast.cli.ui import count_progress, forecast_table
+    from volcast.config import load_settings
     from volcast.errors import VolcastError
     from volcast.models import load
     from volcast.workspace import Workspace
@@ -210,24 +245,29 @@ def predict(
     kind = check_unit(unit)
     if (model_dir is None) == (model is None):
         raise VolcastError("give --model-dir FOLDER or --model NAME (one of them)")
+    settings = load_settings(config, ray=ray_flags(ray, ray_workers))
     if model_dir is not None or csv:
+        if settings.ray.used:
+            raise VolcastError(RAY_STORED)
         forecaster = load(model_dir) if model_dir is not None else _untrained(model or "")
         long = load_long(csv, exchange, symbol, timeframe, db)
         forecast = forecaster.predict(with_covariates(in_unit(long, kind), [forecaster], db),
                                       horizon or forecaster.horizon or 24)
         forecast["unit"] = forecast["unique_id"].map(unit_names(long, kind, db))
+        name = forecaster.name
     else:
-        with Workspace.open(db, models, read_only=True) as space:
-            found = [space.forecast(k, model or "", horizon, kind)
-                     for k in _keys(exchange, symbol, timeframe)]
-        forecaster, forecast = found[0][0], pd.concat([f for _, f in found],
-                                                      ignore_index=True)
+        start_ray(settings.ray)
+        with Workspace.open(db, models, read_only=True, settings=settings) as space, \
+                count_progress(err, "series forecast") as done:
+            keys = _stored(space, exchange, symbol, timeframe, every, top)
+            forecast = space.forecast_many(keys, model or "", horizon, kind, done)
+        name = model or ""
     if fmt == "csv":
         out.print(forecast.to_csv(index=False), end="", soft_wrap=True, markup=False)
     elif fmt == "json":
         out.print(forecast.to_json(orient="records"), soft_wrap=True, markup=False)
     else:
-        out.print(forecast_table(forecast, forecaster.name))
+        out.print(forecast_table(forecast, name))
 
 
 @app.command()
@@ -247,12 +287,18 @@ def backtest(
     horizon: Annotated[int | None, typer.Option(help="candles per forecast [default: 24]")] = None,
     also_csv: Annotated[list[Path] | None, typer.Option(
         help="with --csv: more candle files a global model also learns from (before the same "
-             "cutoff); never tested. Stored series learn from every stored series of their "
-             "timeframe")] = None,
+             "cutoff); never tested. One stored series learns from every stored series of its "
+             "timeframe; several (-s A -s B, --all, --top) from one another")] = None,
+    every: AllOpt = False, top: TopOpt = None,
     config: ConfigOpt = None, db: DbOpt = None, models: ModelsOpt = None,
+    ray: RayOpt = None, ray_workers: RayWorkersOpt = None,
     model_options: dict[str, Any] | None = None,
 ) -> None:
-    """Walk-forward backtest exactly as shared/bench/PROTOCOL.md says; prints its scores."""
+    """Walk-forward backtest exactly as shared/bench/PROTOCOL.md says; prints its scores.
+
+    Several stored series (-s A -s B, --all, --top N) share one global model per learned
+    model, trained once on them all before one cutoff; each series' backtest is then one piece
+    of work (a Ray task with --ray)."""
     from volcast.cli.ui import backtest_progress, scores_table
     from volcast.config import load_settings
     from volcast.data.timeframe import parse_time
@@ -265,7 +311,8 @@ def backtest(
     from volcast.workspace.sources import read_files
     from volcast.workspace.units import unit_names
 
-    settings = load_settings(config, backtest={"horizon": horizon, "test_days": test_days})
+    settings = load_settings(config, backtest={"horizon": horizon, "test_days": test_days},
+                             ray=ray_flags(ray, ray_workers))
     names = list(dict.fromkeys(model))
     options = dict(model_options or {})
     _flags(names, options)  # a flag none of the models has: one line
@@ -277,6 +324,8 @@ def backtest(
     if csv:
         if out_path is None:
             raise _needs_out("a backtest of files")
+        if settings.ray.used:
+            raise VolcastError(RAY_STORED)
         long = read_files(csv)
         extra = read_files(also_csv) if also_csv else None
         with backtest_progress(out) as progress:
@@ -287,12 +336,15 @@ def backtest(
         if also_csv:
             raise VolcastError("--also-csv goes with --csv; stored series learn from every "
                                "stored series of their timeframe")
-        keys = _keys(exchange, symbol, timeframe)
-        if len(keys) > 1:
-            raise VolcastError("a backtest runs on one series at a time; give one --symbol")
-        with Workspace.open(db, models, settings=settings) as space, \
-                backtest_progress(out) as progress:
-            results = space.backtest(keys[0], names, overrides, progress, cutoff_ms)
+        with Workspace.open(db, models, settings=settings) as space:
+            keys = _stored(space, exchange, symbol, timeframe, every, top)
+            if len(keys) > 1 or every or top:
+                _backtest_many(space, keys, names, overrides, cutoff_ms, out_path)
+                return
+            if settings.ray.used:
+                raise VolcastError(RAY_STORED)
+            with backtest_progress(out) as progress:
+                results = space.backtest(keys[0], names, overrides, progress, cutoff_ms)
             unit = space.unit_name(keys[0])
     if out_path is not None:
         paths = _output_paths(out_path, [r.model for r in results])
@@ -303,6 +355,29 @@ def backtest(
     out.print(scores_table(results, unit))
     for line in verdicts(results):
         out.print(line, soft_wrap=True)
+
+
+def _backtest_many(space: "Workspace", keys: list["SeriesKey"], names: list[str],
+                   overrides: dict[str, dict[str, Any]], cutoff: int | None,
+                   out_path: Path | None) -> None:
+    """The backtest of many stored series (``Workspace.backtest_many``) and its summary."""
+    from volcast.cli.ui import backtest_progress, batch_table
+    from volcast.data.timeframe import format_time
+    from volcast.errors import VolcastError
+
+    if out_path is not None:
+        raise VolcastError("--out writes the predictions of one series; the backtests of several "
+                           "are kept under --models (EXCHANGE/SYMBOL/TIMEFRAME/MODEL/"
+                           "backtest.csv)")
+    start_ray(space.settings.ray)
+    with backtest_progress(out) as progress:
+        batch = space.backtest_many(keys, names, overrides, progress, cutoff)
+    for why in batch.left_out.values():
+        out.print(f"left out: {why}", soft_wrap=True, markup=False, highlight=False)
+    out.print(batch_table(batch))
+    out.print(f"{len(batch.results):,} series backtested from {format_time(batch.cutoff)} UTC; "
+              f"each one's predictions and scores are kept under {space.models_dir}",
+              soft_wrap=True)
 
 
 def _output_paths(out_path: Path, names: list[str]) -> list[Path]:

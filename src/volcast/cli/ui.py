@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from volcast.data.sync import Progress, SyncResult
     from volcast.evaluation.backtest import BacktestResult
     from volcast.models.base import EpochProgress
+    from volcast.workspace.batch import Batch
 
 
 MANY_SERIES = 12
@@ -230,23 +231,41 @@ class BacktestBars:
         return update
 
     def origins(self, model: str) -> "Callable[[int, int], None]":
+        return self.count(f"{model} forecasts")
+
+    def count(self, what: str) -> "Callable[[int, int], None]":
+        """A bar counting pieces of work done (forecast origins, series)."""
         task: list[TaskID] = []
 
         def update(done: int, total: int) -> None:
             if not task:
-                task.append(self.bars.add_task(f"{model} forecasts", total=total))
+                task.append(self.bars.add_task(what, total=total))
             self.bars.update(task[0], completed=done)
 
         return update
 
 
+def _count_bars(console: Console, transient: bool = False) -> progress.Progress:
+    return progress.Progress(TextColumn("{task.description}"), BarColumn(),
+                             TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                             console=console, transient=transient)
+
+
 @contextmanager
 def backtest_progress(console: Console) -> Iterator[BacktestBars]:
-    bars = progress.Progress(TextColumn("{task.description}"), BarColumn(),
-                             TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                             console=console)
-    with bars:
+    with _count_bars(console) as bars:
         yield BacktestBars(bars)
+
+
+@contextmanager
+def count_progress(console: Console, what: str) -> "Iterator[Callable[[int, int], None]]":
+    """One bar counting pieces of work on a terminal, gone when they are done; nothing
+    elsewhere (the console may share a pipe with output meant for machines)."""
+    if not console.is_terminal:
+        yield lambda done, total: None
+        return
+    with _count_bars(console, transient=True) as bars:
+        yield BacktestBars(bars).count(what)
 
 
 def frame_table(frame: "pd.DataFrame", title: str) -> FittedTable:
@@ -260,6 +279,36 @@ def scores_table(results: list["BacktestResult"], unit: str = "") -> FittedTable
 
     return frame_table(scores_frame(results, unit),
                        "backtest (shared/bench/PROTOCOL.md), overall")
+
+
+def batch_table(batch: "Batch") -> FittedTable:
+    """Each model over every series of a backtest of many: the series, the mean and median
+    MASE and the mean sMAPE (scale-free: MAE counts each pair's own base currency and does not
+    average across pairs), the mean q10-q90 coverage, and on how many series its MAE beat the
+    best reference model's."""
+    import pandas as pd
+
+    from volcast.viz.tables import fmt
+
+    rows = []
+    for results in batch.results.values():
+        floor = min((r.scores["overall"]["mae"] for r in results if r.forecaster.is_reference),
+                    default=float("nan"))
+        rows += [{"model": r.model, "reference": r.forecaster.is_reference,
+                  "beats": r.scores["overall"]["mae"] < floor} | r.scores["overall"]
+                 for r in results]
+    summary = pd.DataFrame(rows).groupby("model", sort=False).agg(
+        series=("mae", "size"), mean_mase=("mase", "mean"), median_mase=("mase", "median"),
+        smape=("smape", "mean"), coverage=("coverage", "mean"), reference=("reference", "any"),
+        beats=("beats", "sum")).sort_values("mean_mase", na_position="last")
+    table = [[str(model), f"{row.series:,}", fmt(row.mean_mase, ".3f"),
+              fmt(row.median_mase, ".3f"), fmt(row.smape, ".2f"), fmt(row.coverage, ".3f"),
+              "-" if row.reference else f"{int(row.beats):,}"]
+             for model, row in summary.iterrows()]
+    return FittedTable(f"backtest of {len(batch.results):,} series (shared/bench/PROTOCOL.md), "
+                       "overall", ["model", "series", "mean MASE", "median MASE",
+                                   "mean sMAPE %", "q10-q90 coverage",
+                                   "series beating the best reference"], table)
 
 
 def forecast_table(forecast: "pd.DataFrame", model: str) -> FittedTable:

@@ -6,7 +6,10 @@ pick models, train, backtest, forecast, overview), so they cannot drift apart.
 - ``flows.py``: the same flows on long frames from any source (what a backtest compares, how
   config tables meet flags);
 - ``layout.py``: where trained models and stored backtests live on disk;
-- ``sources.py``: where a flow's candles come from (files or the store), and time windows.
+- ``sources.py``: where a flow's candles come from (files or the store), and time windows;
+- ``executor.py``: where work over many series runs: here, or as Ray tasks (``--ray``);
+- ``batch.py``: backtests (one shared model) and forecasts of many series on an executor;
+- ``downloads.py``: per-market downloads as tasks on an executor (``fetch --ray``).
 """
 
 from volcast.workspace.core import Workspace

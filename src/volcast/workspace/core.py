@@ -27,6 +27,8 @@ from volcast.evaluation.backtest import backtest as walk_forward
 from volcast.evaluation.compare import Progress
 from volcast.models import model_class
 from volcast.models.base import EpochProgress, Forecaster
+from volcast.workspace.batch import Batch, BatchProgress, backtest_many, forecast_many
+from volcast.workspace.executor import Done, Executor, executor
 from volcast.workspace.flows import backtest_frames, fit, make, report_inputs
 from volcast.workspace.layout import Layout, models_path
 from volcast.workspace.sources import read_stored, with_covariates
@@ -95,6 +97,24 @@ class Workspace:
     def unit_name(self, key: SeriesKey, unit: Unit = "base") -> str:
         """What the series' volume is counted in: its base currency, or its quote's."""
         return self.store.units(key)[UNITS.index(unit)]
+
+    def markets(self, exchange: str, timeframe: str, top: int | None = None
+                ) -> list[SeriesKey]:
+        """The stored series of an exchange in one timeframe: all of them, or the ``top`` N by
+        quote volume over the day before the newest stored candle (ties by symbol), as an
+        exchange ranks its markets."""
+        with self.store.connection():
+            keys = [SeriesKey(exchange, s, timeframe)
+                    for s in self.store.symbols(exchange, timeframe)]
+            if not keys:
+                raise NotFound(f"no stored {timeframe} series of {exchange}; see `volcast data "
+                               "list`")
+            if top is None:
+                return keys
+            newest = max(self.bounds(key)[1] for key in keys)
+            day = self.long(keys, "quote", start=newest + keys[0].tf_ms - DAY_MS)
+        volume = day.groupby("unique_id")["y"].sum()
+        return sorted(keys, key=lambda k: (-volume.get(k.unique_id, 0.0), k.symbol))[:top]
 
     def learns_with(self, key: SeriesKey) -> list[SeriesKey]:
         """The series a global model for ``key`` learns from: every stored series of its
@@ -213,6 +233,25 @@ class Workspace:
         for result in results:
             self.layout.save_backtest(key, result)
         return results
+
+    @property
+    def executor(self) -> Executor:
+        """Where work over many series runs: as Ray tasks when ``[ray]`` says so, else here."""
+        return executor(self.settings.ray)
+
+    def backtest_many(self, keys: list[SeriesKey], names: list[str],
+                      overrides: dict[str, dict[str, Any]] | None = None,
+                      progress: BatchProgress | None = None, cutoff: int | None = None) -> Batch:
+        """The protocol's backtest of ``names`` on every series of ``keys`` with one global
+        model per learned model, trained once on them all (``batch.backtest_many``); each
+        series' backtest runs on ``executor`` and its results are stored."""
+        return backtest_many(self, keys, names, overrides, self.executor, progress, cutoff)
+
+    def forecast_many(self, keys: list[SeriesKey], model: str, horizon: int | None = None,
+                      unit: Unit = "base", done: Done | None = None) -> pd.DataFrame:
+        """``forecast`` of every series of ``keys``, one after another here or as Ray tasks
+        (``batch.forecast_many``; not cached)."""
+        return forecast_many(self, keys, model, horizon, unit, self.executor, done)
 
     def backtests(self, key: SeriesKey, model: str | None = None
                   ) -> list[tuple[str, pd.DataFrame, dict[str, Any]]]:

@@ -1,0 +1,168 @@
+"""Where many independent pieces of work run: one after another in this process (``Local``,
+what volcast always did) or as Ray tasks (``RayExecutor``, ``--ray``) on a Ray cluster that
+volcast starts on this machine or on a running one (``[ray] address``).
+
+A piece of work is ``fn(item, shared)``: ``fn`` a module-level function (a worker imports it
+by name), ``item`` what differs between pieces (one market's candles), ``shared`` what they all
+read (a trained model's files). Ray stores ``shared`` once in its object store (``ray.put``),
+so it crosses to each worker once, not once per task. Both executors call the same ``fn`` on
+the same values, so a flow's results do not depend on where it ran.
+
+Ray is an optional dependency: it is imported only when a ``RayExecutor`` runs, and a missing
+package or an unreachable cluster is one ``VolcastError`` line. Each worker runs torch and
+OpenMP with one thread, so that N workers on N cores do not oversubscribe them.
+"""
+
+import logging
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, TypeVar
+
+from volcast.config import RaySettings
+from volcast.errors import VolcastError, one_line
+
+Item = TypeVar("Item")
+Shared = TypeVar("Shared")
+Result = TypeVar("Result")
+Work = Callable[[Item, Shared], Result]
+Done = Callable[[int, int], None]
+"""Called as (pieces done, pieces in all) after each piece."""
+
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+"""Each Ray worker's environment, set when its process starts (before torch is imported):
+one thread per worker, idle threads that do not spin (``models.runtime``)."""
+CONNECT_TIMEOUT_S = 5.0
+"""How long a ray:// address gets to accept a connection before it is called unreachable
+(Ray's own client would retry for 30 s and then say less)."""
+
+
+class Executor(ABC):
+    """Runs ``fn(item, shared)`` for every item; ``map`` returns the results in the items'
+    order, ``each`` yields ``(index, result)`` as each piece finishes."""
+
+    @abstractmethod
+    def each(self, fn: Work[Item, Shared, Result], items: Sequence[Item], shared: Shared
+             ) -> Iterator[tuple[int, Result]]: ...
+
+    def map(self, fn: Work[Item, Shared, Result], items: Sequence[Item], shared: Shared,
+            done: Done | None = None) -> list[Result]:
+        results: list[Any] = [None] * len(items)
+        for count, (index, result) in enumerate(self.each(fn, items, shared), 1):
+            results[index] = result
+            if done is not None:
+                done(count, len(items))
+        return results
+
+
+class Local(Executor):
+    """Every piece in this process, one after another, in order."""
+
+    def each(self, fn: Work[Item, Shared, Result], items: Sequence[Item], shared: Shared
+             ) -> Iterator[tuple[int, Result]]:
+        for index, item in enumerate(items):
+            yield index, fn(item, shared)
+
+
+@dataclass(frozen=True)
+class RayExecutor(Executor):
+    """Every piece as one Ray task (one CPU each). ``address``: a running cluster (``auto``,
+    ``ray://HOST:PORT``); None: a cluster of ``workers`` processes (default: every CPU)
+    started on this machine on first use and shut down when the process exits."""
+
+    address: str | None = None
+    workers: int | None = None
+
+    def start(self) -> None:
+        """Connect now (``connect``): a missing package or an unreachable cluster is then one
+        line before any work is done, not after it."""
+        connect(self.address, self.workers)
+
+    def each(self, fn: Work[Item, Shared, Result], items: Sequence[Item], shared: Shared
+             ) -> Iterator[tuple[int, Result]]:
+        if not items:
+            return
+        ray = connect(self.address, self.workers)
+        task = ray.remote(num_cpus=1)(_run)
+        shared_ref = ray.put(shared)
+        pending = {task.remote(fn, item, shared_ref): index for index, item in enumerate(items)}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    yield pending.pop(ref), _result(ray, ref)
+        finally:  # an error, Ctrl-C or a caller that stopped early: stop what is left
+            for ref in pending:
+                ray.cancel(ref)
+
+
+def executor(settings: RaySettings) -> Executor:
+    """Ray when ``[ray]`` asks for it (``--ray``, an address), else this process."""
+    if not settings.used:
+        return Local()
+    return RayExecutor(settings.address, settings.workers)
+
+
+def _run(fn: Work[Item, Shared, Result], item: Item, shared: Shared) -> Result:
+    """A task's body: the same call ``Local`` makes."""
+    return fn(item, shared)
+
+
+def _result(ray: ModuleType, ref: Any) -> Any:
+    """A finished task's value; the error it raised as itself (a ``VolcastError`` stays one
+    line), and Ray's own failures (a worker that died) as one line."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as error:
+        raise error.cause from None
+    except ray.exceptions.RayError as error:
+        raise VolcastError(f"a Ray task failed: {one_line(str(error), 300)}") from None
+
+
+def connect(address: str | None, workers: int | None) -> ModuleType:
+    """Ray, connected: to the cluster at ``address``, or to a local one of ``workers``
+    processes, started once per process (one already started with another size is restarted;
+    one connected to an address is kept). Ray shuts it down when the process exits."""
+    ray = _import_ray()
+    if address is not None:
+        _reachable(address)
+    if ray.is_initialized():
+        if address is not None or workers in (None, ray.cluster_resources().get("CPU")):
+            return ray
+        ray.shutdown()
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR,
+             "runtime_env": {"env_vars": WORKER_ENV}}
+    if address is None:
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, **quiet)
+        return ray
+    try:
+        ray.init(address=address, **quiet)
+    except ConnectionError as error:
+        raise VolcastError(f"no Ray cluster at [ray] address = {address}: "
+                           f"{one_line(str(error), 200)}") from None
+    return ray
+
+
+def _import_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError:
+        raise VolcastError("--ray needs Ray, an optional dependency: pip install "
+                           "'volcast[ray]'") from None
+    return ray
+
+
+def _reachable(address: str) -> None:
+    """A ray:// address must accept a connection within ``CONNECT_TIMEOUT_S``."""
+    if not address.startswith("ray://"):
+        return
+    host, port = address.removeprefix("ray://").rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise VolcastError(f"no Ray cluster answers at {address} ({reason}); start one (ray "
+                           "start --head) or fix [ray] address") from None
