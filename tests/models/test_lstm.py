@@ -234,3 +234,29 @@ def test_a_plain_progress_function_never_stops_a_fit(recent):
     model = create("lstm", TINY | {"epochs": 1})
     model.fit(recent, lambda *call: None)
     assert model.is_fitted
+
+
+def test_adam_is_torch_adam():
+    """train.Adam (made without torch.optim, see its docstring) updates weights exactly as
+    torch.optim.Adam does."""
+    from volcast.models.lstm.network import NetConfig, VolumeLSTM, pinball
+
+    def weights(optimiser):
+        torch.manual_seed(0)
+        net = VolumeLSTM(NetConfig(7, 6, [0.1, 0.5, 0.9], 8, 1, 0.1))
+        step = optimiser(net)
+        data = torch.Generator().manual_seed(1)
+        for _ in range(20):
+            past, future = torch.randn(16, 48, 7, generator=data), torch.randn(16, 6, 9,
+                                                                              generator=data)
+            loss = pinball(net(past, future), torch.randn(16, 6, generator=data),
+                           torch.tensor([0.1, 0.5, 0.9]))
+            step.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            step.step()
+        return net.state_dict()
+
+    ours = weights(lambda net: train_module.Adam(list(net.parameters()), 2e-3))
+    torchs = weights(lambda net: torch.optim.Adam(net.parameters(), lr=2e-3))
+    assert all(torch.equal(ours[k], torchs[k]) for k in torchs)

@@ -47,6 +47,9 @@ class NeuralSettings(ModelSettings):
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="newest share of the "
                                                                 "training windows kept for "
                                                                 "validation")
+    val_windows: int = Field(8192, ge=64, le=1_000_000, description="most validation windows "
+                             "kept in all, spread evenly over the series and their validation "
+                             "time: training memory stays bounded however many series")
     train_days: int | None = Field(365, ge=7, le=36500, description="train on the newest "
                                    "days of each series only (a large number: all)")
     stride: int = Field(1, ge=1, le=168, description="use every n-th window per epoch, from a "
