@@ -35,6 +35,11 @@ class NeuralSettings(ModelSettings):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     epochs: int = Field(30, ge=1, le=1000)
     batch_size: int = Field(256, ge=8, le=8192)
+    micro_batch: int | None = Field(None, ge=8, le=8192, description="windows run through the "
+                                    "network at once in training, the batch's gradient summed "
+                                    "over them: less memory (it follows this, not the batch), "
+                                    "a little slower, the same up to rounding (default: the "
+                                    "whole batch)")
     learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
     patience: int = Field(5, ge=1, le=100, description="epochs without improvement before "
                                                      "early stopping")

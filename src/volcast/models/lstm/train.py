@@ -165,14 +165,31 @@ def _epochs(build: Build, arrays: list[SeriesArrays], index: Index, settings: Ne
         epoch_index = [(n, e[rng.integers(settings.stride):: settings.stride]) for n, e in index]
         for batch in batches(arrays, epoch_index, settings, rng):
             stop()
-            b = _to(batch, device)
-            loss = pinball(net(b["past"], b["future"]), b["target"], quantiles)
             optimiser.zero_grad()
-            loss.backward()
+            losses.append(_backward(net, _to(batch, device), quantiles, settings.micro_batch))
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimiser.step()
-            losses.append(loss.item())
         yield net, float(np.mean(losses))
+
+
+def _backward(net: QuantileNet, batch: Batch, quantiles: torch.Tensor, micro: int | None
+              ) -> float:
+    """The batch's pinball loss, its gradient accumulated over slices of at most ``micro``
+    windows: a network keeps every step's activations of the windows it runs at once (the
+    LSTM's for 256 windows of 168 candles: about 200 MB), so memory follows the slice. One
+    slice (the default): exactly the plain loss and gradient; more: the same up to rounding,
+    and each slice draws its own dropout."""
+    count = len(batch["target"])
+    size = min(micro or count, count)
+    total = 0.0
+    for at in range(0, count, size):
+        part = {k: v[at:at + size] for k, v in batch.items()}
+        loss = pinball(net(part["past"], part["future"]), part["target"], quantiles)
+        if size < count:
+            loss = loss * (len(part["target"]) / count)
+        loss.backward()
+        total += loss.item()
+    return total
 
 
 class Adam:
