@@ -3,7 +3,7 @@ hourly, one year of training before the cutoff, then two years of daily origins,
 process; prints the training and forecasting seconds and the process' peak memory.
 
     .venv/bin/python bench/backtest_cost.py [--data ../shared/data] [--model lstm]
-        [--test-days 730] [--settings '{"epochs": 30}']
+        [--test-days 730] [--settings '{"epochs": 30}'] [--threads 1]
 
 Target: at most 45 s wall and 400 MB peak RSS on two cores. Candles at or after 2024-08-01 are
 never used (the file is cut there). ``wall`` is the child's, imports and reading the file
@@ -40,7 +40,7 @@ def run(job: dict[str, Any]) -> list[dict[str, Any]]:
     from volcast.models.runtime import configure_process
 
     began = time.perf_counter()
-    configure_process()
+    configure_process(job["threads"])
     imports = rss_mb()
     long = load(Path(job["data"]), job["pair"])
     long = long[long["ds"] < END].reset_index(drop=True)
@@ -62,9 +62,10 @@ def main() -> None:
     parser.add_argument("--test-days", type=float, default=730)
     parser.add_argument("--settings", type=json.loads, default={},
                         help="model settings as JSON")
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: every CPU)")
     args = parser.parse_args()
     job = {"data": str(args.data), "pair": args.pair, "model": args.model,
-           "settings": args.settings, "test_days": args.test_days}
+           "settings": args.settings, "test_days": args.test_days, "threads": args.threads}
     (row,) = isolated(run, [job])
     print(f"{args.model} on {args.pair}/USDT 1h, {row['origins']} origins: "
           f"train {row['train_s']:.1f} s, predict {row['predict_s']:.1f} s, "
