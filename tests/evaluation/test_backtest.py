@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from volcast.data.frames import to_long
+from volcast.data.frames import on_grid, to_long
 from volcast.errors import VolcastError
 from volcast.evaluation.backtest import PREDICTION_COLUMNS, backtest, default_cutoff
 from volcast.evaluation.scores import naive_scale, score
 from volcast.models import create
+from volcast.models.lstm.windows import sound_ends
 
 from ..models.conftest import TINY, H, hand_made
 
@@ -55,6 +56,26 @@ def test_changing_candles_after_an_origin_does_not_change_its_forecast(series, n
         first.predictions.loc[mine, ["origin", "y_pred", "q10", "q90"]],
         second.predictions.loc[mine, ["origin", "y_pred", "q10", "q90"]])
     assert not first.predictions["y_true"].equals(second.predictions["y_true"])
+
+
+@pytest.mark.parametrize("name", ["lstm", "ensemble"])
+def test_all_origins_at_once_forecast_as_one_predict_per_origin(series, name, monkeypatch):
+    """The neural models' fast path (``predict_origins``) near gaps too: one candle missing
+    just before an origin, two within the 28 days the first origins' windows read."""
+    settings = TINY | {"horizon": 24} | ({"gbm_rounds": 20} if name == "ensemble" else {})
+    cutoff = int(series["ds"].iloc[-1]) + H - 10 * DAY
+    gaps = [cutoff + 6 * DAY - H, cutoff - 25 * DAY, cutoff - 25 * DAY + H]
+    holed = series[~series["ds"].isin(gaps)].reset_index(drop=True)
+    model = create(name, settings)
+    at_once = backtest(model, holed, cutoff=cutoff).predictions
+    neural = getattr(model, "lstm", model)  # the ensemble's windows are its LSTM's
+    origins = np.sort(at_once["origin"].unique())
+    _, shared = sound_ends(on_grid(holed, H), origins, H, neural.inputs.reach(H), neural.s.lookback,
+                           [])
+    assert shared.tolist() == [False] * 4 + [True] * 2 + [False] * 4  # both ways are used
+    monkeypatch.setattr(model, "predict_origins", lambda *args: None)
+    one_by_one = backtest(model, holed, cutoff=cutoff, fit=False).predictions
+    pd.testing.assert_frame_equal(at_once, one_by_one, rtol=1e-6)
 
 
 def test_a_gap_just_before_an_origin_is_filled_and_never_scored():

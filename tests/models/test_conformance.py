@@ -115,7 +115,9 @@ def test_supports_global_is_whether_one_model_serves_many_series(name, recent, o
     forecast = model.predict(both, 6)
     for uid, series in (("btc", recent), ("btc_older", older)):
         alone = model.predict(series, 6)
-        assert forecast[forecast["unique_id"] == uid].reset_index(drop=True).equals(alone)
+        # neural models run every series in one batch: the same up to float32 rounding
+        pd.testing.assert_frame_equal(
+            forecast[forecast["unique_id"] == uid].reset_index(drop=True), alone, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

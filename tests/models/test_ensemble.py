@@ -64,7 +64,7 @@ def test_weight_one_is_the_lstm_alone(ensemble, recent, monkeypatch):
 def test_weight_zero_gives_the_boosters_median_in_the_lstms_interval(ensemble, recent,
                                                                       monkeypatch):
     monkeypatch.setattr(ensemble, "weight", 0.0)
-    windows, _ = ensemble.lstm.last_window(recent)
+    windows, _ = ensemble.lstm.inputs.last_window(recent)
     booster = ensemble.booster.predict(gbm_features(windows, 0)).reshape(1, -1)
     both, alone = ensemble.predict(recent, 6), ensemble.lstm.predict(recent, 6)
     np.testing.assert_allclose(both["q50"], in_volume(booster, windows)[0], rtol=1e-9)

@@ -234,3 +234,51 @@ def test_a_plain_progress_function_never_stops_a_fit(recent):
     model = create("lstm", TINY | {"epochs": 1})
     model.fit(recent, lambda *call: None)
     assert model.is_fitted
+
+
+def test_adam_is_torch_adam():
+    """train.Adam (made without torch.optim, see its docstring) updates weights exactly as
+    torch.optim.Adam does."""
+    from volcast.models.lstm.network import NetConfig, VolumeLSTM, pinball
+
+    def weights(optimiser):
+        torch.manual_seed(0)
+        net = VolumeLSTM(NetConfig(7, 6, [0.1, 0.5, 0.9], 8, 1, 0.1))
+        step = optimiser(net)
+        data = torch.Generator().manual_seed(1)
+        for _ in range(20):
+            past, future = torch.randn(16, 48, 7, generator=data), torch.randn(16, 6, 9,
+                                                                              generator=data)
+            loss = pinball(net(past, future), torch.randn(16, 6, generator=data),
+                           torch.tensor([0.1, 0.5, 0.9]))
+            step.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            step.step()
+        return net.state_dict()
+
+    ours = weights(lambda net: train_module.Adam(list(net.parameters()), 2e-3))
+    torchs = weights(lambda net: torch.optim.Adam(net.parameters(), lr=2e-3))
+    assert all(torch.equal(ours[k], torchs[k]) for k in torchs)
+
+
+def test_micro_batches_sum_to_the_whole_batchs_gradient():
+    """micro_batch (less training memory) changes the gradient only by rounding; without
+    dropout, whose masks each slice draws anew."""
+    from volcast.models.lstm.network import NetConfig, VolumeLSTM
+
+    torch.manual_seed(0)
+    net = VolumeLSTM(NetConfig(7, 6, [0.1, 0.5, 0.9], 8, 1, 0.0))
+    batch = {"past": torch.randn(40, 48, 7), "future": torch.randn(40, 6, 9),
+             "target": torch.randn(40, 6)}
+    quantiles = torch.tensor([0.1, 0.5, 0.9])
+
+    def gradient(micro):
+        net.zero_grad()
+        loss = train_module._backward(net, batch, quantiles, micro)
+        return loss, torch.cat([p.grad.flatten() for p in net.parameters()])
+
+    (whole, expected), (sliced, summed) = gradient(None), gradient(16)  # 16 + 16 + 8
+    assert sliced == pytest.approx(whole, rel=1e-5)
+    torch.testing.assert_close(summed, expected, rtol=1e-4, atol=1e-6)
+    assert gradient(64)[1].equal(expected)  # one slice: the plain gradient

@@ -162,6 +162,15 @@ class Forecaster(ABC):
     def predict(self, long: pd.DataFrame, horizon: int) -> pd.DataFrame:
         """Forecast the ``horizon`` candles after each series' last candle."""
 
+    def predict_origins(self, long: pd.DataFrame, origins: list[int], horizon: int
+                        ) -> pd.DataFrame | None:
+        """Optional, for backtests: the ``horizon`` candles from each origin of one series at
+        once, each forecast exactly as ``predict`` would make it from the candles before that
+        origin alone (``origin`` column first, then ``predict``'s). ``long`` holds the candles
+        before the last origin. None (the default): the model has no faster way, and a backtest
+        calls ``predict`` once per origin."""
+        return None
+
     def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(JSON-able state, tensors) beyond the settings; none for stateless models."""
         return {}, {}

@@ -159,6 +159,11 @@ class EnsembleForecaster(Forecaster):
         self.check_request(long, horizon)
         return self.lstm.predict_with(long, horizon, self._blend)
 
+    def predict_origins(self, long: pd.DataFrame, origins: list[int], horizon: int
+                        ) -> pd.DataFrame:
+        self.check_request(long, horizon)
+        return self.lstm.predict_with(long, horizon, self._blend, origins)
+
     def _blend(self, windows: dict[str, np.ndarray]) -> np.ndarray:
         """The LSTM's calibrated quantiles [B, H, Q], moved with the blended median."""
         quantiles = self.lstm.quantiles(windows)  # [B, H, Q]

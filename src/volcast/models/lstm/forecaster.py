@@ -1,9 +1,11 @@
 """The neural models behind the Forecaster API: long frames in, calibrated quantiles out.
 
 ``NeuralForecaster`` is all of a neural model but its network: ``fit`` turns each series into
-arrays on its grid and hands them to the training loop (``train.py``); ``predict`` builds each
-series' newest window, runs every member network and averages their calibrated quantiles (an
-average of ordered quantiles stays ordered). The state saved beside the weights is the
+arrays on its grid (``inputs.py``) and hands them to the training loop (``train.py``);
+``predict`` builds each series' newest window, runs every member network on all of them at
+once (``batch_size`` windows a call) and averages their calibrated quantiles (an average of
+ordered quantiles stays ordered); ``predict_origins`` does the same for every origin of a
+backtest. The state saved beside the weights is the
 network's config, the members' scales and whether trade counts were an input; the covariates
 are settings (so in ``model.json``) and in the weights' metadata. ``LSTMForecaster`` names its
 network; so does the transformer (``models/transformer``).
@@ -21,19 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from volcast.data.frames import future_ds, on_grid, split_series, step_ms
-from volcast.data.timeframe import DAY_MS
+from volcast.data.frames import split_series
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, Forecaster, training_info
 from volcast.models.folder import brief, is_int, is_number
+from volcast.models.lstm.inputs import Inputs, how_to_supply
 from volcast.models.lstm.settings import SCALE_RANGE, LSTMSettings, NeuralSettings
-from volcast.models.lstm.windows import (
-    CONTEXT_DAYS,
-    SeriesArrays,
-    calendar_inputs,
-    make_windows,
-    n_past_features,
-)
+from volcast.models.lstm.windows import n_past_features
 
 if TYPE_CHECKING:
     from volcast.models.lstm.network import QuantileNet
@@ -87,7 +83,7 @@ class NeuralForecaster(Forecaster):
         require_covariates(long, self.s.covariates, self.name)
         self.has_trades = bool("trades" in self.s.features and "trades" in long
                                and long["trades"].notna().all())
-        arrays = [self._arrays(series) for series in split_series(long).values()]
+        arrays = [self.inputs.arrays(series) for series in split_series(long).values()]
         network = self.network()
         build = partial(network, network.config(self.s, self.n_past(self.has_trades)))
         trained = train(arrays, self.s, build, progress)
@@ -99,52 +95,60 @@ class NeuralForecaster(Forecaster):
     def predict(self, long: pd.DataFrame, horizon: int) -> pd.DataFrame:
         return self.predict_with(long, horizon, self.quantiles)
 
-    def predict_with(self, long: pd.DataFrame, horizon: int, head: Head) -> pd.DataFrame:
-        """Forecast from ``head``'s quantiles of each series' newest window: the one path from
-        candles to volumes, shared by models built on this one (the ensemble)."""
+    def predict_origins(self, long: pd.DataFrame, origins: list[int], horizon: int
+                        ) -> pd.DataFrame:
+        return self.predict_with(long, horizon, self.quantiles, origins)
+
+    def predict_with(self, long: pd.DataFrame, horizon: int, head: Head,
+                     origins: list[int] | None = None) -> pd.DataFrame:
+        """Forecast from ``head``'s quantiles of each series' newest window, or with ``origins``
+        of the one series' window at each origin (``predict_origins``): the one path from
+        candles to volumes, shared by models built on this one (the ensemble). Every window is
+        made first, then the head runs on all of them at once, ``batch_size`` windows a call
+        (a network call per batch, not per series or origin; memory bounded by the batch)."""
         self.check_request(long, horizon)
         require_covariates(long, self.s.covariates, self.name)
-        frames = []
-        for uid, series in split_series(long).items():
-            windows, ds = self.last_window(series)
-            sigma, mu = windows["sigma"][:, None, None], windows["mu"][:, None, None]
-            log_volume = head(windows) * sigma + mu  # [1, H, Q]
-            with np.errstate(over="ignore", invalid="ignore"):  # refused just below
-                values = np.expm1(log_volume).clip(min=0.0)[0, :horizon]  # [h, Q]
-            if not np.isfinite(values).all():
-                raise VolcastError(f"{uid}: the model forecast an infinite or undefined volume; "
-                                   "its weights or the candles are out of range")
-            frame = pd.DataFrame(values, columns=[f"q{round(q * 100)}"
-                                                  for q in self.s.quantiles])
-            frames.append(frame.assign(unique_id=uid, ds=ds[:horizon]))
-        out = pd.concat(frames, ignore_index=True)
+        series = split_series(long)
+        if origins is None:
+            made = [self.inputs.last_window(one) for one in series.values()]
+            windows = {k: np.concatenate([w[k] for w, _ in made]) for k in made[0][0]}
+            ds, names = np.stack([d for _, d in made]), list(series)
+        else:
+            if len(series) != 1:
+                raise VolcastError("forecasts from origins are made for one series at a time")
+            (uid, one), = series.items()
+            windows, ds = self.inputs.origin_windows(one, np.asarray(origins,
+                                                                      dtype=np.int64))
+            names = [uid] * len(origins)
+        values = self._volumes(windows, head, horizon, names)  # [B, h, Q]
+        out = pd.DataFrame(values.reshape(-1, values.shape[2]),
+                           columns=[f"q{round(q * 100)}" for q in self.s.quantiles])
+        out.insert(0, "unique_id", np.repeat(names, horizon))
+        out.insert(1, "ds", ds[:, :horizon].reshape(-1))
         for column in ("q10", "q90"):
             if column not in out:
                 out[column] = np.nan
-        return out[["unique_id", "ds", "q10", "q50", "q90",
-                    *[c for c in out if c.startswith("q") and c not in ("q10", "q50", "q90")]]]
+        first = ["unique_id", "ds", "q10", "q50", "q90"]
+        if origins is not None:
+            out["origin"], first = np.repeat(origins, horizon), ["origin", *first]
+        return out[[*first, *[c for c in out if c.startswith("q") and c not in first]]]
 
-    def last_window(self, series: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The window that forecasts the ``horizon`` candles after the series' last one (a batch
-        of one, as ``windows.make_windows`` makes them) and those candles' open times."""
-        step = step_ms(series["ds"])
-        reach = max(self.s.lookback + 1, CONTEXT_DAYS * DAY_MS // step + 1)
-        tail = series[series["ds"] > series["ds"].iloc[-1] - reach * step]
-        uid = series["unique_id"].iloc[0]
-        arrays = self._arrays(tail)
-        if len(arrays.raw) < self.s.lookback:
-            raise VolcastError(f"{uid}: the {self.title} needs {self.s.lookback} candles of "
-                               f"history, got {len(arrays.raw)}")
-        latest = arrays.raw[-1, arrays.raw.shape[1] - len(self.s.covariates):]
-        unknown = [n for n, v in zip(self.s.covariates, latest, strict=True) if np.isnan(v)]
-        if unknown:
-            raise VolcastError(f"{uid}: covariate {', '.join(unknown)} has no value at or "
-                               f"before the last candle; {how_to_supply(self.s.covariates)}")
-        ds = future_ds(int(tail["ds"].iloc[-1]), step, self.s.horizon)
-        future_cal = calendar_inputs(ds, tuple(self.s.features))[None]  # [1, H, 4]
-        windows = make_windows(arrays, np.array([len(arrays.raw)]), self.s.lookback,
-                               self.s.horizon, future_cal)
-        return windows, ds
+    def _volumes(self, windows: dict[str, np.ndarray], head: Head, horizon: int,
+                 names: list[str]) -> np.ndarray:
+        """Volumes [B, horizon, Q] of prepared windows: the head on ``batch_size`` windows at a
+        time, then out of normalised log volume. A forecast that is not finite is refused in one
+        line naming its series."""
+        size = self.s.batch_size
+        log_volume = np.concatenate([head({k: v[at:at + size] for k, v in windows.items()})
+                                     for at in range(0, len(names), size)])  # [B, H, Q]
+        log_volume = log_volume * windows["sigma"][:, None, None] + windows["mu"][:, None, None]
+        with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+            values = np.expm1(log_volume).clip(min=0.0)[:, :horizon]  # [B, h, Q]
+        finite = np.isfinite(values).all(axis=(1, 2))
+        if not finite.all():
+            raise VolcastError(f"{names[int(np.argmin(finite))]}: the model forecast an infinite "
+                               "or undefined volume; its weights or the candles are out of range")
+        return values
 
     def quantiles(self, windows: dict[str, np.ndarray]) -> np.ndarray:
         """Calibrated quantiles [B, H, Q] for prepared windows, in normalised log volume: the
@@ -156,14 +160,10 @@ class NeuralForecaster(Forecaster):
         return np.mean([calibrate(r, scales, median)
                         for r, scales in zip(raw, self.scales, strict=True)], axis=0)
 
-    def _arrays(self, series: pd.DataFrame) -> SeriesArrays:
-        """Inputs on the grid; trade counts only when the model was trained with them."""
-        if self.has_trades and ("trades" not in series or series["trades"].isna().any()):
-            raise VolcastError("this model was trained with trade counts; the data has none")
-        features = tuple(f for f in self.s.features if f != "trades" or self.has_trades)
-        step = step_ms(series["ds"])
-        return SeriesArrays.build(on_grid(series, step), step, features,
-                                  tuple(self.s.covariates))
+    @property
+    def inputs(self) -> Inputs:
+        """Candles -> this model's arrays and windows."""
+        return Inputs(self.s, self.has_trades, self.title)
 
     def n_past(self, has_trades: bool) -> int:
         """The network's past inputs per candle (F)."""
@@ -254,11 +254,6 @@ def require_covariates(long: pd.DataFrame, covariates: list[str], model: str) ->
         raise VolcastError(f"the {model} model takes covariates {', '.join(covariates)}; the "
                            f"candles have no {', '.join(lacking)}: "
                            f"{how_to_supply(covariates)}")
-
-
-def how_to_supply(covariates: list[str]) -> str:
-    return (f"pass --covariates {','.join(covariates)} and import them: volcast covariates "
-            "import --source NAME FILE")
 
 
 def check_scales(scales: Any, members: int, quantiles: list[float]) -> None:

@@ -35,6 +35,11 @@ class NeuralSettings(ModelSettings):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     epochs: int = Field(30, ge=1, le=1000)
     batch_size: int = Field(256, ge=8, le=8192)
+    micro_batch: int | None = Field(None, ge=8, le=8192, description="windows run through the "
+                                    "network at once in training, the batch's gradient summed "
+                                    "over them: less memory (it follows this, not the batch), "
+                                    "a little slower, the same up to rounding (default: the "
+                                    "whole batch)")
     learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
     patience: int = Field(5, ge=1, le=100, description="epochs without improvement before "
                                                      "early stopping")
@@ -47,6 +52,9 @@ class NeuralSettings(ModelSettings):
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="newest share of the "
                                                                 "training windows kept for "
                                                                 "validation")
+    val_windows: int = Field(8192, ge=64, le=1_000_000, description="most validation windows "
+                             "kept in all, spread evenly over the series and their validation "
+                             "time: training memory stays bounded however many series")
     train_days: int | None = Field(365, ge=7, le=36500, description="train on the newest "
                                    "days of each series only (a large number: all)")
     stride: int = Field(1, ge=1, le=168, description="use every n-th window per epoch, from a "

@@ -1,7 +1,9 @@
 """The training loop of every network, kept apart from the networks as nanoGPT keeps train.py
 apart: the LSTM and the transformer differ only in the network ``train`` is given to build.
 
-Windows come from every series (a global model), split in time (``windows.split_windows``).
+Windows come from every series (a global model), split in time (``windows.split_windows``);
+training batches are made as they are needed, and the validation windows, capped at
+``val_windows`` in all, are made once into one set of arrays the batches are views of.
 Each member network: Adam, gradient clipping at 1, early stopping on validation pinball loss
 with the best weights restored, a per-quantile scale fitted on validation (conformal-style) so
 that the intervals cover what they claim, then with ``refit`` the same seeded run again on every
@@ -24,6 +26,7 @@ from volcast.models.lstm.windows import (
     SeriesArrays,
     Split,
     batches,
+    gather,
     split_windows,
 )
 
@@ -36,7 +39,8 @@ Build = Callable[[], QuantileNet]
 class Validation:
     """What training held out, so that models built on a network (the ensemble) learn from the
     same split instead of recomputing it: every series' arrays, the split, the held-out windows
-    (past [N, L, F], future [N, H, 9], target [N, H], mu [N], sigma [N]) and each member's
+    (past [N, L, F], future [N, H, 9], target [N, H], mu [N], sigma [N]; N at most
+    ``val_windows``, so their memory does not grow with the number of series) and each member's
     early-stopped prediction for them (pred [M, N, H, Q], normalised log volume, uncalibrated)."""
 
     arrays: list[SeriesArrays]
@@ -89,14 +93,12 @@ def train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
     windows of ``arrays``."""
     median = settings.quantiles.index(0.5)
     device = pick_device(settings.device)
-    split = split_windows(arrays, settings.lookback, settings.horizon, settings.val_fraction,
-                          history_candles(settings, arrays[0].step))
+    split = split_windows(arrays, settings, history_candles(settings, arrays[0].step))
     stop = stop_check(progress)  # before every batch: a stop request ends the fit within one
-    held_out = []
-    for batch in batches(arrays, split.validation, settings, None):
-        stop()
-        held_out.append(batch)
-    val_batches = [_to(b, device) for b in held_out]
+    held_out = gather(arrays, split.validation, settings, stop)
+    val_batches = [_to({k: v[start:start + settings.batch_size] for k, v in held_out.items()},
+                       device)  # views of held_out on the CPU, not a second copy
+                   for start in range(0, len(held_out["mu"]), settings.batch_size)]
     phases = 2 if settings.refit else 1
     counter = EpochCounter(progress, settings.members * phases * settings.epochs)
     nets, scales, history, preds = [], [], [], []
@@ -105,11 +107,10 @@ def train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
         net, member_history, pred = _train_member(build, arrays, split, val_batches, seeded,
                                                   device, counter, stop)
         nets.append(net)
-        scales.append(fit_scales(pred, _cat(held_out, "target"), settings.quantiles, median))
+        scales.append(fit_scales(pred, held_out["target"], settings.quantiles, median))
         history += [h | {"member": member} for h in member_history]
         preds.append(pred)
-    windows = {k: _cat(held_out, k) for k in held_out[0]}
-    return Trained(nets, scales, history, Validation(arrays, split, windows, np.stack(preds)))
+    return Trained(nets, scales, history, Validation(arrays, split, held_out, np.stack(preds)))
 
 
 def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
@@ -157,29 +158,73 @@ def _epochs(build: Build, arrays: list[SeriesArrays], index: Index, settings: Ne
     rng = np.random.default_rng(settings.seed)
     net = build().to(device)
     quantiles = torch.tensor(settings.quantiles, device=device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    optimiser = Adam(list(net.parameters()), settings.learning_rate)
     while True:
         net.train()
         losses = []
         epoch_index = [(n, e[rng.integers(settings.stride):: settings.stride]) for n, e in index]
         for batch in batches(arrays, epoch_index, settings, rng):
             stop()
-            b = _to(batch, device)
-            loss = pinball(net(b["past"], b["future"]), b["target"], quantiles)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            optimiser.zero_grad()
+            losses.append(_backward(net, _to(batch, device), quantiles, settings.micro_batch))
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimiser.step()
-            losses.append(loss.item())
         yield net, float(np.mean(losses))
+
+
+def _backward(net: QuantileNet, batch: Batch, quantiles: torch.Tensor, micro: int | None
+              ) -> float:
+    """The batch's pinball loss, its gradient accumulated over slices of at most ``micro``
+    windows: a network keeps every step's activations of the windows it runs at once (the
+    LSTM's for 256 windows of 168 candles: about 200 MB), so memory follows the slice. One
+    slice (the default): exactly the plain loss and gradient; more: the same up to rounding,
+    and each slice draws its own dropout."""
+    count = len(batch["target"])
+    size = min(micro or count, count)
+    total = 0.0
+    for at in range(0, count, size):
+        part = {k: v[at:at + size] for k, v in batch.items()}
+        loss = pinball(net(part["past"], part["future"]), part["target"], quantiles)
+        if size < count:
+            loss = loss * (len(part["target"]) / count)
+        loss.backward()
+        total += loss.item()
+    return total
+
+
+class Adam:
+    """``torch.optim.Adam`` with its defaults (betas 0.9 and 0.999, eps 1e-8), the same tensor
+    operations in the same order, so the same weights to the last bit on the CPU
+    (``test_adam_is_torch_adam``). Not torch's own because any ``torch.optim`` optimizer imports
+    ``torch._dynamo`` when it is made: some 800 modules, 65 MB and 2 s that nothing else of a
+    fit needs (a fifth of issue 16's 400 MB for a whole backtest)."""
+
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, params: list[torch.Tensor], lr: float) -> None:
+        self.params, self.lr, self.steps = params, lr, 0
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        (beta1, beta2), self.steps = self.BETAS, self.steps + 1
+        step_size = self.lr / (1 - beta1 ** self.steps)
+        correction = (1 - beta2 ** self.steps) ** 0.5
+        for p, (mean, square) in zip(self.params, self.moments, strict=True):
+            if p.grad is None:
+                continue
+            mean.lerp_(p.grad, 1 - beta1)
+            square.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            p.addcdiv_(mean, (square.sqrt() / correction).add_(self.EPS), value=-step_size)
 
 
 def _to(batch: dict[str, np.ndarray], device: torch.device) -> Batch:
     return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
-
-
-def _cat(parts: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
-    return np.concatenate([p[key] for p in parts])
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ order), the calendar (4). A covariate's value on a row was public at that candle
 data layer's promise), so a window's past never holds a value published after its origin.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,13 +44,16 @@ class SeriesArrays:
     @classmethod
     def build(cls, grid: pd.DataFrame, step: int, features: tuple[str, ...],
               covariates: tuple[str, ...] = ()) -> "SeriesArrays":
-        columns = [np.log1p(grid["y"].to_numpy())]
+        def column(name: str) -> np.ndarray:  # numpy, not pandas: a forecast builds one per series
+            return grid[name].to_numpy(dtype=float)
+
+        columns = [np.log1p(column("y"))]
         if "range" in features:
-            columns.append(np.log1p(1e3 * np.log(grid["high"] / grid["low"]).clip(lower=0)))
+            columns.append(np.log1p(1e3 * np.log(column("high") / column("low")).clip(min=0)))
         if "abs_return" in features:
-            columns.append(np.log1p(1e3 * np.abs(np.log(grid["close"] / grid["open"]))))
+            columns.append(np.log1p(1e3 * np.abs(np.log(column("close") / column("open")))))
         if "trades" in features and "trades" in grid:
-            columns.append(np.log1p(grid["trades"].to_numpy(dtype=float)))
+            columns.append(np.log1p(column("trades")))
         candles = np.nan_to_num(np.stack(columns, axis=1).astype(np.float32))
         drivers = [covariate_input(grid[name])[:, None] for name in covariates]
         raw = np.concatenate([candles, *drivers], axis=1, dtype=np.float32)
@@ -130,6 +133,25 @@ def _seasonal_lags(log_volume: np.ndarray, ends: np.ndarray, mu: np.ndarray,
                      mean_back(day, 28), mean_back(week, 4)], axis=2)
 
 
+def sound_ends(grid: pd.DataFrame, origins: np.ndarray, step: int, reach: int, lookback: int,
+               covariates: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Window ends [B] of origins [B] on a whole series' grid (``on_grid``), and which of
+    them give the very window the candles before the origin alone give (``reach`` of them):
+    the origin on the grid, a full lookback, no missing candle in the reach (the whole grid
+    fills a gap from both sides of it) and each covariate known on its first candle (so that
+    forward filling starts alike)."""
+    ds = grid["ds"].to_numpy()
+    ends = (origins - ds[0]) // step
+    at = np.clip(ends, 0, len(ds))
+    starts = np.maximum(at - reach, 0)
+    seen = np.concatenate([[0], np.cumsum(grid["missing"].to_numpy())])  # missing before row i
+    sound = ((origins - ds[0]) % step == 0) & (ends >= lookback) & (ends <= len(ds)) & (
+        seen[at] == seen[starts])
+    for name in covariates:
+        sound &= grid[name].notna().to_numpy()[np.minimum(starts, len(ds) - 1)]
+    return ends, sound
+
+
 @dataclass
 class Split:
     """Window ends by time: ``train`` ends at least one horizon before the first
@@ -147,15 +169,17 @@ def window_ends(a: SeriesArrays, lookback: int, horizon: int, newest: int | None
     return np.arange(first, len(a.raw) - horizon + 1)
 
 
-def split_windows(arrays: list[SeriesArrays], lookback: int, horizon: int,
-                  val_fraction: float, newest: int | None) -> Split:
-    """The newest ``val_fraction`` of each series' window ends is validation."""
+def split_windows(arrays: list[SeriesArrays], settings: NeuralSettings, newest: int | None
+                  ) -> Split:
+    """The newest ``val_fraction`` of each series' window ends is validation, of which at most
+    ``val_windows`` in all are kept (``spread``)."""
+    lookback, horizon = settings.lookback, settings.horizon
     train, val, every = [], [], []
     for number, a in enumerate(arrays):
         ends = window_ends(a, lookback, horizon, newest)
         if len(ends) < 20:
             continue
-        cut = ends[int(len(ends) * (1 - val_fraction))]
+        cut = ends[int(len(ends) * (1 - settings.val_fraction))]
         train.append((number, ends[ends <= cut - horizon]))
         val.append((number, ends[ends >= cut]))
         every.append((number, ends))
@@ -163,7 +187,41 @@ def split_windows(arrays: list[SeriesArrays], lookback: int, horizon: int,
         need = lookback + horizon + 40
         raise VolcastError(f"too little history to train: each series needs well over {need} "
                            "candles (lookback + horizon + validation)")
-    return Split(train, val, every)
+    return Split(train, spread(val, settings.val_windows), every)
+
+
+def spread(index: Index, most: int) -> Index:
+    """At most ``most`` window ends of ``index`` (all of them when they are no more): equal
+    shares per series (a series with fewer keeps all it has, its unused share going to the
+    others), each share evenly spaced over that series' ends. No randomness: the same ends
+    every time."""
+    sizes = [len(e) for _, e in index]
+    if sum(sizes) <= most:
+        return index
+    shares = dict.fromkeys(range(len(index)), 0)
+    left = most
+    for k, i in enumerate(sorted(shares, key=lambda i: sizes[i])):  # smallest first
+        shares[i] = min(sizes[i], left // (len(index) - k))
+        left -= shares[i]
+    return [(n, e[np.linspace(0, len(e) - 1, shares[i]).round().astype(int)])
+            for i, (n, e) in enumerate(index) if shares[i]]
+
+
+def gather(arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
+           stop: Callable[[], None]) -> dict[str, np.ndarray]:
+    """Every window of ``index`` in one set of arrays, in ``batches``' order, filled batch by
+    batch (never two copies at once); ``stop`` before each batch."""
+    total = sum(len(e) for _, e in index)
+    out: dict[str, np.ndarray] = {}
+    at = 0
+    for batch in batches(arrays, index, settings, None):
+        stop()
+        for key, value in batch.items():
+            if key not in out:
+                out[key] = np.empty((total, *value.shape[1:]), value.dtype)
+            out[key][at:at + len(value)] = value
+        at += len(batch["mu"])
+    return out
 
 
 def batches(arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
