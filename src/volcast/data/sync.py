@@ -186,7 +186,7 @@ def _summarise(store: CandleStore, result: SyncResult) -> None:
             result.gaps, result.missing = len(gaps), int(gaps["missing"].sum())
 
 
-def _stop(key: SeriesKey, now: int, until: int | None) -> int:
+def stop_time(key: SeriesKey, now: int, until: int | None) -> int:
     """Where a series' sync ends: its newest candle closed by ``now`` (a candle is closed
     once open + tf <= now), or ``until`` when earlier."""
     stop = now - key.tf_ms + 1
@@ -205,19 +205,19 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
     another process holds the file."""
     if now is None:
         now = await client.server_time()
-    stop = _stop(key, now, until)
+    stop = stop_time(key, now, until)
     planned = await asyncio.to_thread(_planned, store, key, since, stop, scope)
-    result = await _sync_planned(client, store, key, planned, now, progress)
+    result = await sync_planned(client, store, key, planned, now, progress)
     await asyncio.to_thread(_summarise, store, result)
-    _conclude(client, result, stop)
+    conclude(client, result, stop)
     return result
 
 
-async def _sync_planned(client: ExchangeClient, store: CandleStore, key: SeriesKey,
+async def sync_planned(client: ExchangeClient, store: CandleStore, key: SeriesKey,
                         planned: tuple[list[Range], int | None], now: int,
                         progress: Progress) -> SyncResult:
     """Download the planned ranges (``_planned``); a network fault that outlasts the retries
-    or a refusal ends it (``_conclude`` words them, once the result is summarised)."""
+    or a refusal ends it (``conclude`` words them, once the result is summarised)."""
     ranges, last = planned
     result = SyncResult(key)
     total = sum(end - begin for begin, end in ranges)
@@ -248,7 +248,7 @@ async def _sync_planned(client: ExchangeClient, store: CandleStore, key: SeriesK
     return result
 
 
-def _conclude(client: ExchangeClient, result: SyncResult, stop: int) -> None:
+def conclude(client: ExchangeClient, result: SyncResult, stop: int) -> None:
     """After the summary: how far a series that gave up got, or a note on one that ended
     well."""
     if result.error is not None:
@@ -271,7 +271,7 @@ def _note(client: ExchangeClient, result: SyncResult, stop: int) -> str | None:
     return None
 
 
-def _checked_plans(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
+def checked_plans(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
                    since: int | None, stops: Sequence[int], scope: Scope
                    ) -> list[tuple[list[Range], int | None]]:
     """Every series checked (listed, something stored where it must be) and planned, in one
@@ -289,7 +289,7 @@ def _checked_plans(client: ExchangeClient, store: CandleStore, keys: Sequence[Se
                 for key, stop in zip(keys, stops, strict=True)]
 
 
-def _summarise_all(store: CandleStore, results: Sequence[SyncResult]) -> None:
+def summarise_all(store: CandleStore, results: Sequence[SyncResult]) -> None:
     with store.connection():
         for result in results:
             _summarise(store, result)
@@ -302,14 +302,14 @@ async def sync_many(client: ExchangeClient, store: CandleStore, keys: Sequence[S
     reading of the exchange's clock, and one opening of the store to plan them all and one to
     summarise them (a universe of 200 series would otherwise open it 400 times more)."""
     now = await client.server_time()
-    stops = [_stop(key, now, until) for key in keys]
-    plans = await asyncio.to_thread(_checked_plans, client, store, keys, since, stops, scope)
+    stops = [stop_time(key, now, until) for key in keys]
+    plans = await asyncio.to_thread(checked_plans, client, store, keys, since, stops, scope)
     results = list(await asyncio.gather(
-        *(_sync_planned(client, store, key, planned, now, progress)
+        *(sync_planned(client, store, key, planned, now, progress)
           for key, planned in zip(keys, plans, strict=True))))
-    await asyncio.to_thread(_summarise_all, store, results)
+    await asyncio.to_thread(summarise_all, store, results)
     for result, stop in zip(results, stops, strict=True):
-        _conclude(client, result, stop)
+        conclude(client, result, stop)
     return results
 
 

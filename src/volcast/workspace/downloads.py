@@ -32,11 +32,11 @@ from volcast.data.sync import (
     Progress,
     Scope,
     SyncResult,
-    _checked_plans,
-    _conclude,
-    _stop,
-    _summarise_all,
-    _sync_planned,
+    checked_plans,
+    conclude,
+    stop_time,
+    summarise_all,
+    sync_planned,
 )
 from volcast.workspace.executor import Executor
 
@@ -108,7 +108,7 @@ async def _series(opened: ExchangeClient, key: SeriesKey, planned: Planned, now:
         fetched.done, fetched.total = done, total
 
     # the paging loop writes through ``upsert`` and ``confirm_empty`` only: Fetched has both
-    fetched.result = await _sync_planned(opened, cast(CandleStore, fetched), key, planned, now,
+    fetched.result = await sync_planned(opened, cast(CandleStore, fetched), key, planned, now,
                                          progress)
     return fetched
 
@@ -125,8 +125,8 @@ async def fetch(exchange: str, keys: Sequence[SeriesKey], store: CandleStore,
         if expand is not None:
             keys = list(dict.fromkeys([*keys, *await expand(opened)]))
         now = await opened.server_time()
-        stops = [_stop(key, now, until) for key in keys]
-        plans = await asyncio.to_thread(_checked_plans, opened, store, keys, since, stops, scope)
+        stops = [stop_time(key, now, until) for key in keys]
+        plans = await asyncio.to_thread(checked_plans, opened, store, keys, since, stops, scope)
         for key, (ranges, _) in zip(keys, plans, strict=True):
             if ranges:
                 progress(key, 0, 0, sum(end - start for start, end in ranges))
@@ -139,9 +139,9 @@ async def fetch(exchange: str, keys: Sequence[SeriesKey], store: CandleStore,
         except asyncio.CancelledError:
             stop.set()
             raise
-        await asyncio.to_thread(_summarise_all, store, results)
+        await asyncio.to_thread(summarise_all, store, results)
         for result, end in zip(results, stops, strict=True):
-            _conclude(opened, result, end)
+            conclude(opened, result, end)
     return results
 
 
