@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.web.conftest import BTC, ETH, TINY_LSTM, wait_for_job
 from volcast.config import Settings
+from volcast.data import totals
 from volcast.data.store import SeriesKey
 from volcast.errors import VolcastError
 from volcast.web.app import create_app
@@ -166,3 +167,13 @@ def test_training_keeps_the_series_stored_backtest(workspace):
     workspace.layout.save_model([BTC_KEY], results[0].forecaster)
     assert workspace.layout.trained(BTC_KEY) == ["seasonal_naive_24"]
     assert [name for name, _, _ in workspace.backtests(BTC_KEY)] == ["seasonal_naive_24"]
+
+
+def test_a_markets_model_never_learns_from_an_exchange_total(workspace, store):
+    """Building a total must not change what a market's global model learns; the total's own
+    model learns from the markets too."""
+    totals.build(store, BTC["exchange"], "USDT", BTC["timeframe"])
+    total = SeriesKey(BTC["exchange"], "*/USDT", BTC["timeframe"])
+    assert total in workspace.keys(BTC["timeframe"])
+    assert total not in workspace.learns_with(SeriesKey(**BTC))
+    assert set(workspace.learns_with(total)) == {total, SeriesKey(**BTC), SeriesKey(**ETH)}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from volcast.config import Settings, db_path, load_settings
-from volcast.data.store import CandleStore, SeriesKey
+from volcast.data.store import CandleStore, SeriesKey, is_total
 from volcast.data.timeframe import DAY_MS
 from volcast.errors import NotFound, VolcastError
 from volcast.evaluation.backtest import BacktestResult, default_cutoff
@@ -118,8 +118,11 @@ class Workspace:
 
     def learns_with(self, key: SeriesKey) -> list[SeriesKey]:
         """The series a global model for ``key`` learns from: every stored series of its
-        timeframe, ``key`` first (the CLI's `train -s A -s B` names them instead)."""
-        return [key, *[k for k in self.keys(key.timeframe) if k != key]]
+        timeframe, ``key`` first (the CLI's `train -s A -s B` names them instead). Exchange
+        totals (``*/QUOTE``) only teach their own model: building a total must not change
+        what a market's model learns."""
+        return [key, *[k for k in self.keys(key.timeframe)
+                       if k != key and not is_total(k.symbol)]]
 
     # -- models ---------------------------------------------------------------------------
     def make(self, name: str, flags: dict[str, Any] | None = None) -> Forecaster:
