@@ -550,3 +550,15 @@ def test_a_download_of_nothing_is_an_error_not_success(cli, db, args, fragment):
     rest = args[len(command):]
     assert_one_line_error(cli(*command, "-e", "binance", "-s", "BTC/USDT", "-t", "1h", *rest,
                               "--db", db, "--exchange-url", "http://127.0.0.1:9"), fragment)
+
+
+def test_follow_prints_a_line_only_for_rounds_that_stored_or_failed():
+    from volcast.cli.data import follow_line
+    from volcast.data.sync import SyncResult
+
+    btc, eth = SeriesKey("binance", "BTC/USDT", "1h"), SeriesKey("binance", "ETH/USDT", "1h")
+    assert follow_line([SyncResult(btc), SyncResult(eth)]) is None
+    line = follow_line([SyncResult(btc, added=1), SyncResult(eth, error="timed out")])
+    assert line.endswith("UTC stored BTC/USDT 1h +1; failed ETH/USDT 1h: timed out")
+    many = [SyncResult(SeriesKey("binance", f"C{i}/USDT", "1h"), added=2) for i in range(40)]
+    assert follow_line(many).endswith("stored 80 candles in 40 series")

@@ -3,6 +3,7 @@ simulate-exchange."""
 
 import asyncio
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -155,9 +156,17 @@ def _download(exchange: str, keys: "list[SeriesKey]", db: Path | None,
         return [series_key(exchange, s, t) for s in chosen.symbols for t in timeframes]
 
     many = universe is not None or len(keys) > MANY_SERIES
+    rounds = 0
 
     def show(results: "list[SyncResult]") -> None:
-        out.print(results_table(results, many))
+        """The first round's table; then (--follow) one line per round that stored or failed
+        something, so a follower's output grows with what happens, not with each poll."""
+        nonlocal rounds
+        rounds += 1
+        if rounds == 1:
+            out.print(results_table(results, many))
+        elif line := follow_line(results):
+            out.print(line, soft_wrap=True, markup=False, highlight=False)
 
     with open_store(db) as store:
         with fetch_progress(out, many) as progress:
@@ -186,6 +195,20 @@ def _download(exchange: str, keys: "list[SeriesKey]", db: Path | None,
     refused = [f"{r.key}: {r.skipped}" for r in results if r.skipped and r.key in keys]
     if refused:
         raise VolcastError("; ".join(refused))
+
+
+def follow_line(results: "list[SyncResult]") -> str | None:
+    """One round of --follow in a line: the UTC time, the candles stored per series (a count
+    when more than ``MANY_SERIES`` stored), the failures; None when nothing happened."""
+    stored = [f"{r.key.symbol} {r.key.timeframe} +{r.added}" for r in results if r.added]
+    if len(stored) > MANY_SERIES:
+        stored = [f"{sum(r.added for r in results)} candles in {len(stored)} series"]
+    failed = [f"{r.key.symbol} {r.key.timeframe}: {r.error}" for r in results if r.error]
+    if not stored and not failed:
+        return None
+    when = time.strftime("%H:%M:%S UTC", time.gmtime())
+    return f"{when} stored {', '.join(stored) or 'nothing'}" + "".join(
+        f"; failed {f}" for f in failed)
 
 
 @app.command()
