@@ -116,3 +116,18 @@ def test_a_stop_ends_the_booster_before_its_next_round(recent, monkeypatch):
     with pytest.raises(FitStopped):
         model.fit(recent, StopAfterThreeRounds())
     assert rounds == [0, 1, 2] and model.booster is None
+
+
+def test_the_booster_learns_from_at_most_gbm_windows_training_windows(ensemble, recent):
+    """Its rows do not grow with the number of series past the cap: the training windows it
+    learns are spread over the series (the validation windows are the LSTM's, capped there)."""
+    held_out = ensemble.lstm.validation
+    train_windows = sum(len(e) for _, e in held_out.split.train)
+    horizon = ensemble.horizon
+    assert ensemble.info["gbm_rows"] == (train_windows + len(held_out.windows["target"])
+                                         ) * horizon  # the default cap keeps them all
+    capped = create("ensemble", TINY | {"gbm_rounds": 10, "gbm_windows": 64})
+    capped.fit(recent)
+    assert capped.info["gbm_rows"] == (64 + len(capped.lstm.validation.windows["target"])
+                                       ) * horizon
+    assert np.isfinite(capped.predict(recent, 6)[["q10", "q50", "q90"]].to_numpy()).all()

@@ -21,7 +21,7 @@ from volcast.models.base import EpochProgress, Forecaster, stop_check
 from volcast.models.folder import brief, is_number
 from volcast.models.lstm.forecaster import LSTMForecaster
 from volcast.models.lstm.settings import LSTMSettings
-from volcast.models.lstm.windows import batches, covariate_channels
+from volcast.models.lstm.windows import batches, covariate_channels, spread
 
 PAST_LAGS = (1, 2, 3, 6, 12, 24)
 BLEND_GRID = np.linspace(0, 1, 21)
@@ -40,6 +40,9 @@ class EnsembleSettings(LSTMSettings):
     gbm_rounds: int = Field(300, ge=10, le=5000, description="boosting rounds")
     gbm_leaves: int = Field(31, ge=4, le=1024, description="leaves per tree")
     gbm_learning_rate: float = Field(0.05, gt=0, le=1)
+    gbm_windows: int = Field(65_536, ge=64, le=4_194_304, description="most training windows "
+                             "the booster learns from, spread evenly over series and time, so "
+                             "its memory does not grow with the number of series")
 
     @field_validator("gbm_leaves")
     @classmethod
@@ -138,8 +141,9 @@ class EnsembleForecaster(Forecaster):
                   "learning_rate": self.s.gbm_learning_rate, "seed": self.s.seed,
                   "deterministic": True}
         covariates = len(self.s.covariates)
-        x_train, y_train = gbm_rows(batches(validation.arrays, validation.split.train, self.s,
-                                            None), covariates, stop)
+        train = spread(validation.split.train, self.s.gbm_windows)
+        x_train, y_train = gbm_rows(batches(validation.arrays, train, self.s, None), covariates,
+                                    stop)
         x_val, y_val = gbm_rows([validation.windows], covariates)
         rounds = [_each_round(stop)]  # a boosting round is the booster's batch
         booster = lgb.train(params, lgb.Dataset(x_train, y_train), self.s.gbm_rounds,
@@ -152,7 +156,7 @@ class EnsembleForecaster(Forecaster):
                                                      np.concatenate([y_train, y_val])),
                                  self.s.gbm_rounds, callbacks=rounds)
         self.info = self.lstm.info | {
-            "blend_weight_lstm": self.weight,
+            "blend_weight_lstm": self.weight, "gbm_rows": len(x_train) + len(x_val),
             "validation_mae": {"lstm": errors[-1], "gbm": errors[0], "blend": min(errors)}}
 
     def predict(self, long: pd.DataFrame, horizon: int) -> pd.DataFrame:
