@@ -147,3 +147,23 @@ def test_ray_and_many_series_flags_where_they_do_nothing_are_one_line(cli, db, s
                                     else []))
     assert done.code == 2 and done.err.count("\n") == 1
     assert done.err.startswith(message), done.err
+
+
+def test_a_configured_address_alone_leaves_single_series_work_in_this_process(cli, db,
+                                                                              config):
+    """[ray] address turns Ray on for the work of many series only: a single series' backtest
+    runs here and never asks the cluster (nothing answers at the address)."""
+    from volcast.data.formats import read_candles
+    from volcast.data.sample import sample_file
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config.write_text(f'[ray]\naddress = "ray://127.0.0.1:{port}"\n')
+    with CandleStore(db) as store:
+        key = SeriesKey("binance", "BTC/USDT", "1h")
+        store.upsert(key, read_candles(sample_file(pair="BTC_USDT"), key.tf_ms))
+    done = cli("backtest", "--model", "seasonal_naive_24", "-e", "binance", "-s", "BTC/USDT",
+               "--db", db, "--config", config)
+    assert done.code == 0, done.err
+    assert "seasonal_naive_24" in done.out

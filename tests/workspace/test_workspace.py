@@ -177,3 +177,6 @@ def test_a_markets_model_never_learns_from_an_exchange_total(workspace, store):
     assert total in workspace.keys(BTC["timeframe"])
     assert total not in workspace.learns_with(SeriesKey(**BTC))
     assert set(workspace.learns_with(total)) == {total, SeriesKey(**BTC), SeriesKey(**ETH)}
+    # --all and --top choose among markets: a total is not one (it would rank first)
+    assert total not in workspace.markets(BTC["exchange"], BTC["timeframe"])
+    assert total not in workspace.markets(BTC["exchange"], BTC["timeframe"], top=1)

@@ -101,16 +101,18 @@ def fetch(
                                             "timeout_ms": timeout_ms},
                              ray=ray_flags(ray, ray_workers))
     check_exchange_id(exchange)
-    if follow and settings.ray.used:
+    if follow and settings.ray.enabled:
         raise VolcastError("--follow stores each candle as it closes, in this process: leave "
                            "out --ray (or give --no-ray)")
+    # a configured [ray] address alone: --follow runs here, as it must
+    tasks = settings.ray.model_copy(update={"enabled": False}) if follow else settings.ray
     symbols, timeframes = symbols_and_timeframes(symbol or [], timeframe or [], more or [])
     universe = _universe(top, quote, symbols)
     keys = [series_key(exchange, s, t) for s in symbols for t in timeframes]
-    start_ray(settings.ray)
+    start_ray(tasks)
     _download(exchange, keys, db, settings.fetch, *time_range(since, until, past=True),
               exchange_url, None if follow else 0, "all", universe, timeframes,
-              executor(settings.ray) if settings.ray.used else None)
+              executor(tasks) if tasks.used else None)
 
 
 def _universe(top: int | None, quote: str | None, symbols: list[str]) -> "Universe | None":

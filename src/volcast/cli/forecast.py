@@ -247,7 +247,7 @@ def predict(
         raise VolcastError("give --model-dir FOLDER or --model NAME (one of them)")
     settings = load_settings(config, ray=ray_flags(ray, ray_workers))
     if model_dir is not None or csv:
-        if settings.ray.used:
+        if settings.ray.enabled:  # asked for; a configured address alone runs these here
             raise VolcastError(RAY_STORED)
         forecaster = load(model_dir) if model_dir is not None else _untrained(model or "")
         long = load_long(csv, exchange, symbol, timeframe, db)
@@ -324,7 +324,7 @@ def backtest(
     if csv:
         if out_path is None:
             raise _needs_out("a backtest of files")
-        if settings.ray.used:
+        if settings.ray.enabled:  # asked for; a configured address alone runs these here
             raise VolcastError(RAY_STORED)
         long = read_files(csv)
         extra = read_files(also_csv) if also_csv else None
@@ -341,7 +341,7 @@ def backtest(
             if len(keys) > 1 or every or top:
                 _backtest_many(space, keys, names, overrides, cutoff_ms, out_path)
                 return
-            if settings.ray.used:
+            if settings.ray.enabled:
                 raise VolcastError(RAY_STORED)
             with backtest_progress(out) as progress:
                 results = space.backtest(keys[0], names, overrides, progress, cutoff_ms)

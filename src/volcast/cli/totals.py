@@ -84,6 +84,7 @@ def series_table(result: "HierarchyBacktest", unit: str) -> "FittedTable":
     """Per series: MAE and coverage forecast on its own and reconciled."""
     from volcast.cli.ui import FittedTable
     from volcast.data.store import SeriesKey
+    from volcast.data.timeframe import format_time
     from volcast.evaluation.hierarchy import DIRECT
     from volcast.viz.tables import fmt
 
@@ -96,7 +97,9 @@ def series_table(result: "HierarchyBacktest", unit: str) -> "FittedTable":
                      f"{made.mae / own.mae - 1:+.2%}", fmt(own.coverage, ".3f"),
                      fmt(made.coverage, ".3f")])
     return FittedTable(
-        f"direct vs reconciled ({result.method}), test from the cutoff on", [
+        f"direct vs reconciled ({result.method}), test from {format_time(result.cutoff)} UTC "
+        f"(weights and the total's interval learned from {format_time(result.validation_start)}"
+        " UTC)", [
             "series", f"MAE direct ({unit})", f"MAE reconciled ({unit})", "change",
             "coverage direct", "coverage reconciled"], rows,
         caption="coverage: the share of actual values between q10 and q90, ideally 0.80")

@@ -165,6 +165,10 @@ def backtest_hierarchy(make: Callable[[], Forecaster], long: pd.DataFrame, total
     insample = valid.rename(columns={"y_true": "y"})
     insample = insample[insample.groupby("ds")["y"].transform(lambda y: y.notna().all())]
     # ^ error weights compare the series' errors at the same candles: every actual known
+    if not valid.loc[valid["unique_id"] == total, "y_true"].notna().any():
+        raise VolcastError("the validation window has no candle that every series was forecast "
+                           "at and the total has: store more history, or lengthen "
+                           "--validation-days")
     rows = _scored(test, scales, DIRECT)
     kept, factors = pd.DataFrame(), {}
     for name in METHODS:

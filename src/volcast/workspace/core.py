@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from volcast.config import Settings, db_path, load_settings
+from volcast.data import totals
 from volcast.data.store import CandleStore, SeriesKey, is_total
 from volcast.data.timeframe import DAY_MS
 from volcast.errors import NotFound, VolcastError
@@ -100,12 +101,12 @@ class Workspace:
 
     def markets(self, exchange: str, timeframe: str, top: int | None = None
                 ) -> list[SeriesKey]:
-        """The stored series of an exchange in one timeframe: all of them, or the ``top`` N by
-        quote volume over the day before the newest stored candle (ties by symbol), as an
-        exchange ranks its markets."""
+        """The stored markets of an exchange in one timeframe (its totals left out:
+        ``data.totals.markets``): all of them, or the ``top`` N by quote volume over the day
+        before the newest stored candle (ties by symbol)."""
         with self.store.connection():
             keys = [SeriesKey(exchange, s, timeframe)
-                    for s in self.store.symbols(exchange, timeframe)]
+                    for s in totals.markets(self.store, exchange, timeframe)]
             if not keys:
                 raise NotFound(f"no stored {timeframe} series of {exchange}; see `volcast data "
                                "list`")
