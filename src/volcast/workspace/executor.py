@@ -121,17 +121,24 @@ def _result(ray: ModuleType, ref: Any) -> Any:
         raise VolcastError(f"a Ray task failed: {one_line(str(error), 300)}") from None
 
 
+_connected_to: list[str | None] = [None]
+"""The address of this process' Ray connection (None: a local cluster)."""
+
+
 def connect(address: str | None, workers: int | None) -> ModuleType:
     """Ray, connected: to the cluster at ``address``, or to a local one of ``workers``
-    processes, started once per process (one already started with another size is restarted;
-    one connected to an address is kept). Ray shuts it down when the process exits."""
+    processes, started once per process. A connection made for another address, or a local
+    cluster of another size, is shut down first, so work never lands on a cluster it was not
+    meant for. Ray shuts it down when the process exits."""
     ray = _import_ray()
     if address is not None:
         _reachable(address)
     if ray.is_initialized():
-        if address is not None or workers in (None, ray.cluster_resources().get("CPU")):
+        same_size = address is not None or workers in (None, ray.cluster_resources().get("CPU"))
+        if _connected_to[0] == address and same_size:
             return ray
         ray.shutdown()
+    _connected_to[0] = address
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR,
              "runtime_env": {"env_vars": WORKER_ENV}}
     if address is None:
