@@ -195,7 +195,7 @@ def _base(make: Callable[[], Forecaster], long: pd.DataFrame, cutoff: int, horiz
     series has a forecast of. ``progress`` shows the series done, and a shared training's
     epochs."""
     model = make()
-    shared = model.needs_fitting and model.supports_global
+    shared = model.learns_once
     if shared:
         model.fit(long[long["ds"] < cutoff],
                   progress.epochs(f"{model.name} ({part})") if progress else None)

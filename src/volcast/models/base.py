@@ -135,6 +135,13 @@ class Forecaster(ABC):
         """Whether predict() can run: always for models that need no fitting."""
         return not self.needs_fitting
 
+    @property
+    def learns_once(self) -> bool:
+        """Trained once for many series at a time (a global model that learns): what a
+        backtest of many series fits once and shares, where other models go series by
+        series."""
+        return self.needs_fitting and self.supports_global
+
     def max_horizon(self, step_ms: int) -> int | None:
         """The most candles one predict() can forecast on a timeframe of ``step_ms``
         milliseconds; None: no limit. By default the horizon the model was built for."""

@@ -160,8 +160,8 @@ def backtest_many(space: "Workspace", keys: Sequence[SeriesKey], names: Sequence
     models = [m for m in models if m.name in names or (m.max_horizon(step) or horizon) >= horizon]
     learn = pd.concat(tested, ignore_index=True)
     train_s = {m.name: _fit(m, learn[learn["ds"] < cutoff], progress) for m in models
-               if _shared(m)}
-    plan = Plan(tuple(Shipped.trained(m) if _shared(m) else Shipped.fresh(m) for m in models),
+               if m.learns_once}
+    plan = Plan(tuple(Shipped.trained(m) if m.learns_once else Shipped.fresh(m) for m in models),
                 cutoff, horizon)
     scored = runner.map(backtest_series, tested, plan,
                         progress.count("series backtested") if progress else None)
@@ -193,11 +193,6 @@ def _too_short(keys: Sequence[SeriesKey], frames: dict[str, pd.DataFrame], cutof
         except VolcastError as error:
             short[key] = f"{key}: {error}"
     return short
-
-
-def _shared(model: Forecaster) -> bool:
-    """Trained once for every series: a model that learns, from many series at once."""
-    return model.needs_fitting and model.supports_global
 
 
 def _fit(model: Forecaster, learn: pd.DataFrame, progress: BatchProgress | None) -> float:
