@@ -1,5 +1,6 @@
 """Shared fixtures: the bundled sample, a running simulator, a store, the CLI in-process."""
 
+import asyncio
 import os
 import sys
 from collections.abc import Iterator
@@ -30,6 +31,24 @@ def one_training_thread() -> None:
     from volcast.models.runtime import configure_process
 
     configure_process(threads=1)
+
+
+@pytest.fixture(autouse=True)
+def no_browser_loop_outside_browser_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Once the session's browser has started, Playwright's sync API leaves its event loop
+    marked running in the main thread for the rest of the session, and any later test whose
+    code calls asyncio.run there (every CLI download) fails with "cannot be called from a
+    running event loop", depending only on test order. A test that does not use the browser
+    runs with that mark cleared, and gets it back after."""
+    if "browser" in request.fixturenames:
+        yield
+        return
+    held = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(held)
 
 
 @pytest.fixture(scope="session")

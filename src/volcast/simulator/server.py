@@ -10,11 +10,11 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -181,19 +181,23 @@ def serving(app: web.Application, stats: Counter[str], port: int = 0
     """Serve any aiohttp application on 127.0.0.1 from a background thread for the duration
     of the block (the exchange simulator, the macro one, a test's own)."""
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    loop.run_until_complete(site.start())
-    bound = runner.addresses[0][1]
     thread = threading.Thread(target=loop.run_forever, name="volcast-simulator", daemon=True)
     thread.start()
+
+    def on_loop(step: Coroutine[Any, Any, Any]) -> Any:
+        """Run a step on the server's own loop: the caller's thread may already run one (a
+        test after Playwright's sync API, a notebook)."""
+        return asyncio.run_coroutine_threadsafe(step, loop).result()
+
+    runner = web.AppRunner(app, access_log=None)
     try:
-        yield RunningSimulator(f"http://127.0.0.1:{bound}", stats)
+        on_loop(runner.setup())
+        on_loop(web.TCPSite(runner, "127.0.0.1", port).start())
+        yield RunningSimulator(f"http://127.0.0.1:{runner.addresses[0][1]}", stats)
     finally:
+        on_loop(runner.cleanup())
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
-        loop.run_until_complete(runner.cleanup())
         loop.close()
 
 
