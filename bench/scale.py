@@ -112,8 +112,10 @@ def measured(name: str, workers: int | None, series: int, args: list[str],
     (row,) = isolated(command, [{"args": args, "log": str(log), "workers": workers}])
     if row["code"]:
         raise RuntimeError(f"{name} failed ({row['code']}): {log.read_text()[-2000:]}")
-    return row | {"step": name, "workers": workers, "series": series,
-                  "process_s": time.perf_counter() - began}
+    row |= {"step": name, "workers": workers, "series": series,
+            "process_s": time.perf_counter() - began}
+    print(json.dumps(row), flush=True)  # a run cut short keeps the steps it finished
+    return row
 
 
 def ray_flags(workers: int) -> list[str]:
