@@ -144,11 +144,11 @@ def run(args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
     rows = []
     if "fetch" in args.steps:
         with spawned("--markets", str(args.markets)) as (_, url):
-            rows.append(measured("fetch", None, 0, [
+            rows.append(measured("fetch", None, args.markets, [
                 "fetch", "-e", "binance", "--top", str(args.markets), "--quote", "USDT",
                 "-t", "1h", "--since", format_time(END - args.days * DAY_MS),
                 "--exchange-url", url, *store, "--config", str(config)], folder))
-        rows[-1]["series"] = len(stored_symbols(db))
+        rows[-1]["series"] = len(stored_symbols(db))  # markets with candles in --days
     if "total" in args.steps:
         rows.append(measured("total", None, len(stored_symbols(db)),
                              ["totals", "build", "-e", "binance", "--quote", "USDT", *store],
