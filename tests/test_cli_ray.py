@@ -5,12 +5,15 @@ model and a tiny seeded LSTM) and forecasts of every market are identical to the
 the one-line errors: Ray not installed, a cluster that does not answer, --ray where it does
 nothing."""
 
+import io
 import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 
 from volcast.data.sample import sample_dir
 from volcast.data.store import CandleStore, SeriesKey
@@ -95,6 +98,7 @@ def test_backtests_and_forecasts_of_a_universe_are_identical_with_ray(cli, tmp_p
     trained = cli("train", "--model", "lstm", "-e", "binance", "-s", "BTC/USDT", "-s",
                   "ETH/USDT", "--db", db, "--models", tmp_path / "m", *TINY)
     assert trained.code == 0, trained.err
+    outputs = {}
     for model, chosen, series in (("lstm", ["-s", "BTC/USDT", "-s", "ETH/USDT"], 2),
                                   ("seasonal_naive_24", ["--all"], 4)):
         args = ["predict", "--model", model, "-e", "binance", *chosen, "--format", "csv",
@@ -102,6 +106,23 @@ def test_backtests_and_forecasts_of_a_universe_are_identical_with_ray(cli, tmp_p
         here, there = cli(*args), cli(*args, "--ray")
         assert (here.code, here.err, there.code, there.err) == (0, "", 0, "")
         assert there.out == here.out and here.out.count("\n") == 1 + 24 * series
+        outputs[model] = here.out
+    # the global model's two series forecast in one batched call, as each does alone
+    alone = cli("predict", "--model", "lstm", "-e", "binance", "-s", "ETH/USDT", "--format",
+                "csv", "--db", db, "--models", tmp_path / "m")
+    assert alone.code == 0, alone.err
+    both = pd.read_csv(io.StringIO(outputs["lstm"]))
+    one = pd.read_csv(io.StringIO(alone.out))
+    assert_frame_equal(both[both["unique_id"] == one["unique_id"][0]].reset_index(drop=True),
+                       one, rtol=1e-5)  # a batch of 2 may round a float32 differently
+    # --all forecasts the trained markets and lists the others, where one named fails
+    every = cli("predict", "--model", "lstm", "-e", "binance", "--all", "--format", "csv",
+                "--db", db, "--models", tmp_path / "m")
+    assert (every.code, every.out) == (0, outputs["lstm"])
+    assert every.err.count("left out: no trained lstm for binance") == 2
+    named = cli("predict", "--model", "lstm", "-e", "binance", "-s", "BTC/USDT", "-s",
+                "SOL/USDT", "--db", db, "--models", tmp_path / "m")
+    assert named.code == 2 and "no trained lstm for binance SOL/USDT 1h" in named.err
 
 
 def test_ray_not_installed_is_one_line(cli, tmp_path, monkeypatch):

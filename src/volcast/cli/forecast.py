@@ -260,8 +260,12 @@ def predict(
         with Workspace.open(db, models, read_only=True, settings=settings) as space, \
                 count_progress(err, "series forecast") as done:
             keys = _stored(space, exchange, symbol, timeframe, every, top)
-            forecast = space.forecast_many(keys, model or "", horizon, kind, done)
-        name = model or ""
+            made = space.forecast_many(keys, model or "", horizon, kind, done)
+        if made.left_out and not (every or top):  # a series asked for by name must forecast
+            raise VolcastError(next(iter(made.left_out.values())))
+        for why in made.left_out.values():
+            err.print(f"left out: {why}", soft_wrap=True, markup=False, highlight=False)
+        forecast, name = made.frame, model or ""
     if fmt == "csv":
         out.print(forecast.to_csv(index=False), end="", soft_wrap=True, markup=False)
     elif fmt == "json":

@@ -5,7 +5,8 @@
   before one common cutoff, then each series' whole backtest (every model, every origin) as
   one piece of work; the same results as ``evaluation.backtest`` of each series with the
   shared model (``fit=False``).
-- ``forecast_many``: each series' forecast from its trained model as one piece of work.
+- ``forecast_many``: the series that share a trained model (a global one) forecast in one
+  batched call, one piece of work; series with no trained model are left out, and said so.
 
 A model crosses to a worker as its saved folder's files (``Shipped``: model.json and
 weights.safetensors, never a pickled module) and is loaded there, once per worker process;
@@ -26,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 
 from volcast.data.store import SeriesKey
-from volcast.errors import VolcastError
+from volcast.errors import NotFound, VolcastError
 from volcast.evaluation.backtest import BacktestResult, default_cutoff, origins
 from volcast.evaluation.backtest import backtest as walk_forward
 from volcast.evaluation.compare import Progress
-from volcast.models import create, load
+from volcast.models import create, load, model_class
 from volcast.models.base import MANIFEST, WEIGHTS, Forecaster
 from volcast.workspace.executor import Done, Executor
 from volcast.workspace.flows import compared
@@ -205,35 +206,71 @@ def _fit(model: Forecaster, learn: pd.DataFrame, progress: BatchProgress | None)
 # -- forecasts ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Request:
-    """One series' forecast: its inputs, which shipped model, how far, in which unit."""
+    """The forecasts of every series that shares one shipped model and horizon: their inputs
+    as one long frame (so one batched ``predict``), and each series' unit name."""
 
     inputs: pd.DataFrame
     model: int
     steps: int
-    unit: str
+    units: dict[str, str]
 
 
 def predict_series(request: Request, models: tuple[Shipped, ...]) -> pd.DataFrame:
-    forecaster = models[request.model].forecaster()
-    return forecaster.predict(request.inputs, request.steps).assign(unit=request.unit)
+    forecast = models[request.model].forecaster().predict(request.inputs, request.steps)
+    return forecast.assign(unit=forecast["unique_id"].map(request.units))
+
+
+@dataclass
+class Forecasts:
+    """Forecasts of many series, and the series left out (with why)."""
+
+    frame: pd.DataFrame
+    left_out: dict[SeriesKey, str] = field(default_factory=dict)
 
 
 def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
                   horizon: int | None, unit: Unit, runner: Executor,
-                  done: Done | None = None) -> pd.DataFrame:
+                  done: Done | None = None) -> Forecasts:
     """q10/q50/q90 of each series' next ``horizon`` candles (default: its model's) from its
-    latest stored candle, by its trained ``model`` (or a model that needs none), one series
-    per piece of work; a model saved for several series (a global one) is shipped once."""
-    shipped: dict[Shipped, int] = {}
-    requests = []
+    latest stored candle, by its trained ``model`` (or a model that needs none). The series
+    that share a model (a global one is saved for each of its series: the same files) are
+    one piece of work, read from the store at once and forecast in one batched ``predict``;
+    a series with no trained model is left out and said so."""
+    groups: dict[tuple[Shipped, int], list[SeriesKey]] = {}
+    left_out: dict[SeriesKey, str] = {}
+    for key in keys:
+        try:
+            ship = _shipped(space, key, model)
+        except NotFound as error:
+            left_out[key] = str(error)
+            continue
+        steps = horizon or space.horizon(ship.forecaster())
+        groups.setdefault((ship, steps), []).append(key)
+    if not groups:
+        raise NotFound(next(iter(left_out.values())))
+    models = tuple(dict.fromkeys(ship for ship, _ in groups))
     with space.store.connection():  # one opening for every series' candles
-        for key in keys:
-            forecaster = space.forecaster(key, model)
-            ship = (Shipped.folder(model, space.layout.folder(key, model))
-                    if forecaster.needs_fitting else Shipped.fresh(forecaster))
-            requests.append(Request(space.inputs([key], [forecaster], unit),
-                                    shipped.setdefault(ship, len(shipped)),
-                                    horizon or space.horizon(forecaster),
-                                    space.unit_name(key, unit)))
-    return pd.concat(runner.map(predict_series, requests, tuple(shipped), done),
-                     ignore_index=True)
+        requests = [Request(space.inputs(chosen, [ship.forecaster()], unit), models.index(ship),
+                            steps, {k.unique_id: space.unit_name(k, unit) for k in chosen})
+                    for (ship, steps), chosen in groups.items()]
+    frames = [pd.DataFrame()] * len(requests)
+    finished = 0
+    for index, frame in runner.each(predict_series, requests, models):
+        frames[index], finished = frame, finished + len(requests[index].units)
+        if done is not None:
+            done(finished, len(keys) - len(left_out))
+    order = {key.unique_id: at for at, key in enumerate(keys)}
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame.iloc[frame["unique_id"].map(order).argsort(kind="stable")]
+    return Forecasts(frame.reset_index(drop=True), left_out)
+
+
+def _shipped(space: "Workspace", key: SeriesKey, model: str) -> Shipped:
+    """The series' model as it travels: its trained folder's files, or (a model that needs no
+    training) its name and settings. Equal files are one model, loaded once."""
+    if not model_class(model).needs_fitting:
+        return Shipped.fresh(space.make(model))
+    if space.layout.version(key, model) is None:
+        space.forecaster(key, model)  # raises its NotFound: how to train one
+    return Shipped.folder(model, space.layout.folder(key, model))
+

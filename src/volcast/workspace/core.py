@@ -28,7 +28,7 @@ from volcast.evaluation.backtest import backtest as walk_forward
 from volcast.evaluation.compare import Progress
 from volcast.models import model_class
 from volcast.models.base import EpochProgress, Forecaster
-from volcast.workspace.batch import Batch, BatchProgress, backtest_many, forecast_many
+from volcast.workspace.batch import Batch, BatchProgress, Forecasts, backtest_many, forecast_many
 from volcast.workspace.executor import Done, Executor, executor
 from volcast.workspace.flows import backtest_frames, fit, make, report_inputs
 from volcast.workspace.layout import Layout, models_path
@@ -252,9 +252,9 @@ class Workspace:
         return backtest_many(self, keys, names, overrides, self.executor, progress, cutoff)
 
     def forecast_many(self, keys: list[SeriesKey], model: str, horizon: int | None = None,
-                      unit: Unit = "base", done: Done | None = None) -> pd.DataFrame:
-        """``forecast`` of every series of ``keys``, one after another here or as Ray tasks
-        (``batch.forecast_many``; not cached)."""
+                      unit: Unit = "base", done: Done | None = None) -> Forecasts:
+        """``forecast`` of every series of ``keys``, those sharing a model in one batched
+        call, here or as Ray tasks (``batch.forecast_many``; not cached)."""
         return forecast_many(self, keys, model, horizon, unit, self.executor, done)
 
     def backtests(self, key: SeriesKey, model: str | None = None
