@@ -58,6 +58,24 @@ def test_read_range_is_half_open_and_sorted(db):
         assert list(frame.columns) == ["timestamp", "open", "high", "low", "close", "volume"]
 
 
+def test_read_many_is_each_series_read_in_the_order_asked(db):
+    """One query for many series gives what reading each gives: in the keys' order, from
+    ``start``, with ``recent`` the newest of each (by its own newest candle)."""
+    eth = SeriesKey("binance", "ETH/USDT", "1h")
+    with CandleStore(db) as store:
+        store.upsert(KEY, candles([0, 1, 2, 5, 6, 10]))
+        store.upsert(eth, candles(range(4), volume=2.0))
+        many = store.read_many([eth, KEY])
+        assert many["series"].tolist() == [0] * 4 + [1] * 6
+        pd.testing.assert_frame_equal(
+            many.drop(columns="series"),
+            pd.concat([store.read(eth), store.read(KEY)], ignore_index=True))
+        newest = store.read_many([KEY, eth], start=H, recent=5 * H)
+        assert newest["timestamp"].tolist() == [6 * H, 10 * H, H, 2 * H, 3 * H]
+        with pytest.raises(VolcastError, match="no stored candles for binance SOL/USDT 1h"):
+            store.read_many([KEY, SeriesKey("binance", "SOL/USDT", "1h")])
+
+
 def test_gap_ledger_and_series_listing(db):
     with CandleStore(db) as store:
         store.upsert(KEY, candles([0, 1, 2, 5, 6, 10]))

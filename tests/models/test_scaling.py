@@ -104,3 +104,19 @@ def test_a_series_with_nothing_to_fill_is_its_own_grid(recent):
     holed = recent.drop(index=[500, 501]).reset_index(drop=True)
     pd.testing.assert_frame_equal(grid_of(holed, H), on_grid(holed, H))
     assert len(grid_of(recent, H, end=int(recent["ds"].iloc[-1]) + 3 * H)) == len(recent) + 2
+
+
+@pytest.mark.parametrize(("name", "more"), [("lstm", {}), ("ensemble", {"gbm_rounds": 10})])
+def test_a_forecast_from_the_candles_it_reaches_is_the_forecast_from_all(recent, name, more):
+    """``reach`` is what a batch forecast reads from the store: the newest candles alone,
+    a hole among them included, must give the very forecast the whole series gives."""
+    model = create(name, TINY | {"epochs": 1} | more)
+    model.fit(recent)
+    holed = recent.drop(index=recent.index[-30:-27])  # a hole inside the reach
+    newest = int(holed["ds"].iloc[-1])
+    reach = model.reach(H)
+    assert reach is not None and reach > TINY["lookback"]
+    tail = holed[holed["ds"] > newest - reach * H]
+    pd.testing.assert_frame_equal(model.predict(tail, 6), model.predict(holed, 6))
+    shorter = holed[holed["ds"] > newest - (reach - 24) * H]
+    assert not model.predict(shorter, 6).equals(model.predict(holed, 6))

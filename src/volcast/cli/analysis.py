@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from volcast.cli.common import DbOpt, UnitOpt, app, out
+from volcast.cli.common import DbOpt, UnitOpt, app, emit, out
 from volcast.cli.forecast import ConfigOpt, CsvOpt, ExchangesOpt, ModelsOpt, SymbolsOpt, TfOpt
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def analyze(
     result = run_analysis(in_unit(long, kind), check_zone(tz), spike_k, kind,
                           unit_names(long, kind, db))
     if fmt == "json":
-        out.print(json.dumps(to_json(result, top)), soft_wrap=True, markup=False)
+        emit(json.dumps(to_json(result, top)))
         return
     _print_tables(result, top)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from volcast.cli.common import DbOpt, ExchangeOpt, SymbolOpt, app, open_store, out, time_range
+from volcast.cli.common import DbOpt, ExchangeOpt, SymbolOpt, app, emit, open_store, out, time_range
 from volcast.cli.data import ConfigOpt, RetriesOpt, TimeoutOpt, UrlOpt
 from volcast.errors import VolcastError
 
@@ -60,7 +60,7 @@ def list_covariates(
     with open_store(db, read_only=True) as store:
         listing = table.listing(store)
     if fmt == "json":
-        out.print(json.dumps(listing.to_dict(orient="records")), soft_wrap=True, markup=False)
+        emit(json.dumps(listing.to_dict(orient="records")))
     elif listing.empty:
         out.print("no covariates stored; `volcast covariates import --help` and `volcast "
                   "covariates fetch --help` say how to add them", soft_wrap=True)

@@ -14,6 +14,7 @@ from volcast.cli.common import (
     RayWorkersOpt,
     UnitOpt,
     app,
+    emit,
     err,
     out,
     ray_flags,
@@ -267,9 +268,9 @@ def predict(
             err.print(f"left out: {why}", soft_wrap=True, markup=False, highlight=False)
         forecast, name = made.frame, model or ""
     if fmt == "csv":
-        out.print(forecast.to_csv(index=False), end="", soft_wrap=True, markup=False)
+        emit(forecast.to_csv(index=False))
     elif fmt == "json":
-        out.print(forecast.to_json(orient="records"), soft_wrap=True, markup=False)
+        emit(forecast.to_json(orient="records"))
     else:
         out.print(forecast_table(forecast, name))
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from volcast.cli.common import DbOpt, UnitOpt, app, out
+from volcast.cli.common import DbOpt, UnitOpt, app, emit, out
 from volcast.cli.forecast import ConfigOpt, ModelsOpt
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def overview(
         rows = space.overview(timeframe, model, threshold, kind)
         why = None if rows else space.why_empty(timeframe)
     if fmt == "json":
-        out.print(json.dumps(finite(rows)), soft_wrap=True, markup=False)
+        emit(json.dumps(finite(rows)))
     elif why:
         out.print(f"nothing to show: {why}", soft_wrap=True)
     else:

@@ -348,6 +348,28 @@ class CandleStore:
         return frame
 
     @_connected
+    def read_many(self, keys: list[SeriesKey], start: int | None = None,
+                  recent: int | None = None) -> pd.DataFrame:
+        """``read`` of several series in one query, each series' candles in order and in the
+        order of ``keys`` (``series``: the candle's series' position in ``keys``): from open
+        time ``start`` on, and with ``recent`` only the candles that opened less than
+        ``recent`` ms before their series' newest. Hundreds of markets read this way take one
+        query, not one each (most of a batch forecast's reading)."""
+        ids = {sid: at for at, sid in enumerate(self._known(k) for k in keys)}
+        newest = ("QUALIFY ts > max(ts) OVER (PARTITION BY series_id) - ?" if recent is not None
+                  else "")
+        frame = self._con.execute(
+            "SELECT series_id AS series, ts AS timestamp, open, high, low, close, volume, trades "
+            "FROM candles WHERE series_id IN (SELECT unnest(?::BIGINT[])) AND ts >= ? "
+            f"{newest} ORDER BY series_id, ts",
+            [list(ids), self._span(start, None)[0], *([recent] if newest else [])]).df()
+        frame["series"] = frame["series"].map(ids)
+        frame = frame.sort_values("series", kind="stable", ignore_index=True)
+        if frame["trades"].isna().all():
+            frame = frame.drop(columns="trades")
+        return frame
+
+    @_connected
     def bounds(self, key: SeriesKey) -> tuple[int, int] | None:
         """(first, last) stored open time, or None when the series holds nothing."""
         sid = self._series_id(key, create=False)

@@ -147,6 +147,13 @@ class Forecaster(ABC):
         milliseconds; None: no limit. By default the horizon the model was built for."""
         return self.horizon
 
+    def reach(self, step_ms: int) -> int | None:
+        """The newest candles before an origin that a forecast from it reads, on a timeframe
+        of ``step_ms``; None: every one (the default). A batch forecast reads only these from
+        the store, so it must be exact: a forecast from them equals one from the whole
+        series."""
+        return None
+
     def check_request(self, long: pd.DataFrame, horizon: int) -> None:
         """Refuse, in one line, a forecast the model cannot make: not trained yet, or further
         ahead than ``max_horizon`` on some series' timeframe. Every predict() calls it first."""

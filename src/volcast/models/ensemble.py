@@ -124,6 +124,9 @@ class EnsembleForecaster(Forecaster):
     def horizon(self) -> int:
         return self.lstm.horizon
 
+    def reach(self, step_ms: int) -> int:
+        return self.lstm.reach(step_ms)  # the booster reads the LSTM's windows
+
     @property
     def is_fitted(self) -> bool:
         return self.lstm.is_fitted and self.booster is not None

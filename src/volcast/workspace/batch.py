@@ -250,8 +250,9 @@ def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
         raise NotFound(next(iter(left_out.values())))
     models = tuple(dict.fromkeys(ship for ship, _ in groups))
     with space.store.connection():  # one opening for every series' candles
-        requests = [Request(space.inputs(chosen, [ship.forecaster()], unit), models.index(ship),
-                            steps, {k.unique_id: space.unit_name(k, unit) for k in chosen})
+        requests = [Request(space.forecast_inputs(chosen, ship.forecaster(), unit),
+                            models.index(ship), steps,
+                            {k.unique_id: space.unit_name(k, unit) for k in chosen})
                     for (ship, steps), chosen in groups.items()]
     frames = [pd.DataFrame()] * len(requests)
     finished = 0

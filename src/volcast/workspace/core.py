@@ -82,18 +82,37 @@ class Workspace:
                 for s in self.store.series().itertuples()
                 if timeframe is None or s.timeframe == timeframe]
 
-    def long(self, keys: list[SeriesKey], unit: Unit = "base", start: int | None = None
-             ) -> pd.DataFrame:
-        """The series' candles (from open time ``start`` on) as a long frame in ``unit``."""
+    def long(self, keys: list[SeriesKey], unit: Unit = "base", start: int | None = None,
+             recent: int | None = None) -> pd.DataFrame:
+        """The series' candles (from open time ``start`` on; with ``recent``, the last
+        ``recent`` ms of each) as a long frame in ``unit``; a series the store does not hold
+        is ``NotFound`` (``bounds``' message)."""
+        try:
+            long = read_stored(self.store, keys, start, recent)
+        except VolcastError:  # a series unknown to the store: say which, as bounds says it
+            for key in keys:
+                self.bounds(key)
+            raise
+        present = set(long["unique_id"].unique())
         for key in keys:
-            self.bounds(key)
-        return in_unit(read_stored(self.store, keys, start), unit)
+            if key.unique_id not in present:
+                self.bounds(key)
+        return in_unit(long, unit)
 
     def inputs(self, keys: list[SeriesKey], models: list[Forecaster], unit: Unit = "base"
                ) -> pd.DataFrame:
         """What ``models`` forecast the series from: their candles in ``unit`` and the
         covariates any of the models reads (``sources.with_covariates``)."""
         return with_covariates(self.long(keys, unit), models, self.store)
+
+    def forecast_inputs(self, keys: list[SeriesKey], forecaster: Forecaster,
+                        unit: Unit = "base") -> pd.DataFrame:
+        """``inputs`` of a forecast from each series' newest candle: only the newest candles
+        the model reads (``Forecaster.reach``), or all of them for a model that reads all."""
+        reaches = [forecaster.reach(key.tf_ms) for key in keys]
+        recent = None if None in reaches else max(r * k.tf_ms  # type: ignore[operator]
+                                                  for r, k in zip(reaches, keys, strict=True))
+        return with_covariates(self.long(keys, unit, recent=recent), [forecaster], self.store)
 
     def unit_name(self, key: SeriesKey, unit: Unit = "base") -> str:
         """What the series' volume is counted in: its base currency, or its quote's."""
@@ -158,7 +177,8 @@ class Workspace:
         steps = horizon or self.horizon(forecaster)
 
         def predict() -> pd.DataFrame:
-            return forecaster.predict(self.inputs([key], [forecaster], unit), steps).assign(
+            return forecaster.predict(self.forecast_inputs([key], forecaster, unit),
+                                      steps).assign(
                 unit=self.unit_name(key, unit))
 
         stamp = (last, self.layout.version(key, model))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from volcast.config import db_path
@@ -106,11 +107,13 @@ def read_files(paths: list[Path]) -> pd.DataFrame:
         paths, names, strict=True)], ignore_index=True)
 
 
-def read_stored(store: CandleStore, keys: list[SeriesKey], start: int | None = None
-                ) -> pd.DataFrame:
-    """The stored candles of ``keys`` (from open time ``start`` on) as one long frame."""
-    return pd.concat([to_long(store.read(k, start), series_id(k)) for k in keys],
-                     ignore_index=True)
+def read_stored(store: CandleStore, keys: list[SeriesKey], start: int | None = None,
+                recent: int | None = None) -> pd.DataFrame:
+    """The stored candles of ``keys`` (from open time ``start`` on; with ``recent``, only
+    those less than ``recent`` ms older than their series' newest) as one long frame."""
+    frame = store.read_many(keys, start, recent)
+    names = np.array([series_id(k) for k in keys], dtype=object)
+    return to_long(frame.drop(columns="series"), names[frame["series"].to_numpy()])
 
 
 def covariates_of(models: Iterable["Forecaster"]) -> list[str]:

@@ -160,6 +160,9 @@ class NeuralForecaster(Forecaster):
         return np.mean([calibrate(r, scales, median)
                         for r, scales in zip(raw, self.scales, strict=True)], axis=0)
 
+    def reach(self, step_ms: int) -> int:
+        return self.inputs.reach(step_ms)
+
     @property
     def inputs(self) -> Inputs:
         """Candles -> this model's arrays and windows."""

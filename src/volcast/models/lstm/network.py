@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from volcast.models.lstm.settings import LSTMSettings, NeuralSettings
 from volcast.models.lstm.windows import BASE_COLUMN, N_FUTURE
@@ -95,10 +96,27 @@ def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -
 
 
 def parameter_shapes(network: type[QuantileNet], cfg: Any) -> dict[str, tuple[int, ...]]:
-    """Each parameter's shape, from a network built on the meta device (no memory)."""
-    with torch.device("meta"):
+    """Each parameter's shape, from a network built on the meta device (no memory) and left
+    uninitialised (``Uninitialised``)."""
+    with torch.device("meta"), Uninitialised():
         net = network(cfg)
     return {name: tuple(value.shape) for name, value in net.state_dict().items()}
+
+
+class Uninitialised(TorchFunctionMode):
+    """Skips in-place fills (``normal_``, ``uniform_``, ...) of meta tensors: their shapes are
+    all a meta network is for, and a random fill on the meta device imports torch._dynamo
+    (1 s and 65 MB on each process' first model load)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        target = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by name
+        if (name.endswith("_") and not name.endswith("__") and isinstance(target, torch.Tensor)
+                and target.is_meta):
+            return target
+        return func(*args, **kwargs)
 
 
 @torch.no_grad()
