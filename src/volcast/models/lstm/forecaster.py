@@ -5,8 +5,10 @@ arrays on its grid (``inputs.py``) and hands them to the training loop (``train.
 ``predict`` builds each series' newest window, runs every member network on all of them at
 once (``batch_size`` windows a call) and averages their calibrated quantiles (an average of
 ordered quantiles stays ordered); ``predict_origins`` does the same for every origin of a
-backtest. The state saved beside the weights is the
-network's config, the members' scales and whether trade counts were an input; the covariates
+backtest. Each window's quantiles are calibrated with its series' own scales where the fit
+had enough of its held-out windows (``calibration = "series"``), else the pooled ones. The
+state saved beside the weights is the network's config, the members' scales (pooled and per
+series) and whether trade counts were an input; the covariates
 are settings (so in ``model.json``) and in the weights' metadata. ``LSTMForecaster`` names its
 network; so does the transformer (``models/transformer``).
 
@@ -28,14 +30,23 @@ from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, Forecaster, training_info
 from volcast.models.folder import brief, is_int, is_number
 from volcast.models.lstm.inputs import Inputs, how_to_supply
-from volcast.models.lstm.settings import SCALE_RANGE, LSTMSettings, NeuralSettings
+from volcast.models.lstm.settings import (
+    MAX_UID_CHARS,
+    MIN_SERIES_WINDOWS,
+    SCALE_RANGE,
+    LSTMSettings,
+    NeuralSettings,
+)
 from volcast.models.lstm.windows import n_past_features
 
 if TYPE_CHECKING:
     from volcast.models.lstm.network import QuantileNet
     from volcast.models.lstm.train import Validation
 
-STATE_KEYS = frozenset({"net", "members", "scales", "has_trades", "history"})
+STATE_KEYS = frozenset({"net", "members", "scales", "series_scales", "has_trades", "history"})
+OPTIONAL_STATE = frozenset({"history", "series_scales"})
+"""State a folder may lack: saved before volcast wrote it (per-series scales: the pooled
+ones then calibrate every series)."""
 Head = Callable[[dict[str, np.ndarray]], np.ndarray]
 """Prepared windows -> quantiles [B, H, Q] in normalised log volume."""
 
@@ -54,6 +65,9 @@ class NeuralForecaster(Forecaster):
         super().__init__(settings)
         self.nets: list[QuantileNet] = []
         self.scales: list[list[float]] = []
+        self.series_scales: dict[str, list[list[float]]] = {}
+        """Each member's scales fitted on one series' held-out windows alone, by unique_id
+        (as a string: the JSON key it is saved under)."""
         self.has_trades = False
         self.history: list[dict[str, float]] = []
         self.validation: Validation | None = None
@@ -88,6 +102,8 @@ class NeuralForecaster(Forecaster):
         build = partial(network, network.config(self.s, self.n_past(self.has_trades)))
         trained = train(arrays, self.s, build, progress)
         self.nets, self.scales, self.history = trained.nets, trained.scales, trained.history
+        uids = list(split_series(long))  # the arrays' order
+        self.series_scales = {str(uids[n]): s for n, s in trained.series_scales.items()}
         self.validation = trained.validation
         self.info = training_info(long) | {"epochs_run": len(self.history),
                                             "best_val_loss": min(h["val"] for h in self.history)}
@@ -120,6 +136,7 @@ class NeuralForecaster(Forecaster):
             windows, ds = self.inputs.origin_windows(one, np.asarray(origins,
                                                                       dtype=np.int64))
             names = [uid] * len(origins)
+        windows["scales"] = self.window_scales(names)  # [B, M, Q], sliced by batch with the rest
         values = self._volumes(windows, head, horizon, names)  # [B, h, Q]
         out = pd.DataFrame(values.reshape(-1, values.shape[2]),
                            columns=[f"q{round(q * 100)}" for q in self.s.quantiles])
@@ -150,15 +167,25 @@ class NeuralForecaster(Forecaster):
                                "or undefined volume; its weights or the candles are out of range")
         return values
 
+    def window_scales(self, names: list[str]) -> np.ndarray:
+        """Each window's members' calibration scales [B, M, Q] (float32, as the networks'
+        output), by the name of its series: its own with ``calibration = "series"`` where the
+        fit had them, else the pooled ones (a series the model never saw, or saw too little
+        of)."""
+        own = self.series_scales if self.s.calibration == "series" else {}
+        table = {uid: np.asarray(own.get(str(uid), self.scales), dtype=np.float32)
+                 for uid in dict.fromkeys(names)}  # [M, Q] per series
+        return np.stack([table[uid] for uid in names])
+
     def quantiles(self, windows: dict[str, np.ndarray]) -> np.ndarray:
-        """Calibrated quantiles [B, H, Q] for prepared windows, in normalised log volume: the
-        members' average."""
+        """Calibrated quantiles [B, H, Q] for prepared windows (``scales`` [B, M, Q] from
+        ``window_scales`` among them), in normalised log volume: the members' average."""
         from volcast.models.lstm.network import run_members
 
         raw = run_members(self.nets, windows["past"], windows["future"])  # M x [B, H, Q]
         median = self.s.quantiles.index(0.5)
-        return np.mean([calibrate(r, scales, median)
-                        for r, scales in zip(raw, self.scales, strict=True)], axis=0)
+        return np.mean([calibrate(r, windows["scales"][:, m, None, :], median)  # [B, 1, Q]
+                        for m, r in enumerate(raw)], axis=0)
 
     def reach(self, step_ms: int) -> int:
         return self.inputs.reach(step_ms)
@@ -178,15 +205,16 @@ class NeuralForecaster(Forecaster):
         weights = {f"{i}.{k}": v.detach().cpu().contiguous()
                    for i, net in enumerate(self.nets) for k, v in net.state_dict().items()}
         return ({"net": asdict(self.nets[0].cfg), "members": len(self.nets),
-                 "scales": self.scales, "has_trades": self.has_trades,
-                 "history": self.history}, weights)
+                 "scales": self.scales, "series_scales": self.series_scales,
+                 "has_trades": self.has_trades, "history": self.history}, weights)
 
     def check_state(self, state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-        """The saved network, members, scales and inputs must be exactly what the (validated)
-        settings make; the tensors are each member's parameters, ``{member}.{name}``."""
+        """The saved network, members, scales (pooled, and per series when there) and inputs
+        must be exactly what the (validated) settings make; the tensors are each member's
+        parameters, ``{member}.{name}``."""
         from volcast.models.lstm.network import parameter_shapes
 
-        missing = sorted(STATE_KEYS - {"history"} - set(state))
+        missing = sorted(STATE_KEYS - OPTIONAL_STATE - set(state))
         unknown = sorted(set(state) - STATE_KEYS)
         if missing:
             raise VolcastError(f"state.{missing[0]} is missing")
@@ -208,6 +236,8 @@ class NeuralForecaster(Forecaster):
                 raise VolcastError(f"state.net.{key} is {brief(value)}; the settings ask for "
                                    f"{brief(wanted)}")
         check_scales(state["scales"], members, self.s.quantiles)
+        check_series_scales(state.get("series_scales", {}), members, self.s.quantiles,
+                            self.s.val_windows // MIN_SERIES_WINDOWS)
         if not isinstance(state.get("history", []), list):
             raise VolcastError("state.history must be a list")
         shapes = parameter_shapes(network, network.Config(**expected))
@@ -215,13 +245,14 @@ class NeuralForecaster(Forecaster):
 
     def weights_metadata(self, state: dict[str, Any]) -> dict[str, Any]:
         """The settings that shape a forecast but not the tensors (lookback above all, the
-        covariates' names), and the calibration. No covariates: no entry, as in the weights
-        of models saved before covariates existed."""
+        covariates' names), and the calibration. No covariates or per-series scales: no
+        entry, as in the weights of models saved before they existed."""
         covariates = {"covariates": self.s.covariates} if self.s.covariates else {}
+        own = {"series_scales": state["series_scales"]} if "series_scales" in state else {}
         return {"lookback": self.s.lookback, "horizon": self.s.horizon,
                 "quantiles": self.s.quantiles, "features": self.s.features,
                 "members": state.get("members"), "has_trades": state.get("has_trades"),
-                "scales": state.get("scales")} | covariates
+                "scales": state.get("scales")} | covariates | own
 
     def restore(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         from volcast.models.lstm.network import load_members
@@ -232,6 +263,7 @@ class NeuralForecaster(Forecaster):
             raise VolcastError(f"saved {self.title} does not match this volcast "
                                f"({str(exc)[:160]})") from None
         self.scales, self.has_trades = state["scales"], state["has_trades"]
+        self.series_scales = state.get("series_scales", {})
         self.history = state.get("history", [])
 
 
@@ -259,27 +291,41 @@ def require_covariates(long: pd.DataFrame, covariates: list[str], model: str) ->
                            f"{how_to_supply(covariates)}")
 
 
-def check_scales(scales: Any, members: int, quantiles: list[float]) -> None:
+def check_scales(scales: Any, members: int, quantiles: list[float],
+                 field: str = "state.scales") -> None:
     """One list of finite calibration scales per member, one per quantile, in ``SCALE_RANGE``,
-    the median's 1."""
+    the median's 1; ``field`` names them in a refusal."""
     low, high = SCALE_RANGE
     if not isinstance(scales, list) or len(scales) != members:
-        raise VolcastError(f"state.scales must hold one list per member ({members})")
+        raise VolcastError(f"{field} must hold one list per member ({members})")
     for member in scales:
         if not isinstance(member, list) or len(member) != len(quantiles):
-            raise VolcastError(f"state.scales must hold {len(quantiles)} numbers per member, "
+            raise VolcastError(f"{field} must hold {len(quantiles)} numbers per member, "
                                f"one per quantile, not {brief(member)}")
         for q, scale in zip(quantiles, member, strict=True):
             if not is_number(scale) or not low <= scale <= high or (q == 0.5 and scale != 1):
-                raise VolcastError(f"state.scales: {brief(scale)} for quantile {q} is not a "
+                raise VolcastError(f"{field}: {brief(scale)} for quantile {q} is not a "
                                    f"calibration scale (finite, {low} to {high}, 1 for the "
                                    "median)")
 
 
-def calibrate(pred: np.ndarray, scales: list[float], median: int) -> np.ndarray:
+def check_series_scales(series_scales: Any, members: int, quantiles: list[float],
+                        most: int) -> None:
+    """At most ``most`` series, each named by a string of at most ``MAX_UID_CHARS``, each
+    with scales as ``check_scales`` wants them."""
+    if not isinstance(series_scales, dict) or len(series_scales) > most:
+        raise VolcastError(f"state.series_scales must be a table of at most {most:,} series' "
+                           f"scales, not {brief(series_scales)}")
+    for uid, scales in series_scales.items():
+        if len(uid) > MAX_UID_CHARS:
+            raise VolcastError(f"state.series_scales names a series of {len(uid):,} "
+                               f"characters; at most {MAX_UID_CHARS}")
+        check_scales(scales, members, quantiles, f"state.series_scales[{brief(uid)}]")
+
+
+def calibrate(pred: np.ndarray, scales: np.ndarray, median: int) -> np.ndarray:
     """Stretch each quantile's distance from the median by its validation-fitted scale
-    (``train.fit_scales``)."""
-    if not scales:
-        return pred
+    (``train.fit_scales``): pred [..., Q], scales broadcast to it. The median is exactly
+    itself whatever the scales (its distance is 0)."""
     mid = pred[..., median : median + 1]
-    return mid + (pred - mid) * np.asarray(scales, dtype=pred.dtype)
+    return mid + (pred - mid) * scales

@@ -20,6 +20,15 @@ MAX_COVARIATES = 16
 
 SCALE_RANGE = (0.05, 20.0)
 """Calibration scales (``train.fit_scales``) lie in this range; a saved model's must too."""
+MIN_SERIES_WINDOWS = 100
+"""Fewest held-out windows a series needs for calibration scales of its own (``calibration =
+"series"``); one with fewer keeps the pooled ones. A q10 or q90 scale is a 10% tail of the
+series' ratios: from a hundred windows (neighbours nearly repeat each other) that tail rests on
+a handful of independent moves, and below it the series' own estimate is noisier than the
+pooled one is biased. It also bounds a saved model's per-series scales: at most
+``val_windows // MIN_SERIES_WINDOWS`` series can hold that many held-out windows."""
+MAX_UID_CHARS = 200
+"""Longest series name (``unique_id``) a saved model's per-series scales may carry."""
 
 Feature = Literal["volume", "range", "abs_return", "trades", "calendar"]
 Covariate = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(:[A-Za-z0-9_]+)?$",
@@ -66,6 +75,17 @@ class NeuralSettings(ModelSettings):
     seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed (members: seed, seed + "
                       "1, ...)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    calibration: Literal["series", "pooled"] = Field("series", description="interval "
+                                                     "calibration: 'series' scales each "
+                                                     "series' quantiles by its own held-out "
+                                                     "windows (one pooled calibration is too "
+                                                     "wide on calm series and too narrow on "
+                                                     "wild ones), the pooled scales for a "
+                                                     "series with fewer than "
+                                                     f"{MIN_SERIES_WINDOWS} of them or unseen "
+                                                     "in training; 'pooled': one calibration "
+                                                     "for every series. The median is the "
+                                                     "same either way")
 
     @field_validator("quantiles")
     @classmethod

@@ -6,7 +6,8 @@ training batches are made as they are needed, and the validation windows, capped
 ``val_windows`` in all, are made once into one set of arrays the batches are views of.
 Each member network: Adam, gradient clipping at 1, early stopping on validation pinball loss
 with the best weights restored, a per-quantile scale fitted on validation (conformal-style) so
-that the intervals cover what they claim, then with ``refit`` the same seeded run again on every
+that the intervals cover what they claim (on all held-out windows, and on each series' own where
+it has ``MIN_SERIES_WINDOWS`` of them), then with ``refit`` the same seeded run again on every
 window, validation included, for the number of epochs early stopping picked.
 """
 
@@ -20,7 +21,7 @@ import torch
 from volcast.errors import VolcastError
 from volcast.models.base import EpochProgress, stop_check
 from volcast.models.lstm.network import QuantileNet, pinball
-from volcast.models.lstm.settings import SCALE_RANGE, NeuralSettings
+from volcast.models.lstm.settings import MIN_SERIES_WINDOWS, SCALE_RANGE, NeuralSettings
 from volcast.models.lstm.windows import (
     Index,
     SeriesArrays,
@@ -51,11 +52,14 @@ class Validation:
 
 @dataclass
 class Trained:
-    """The member networks (on the CPU), their quantile scales, their early-stopping loss
-    history (``member`` tells them apart) and the validation they were judged on."""
+    """The member networks (on the CPU), their quantile scales (pooled over every held-out
+    window, and per series number for the series with ``MIN_SERIES_WINDOWS`` of them), their
+    early-stopping loss history (``member`` tells them apart) and the validation they were
+    judged on."""
 
     nets: list[QuantileNet]
     scales: list[list[float]]
+    series_scales: dict[int, list[list[float]]]
     history: list[dict[str, float]]
     validation: Validation
 
@@ -110,7 +114,10 @@ def train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
         scales.append(fit_scales(pred, held_out["target"], settings.quantiles, median))
         history += [h | {"member": member} for h in member_history]
         preds.append(pred)
-    return Trained(nets, scales, history, Validation(arrays, split, held_out, np.stack(preds)))
+    pred = np.stack(preds)  # [M, N, H, Q]
+    own = series_scales(pred, held_out["target"], window_series(split.validation),
+                        settings.quantiles, median)
+    return Trained(nets, scales, own, history, Validation(arrays, split, held_out, pred))
 
 
 def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
@@ -249,6 +256,25 @@ def predict_batches(net: QuantileNet, val_batches: list[Batch], stop: Callable[[
         stop()
         parts.append(net(b["past"], b["future"]))
     return torch.cat(parts).cpu().numpy()
+
+
+def window_series(index: Index) -> np.ndarray:
+    """The series number of each window ``gather`` makes of ``index`` [N], in its order
+    (``batches`` keeps the index's order when it does not shuffle; ``split_windows`` lists
+    the series in ascending order)."""
+    return np.concatenate([np.full(len(ends), number) for number, ends in index])
+
+
+def series_scales(pred: np.ndarray, target: np.ndarray, series: np.ndarray,
+                  quantiles: list[float], median: int) -> dict[int, list[list[float]]]:
+    """Each member's ``fit_scales`` on one series' held-out windows alone, for every series
+    number with at least ``MIN_SERIES_WINDOWS`` of them: a global model's pooled scales are
+    too wide on its calm series and too narrow on its wild ones. pred [M, N, H, Q], target
+    [N, H], series [N]."""
+    numbers, counts = np.unique(series, return_counts=True)
+    return {int(n): [fit_scales(member[series == n], target[series == n], quantiles, median)
+                     for member in pred]
+            for n, count in zip(numbers, counts, strict=True) if count >= MIN_SERIES_WINDOWS}
 
 
 def fit_scales(pred: np.ndarray, target: np.ndarray, quantiles: list[float],
