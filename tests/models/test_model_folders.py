@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import safetensors
 import safetensors.torch
@@ -14,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from volcast.errors import VolcastError
 from volcast.models import create, load
+from volcast.models.base import METADATA_KEY
 from volcast.models.folder import MAX_MANIFEST_BYTES
 from volcast.models.lstm import network
 
@@ -123,6 +125,19 @@ def set_in(*path_and_value):
     (set_in("state", "scales", 0, 0, float("nan")), "state.scales: NaN for quantile 0.1"),
     (set_in("state", "scales", 0, 1, 2.0), "1 for the median"),
     (set_in("state", "scales", [[1.0]]), "one list per member"),
+    (set_in("state", "series_scales", [1.0]), r"state.series_scales must be a table of at "
+                                              r"most 81 series' scales, not \[1.0\]"),
+    (lambda m: m["state"]["series_scales"].update(dict.fromkeys(map(str, range(81)), 0)),
+     "state.series_scales must be a table of at most 81 series' scales"),
+    (set_in("state", "series_scales", {"x" * 201: []}), "state.series_scales names a series of "
+                                                        "201 characters; at most 200"),
+    (set_in("state", "series_scales", "btc", 0, 2, 1e300),
+     r'state.series_scales\["btc"\]: 1e\+300 for quantile 0.9'),
+    (set_in("state", "series_scales", "btc", 1, 0, float("nan")),
+     r'state.series_scales\["btc"\]: NaN for quantile 0.1'),
+    (set_in("state", "series_scales", "btc", 0, 1, 0.5), "1 for the median"),
+    (set_in("state", "series_scales", "btc", [[1.0, 1.0, 1.0]]),
+     r'state.series_scales\["btc"\] must hold one list per member \(2\)'),
     (set_in("state", "has_trades", "yes"), "state.has_trades"),
     (set_in("state", "extra", 1), "state.extra is not a field of the LSTM's state"),
     (set_in("state", "history", "long"), "state.history must be a list"),
@@ -153,6 +168,25 @@ def test_an_edited_transformer_manifest_is_refused_before_any_allocation(saved, 
                                                                          change, fragment):
     refused(edit(copy(saved["transformer"], tmp_path), change), fragment)
     assert built == []
+
+
+def test_a_folder_saved_before_per_series_scales_calibrates_with_the_pooled_ones(saved,
+                                                                                tmp_path,
+                                                                                recent):
+    """As the previous volcast wrote it: no per-series scales in the state or the weights'
+    metadata."""
+    folder = edit(copy(saved["lstm"], tmp_path), lambda m: m["state"].pop("series_scales"))
+    path = str(folder / "weights.safetensors")
+    with safetensors.safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+    saved_with = json.loads(metadata[METADATA_KEY])
+    del saved_with["series_scales"]
+    save_file(load_file(path), path, metadata=metadata | {METADATA_KEY: json.dumps(saved_with)})
+    older, current = load(folder), load(saved["lstm"])
+    assert older.series_scales == {} and "btc" in current.series_scales
+    current.s.calibration = "pooled"
+    pd.testing.assert_frame_equal(older.predict(recent, 6), current.predict(recent, 6),
+                                  check_exact=True)
 
 
 def test_a_refused_manifest_names_its_file(saved, tmp_path):
@@ -260,3 +294,4 @@ def test_a_stateless_model_refuses_state_and_weights(tmp_path):
 def test_the_0_1_0_fixture_still_passes_every_check(built):
     model = load(SAVED_BY_0_1_0)  # its weights carry no metadata: shapes and values checked
     assert len(model.nets) == 1 and len(built) == 1 + len(model.nets[0].state_dict())
+    assert model.series_scales == {}  # every series calibrated with the pooled scales
