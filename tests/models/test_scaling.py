@@ -10,7 +10,6 @@ import pytest
 
 from volcast.data.frames import on_grid
 from volcast.models import create
-from volcast.models.lstm.inputs import grid_of
 from volcast.models.lstm.settings import LSTMSettings
 from volcast.models.lstm.train import history_candles
 from volcast.models.lstm.windows import SeriesArrays, split_windows, spread
@@ -99,11 +98,11 @@ def test_every_series_is_forecast_in_one_batch_as_it_would_be_alone(recent, olde
             model.predict(alone, 6), rtol=1e-6)
 
 
-def test_a_series_with_nothing_to_fill_is_its_own_grid(recent):
-    assert grid_of(recent, H) is recent
-    holed = recent.drop(index=[500, 501]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(grid_of(holed, H), on_grid(holed, H))
-    assert len(grid_of(recent, H, end=int(recent["ds"].iloc[-1]) + 3 * H)) == len(recent) + 2
+def test_a_series_with_nothing_to_fill_skips_the_merge_for_the_same_frame(recent):
+    fast = on_grid(recent, H)
+    merged = on_grid(recent, H, end=int(recent["ds"].iloc[-1]) + 2 * H)  # one to fill: merge
+    assert merged["missing"].sum() == 1 and not fast["missing"].any()
+    pd.testing.assert_frame_equal(fast, merged.iloc[:-1])
 
 
 @pytest.mark.parametrize(("name", "more"), [("lstm", {}), ("ensemble", {"gbm_rounds": 10})])

@@ -46,18 +46,26 @@ def step_ms(ds: pd.Series | np.ndarray) -> int:
 
 def on_grid(series: pd.DataFrame, step: int, end: int | None = None) -> pd.DataFrame:
     """One series reindexed onto its full grid (up to ``end``, exclusive), missing candles
-    interpolated (volume in log space) and flagged in ``missing``."""
-    first = int(series["ds"].iloc[0])
-    last = int(series["ds"].iloc[-1]) if end is None else end - step
-    grid = pd.DataFrame({"ds": np.arange(first, last + 1, step, dtype=np.int64)})
-    full = grid.merge(series.drop(columns="unique_id"), on="ds", how="left")
+    interpolated (volume in log space) and flagged in ``missing``. A series with no candle
+    missing skips the merge onto the grid, and a column with nothing to fill its
+    interpolation: most of a forecast's preparation, for the same frame."""
+    ds = series["ds"].to_numpy()
+    first = int(ds[0])
+    last = int(ds[-1]) if end is None else end - step
+    if (last - first) // step + 1 == len(ds) and (np.diff(ds) == step).all():
+        full = series.drop(columns="unique_id").reset_index(drop=True)
+    else:
+        grid = pd.DataFrame({"ds": np.arange(first, last + 1, step, dtype=np.int64)})
+        full = grid.merge(series.drop(columns="unique_id"), on="ds", how="left")
     missing = full["y"].isna()
     full["missing"] = missing
     if missing.any():  # only the gaps change: present candles keep their exact values
         filled = np.expm1(np.log1p(full["y"]).interpolate(limit_direction="both"))
         full.loc[missing, "y"] = filled[missing]
     for column in [c for c in [*PRICE, "trades"] if c in full]:
-        full[column] = full[column].astype(float).interpolate(limit_direction="both")
+        full[column] = full[column].astype(float)
+        if full[column].isna().any():
+            full[column] = full[column].interpolate(limit_direction="both")
     return full
 
 

@@ -4,9 +4,9 @@ forecasts from an origin, made from the candles before it alone.
 ``Inputs`` is what shapes them (the settings, and whether trade counts were an input when the
 model was trained); ``NeuralForecaster`` holds one for fitting, forecasting the next candles of
 many series and forecasting every origin of a backtest. Forecasting is mostly this preparation
-(the network runs once per batch of windows), so it stays in numpy where it can: a series with
-nothing to fill skips ``on_grid``'s merge (``grid_of``), and a backtest cuts the windows of
-all its origins from one grid of the series (``origin_windows``).
+(the network runs once per batch of windows), so it stays in numpy where it can (``on_grid``
+skips its merge for a series with nothing to fill), and a backtest cuts the windows of all its
+origins from one grid of the series (``origin_windows``).
 """
 
 from dataclasses import dataclass
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from volcast.data.frames import PRICE, future_ds, on_grid, step_ms
+from volcast.data.frames import future_ds, on_grid, step_ms
 from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.models.lstm.settings import NeuralSettings
@@ -46,7 +46,7 @@ class Inputs:
         trained with them."""
         self.check_trades(series)
         step = step or step_ms(series["ds"])
-        return self.on(grid_of(series, step, end), step)
+        return self.on(on_grid(series, step, end), step)
 
     def on(self, grid: pd.DataFrame, step: int) -> SeriesArrays:
         features = tuple(f for f in self.s.features if f != "trades" or self.has_trades)
@@ -115,18 +115,6 @@ class Inputs:
         parts += [self.window_at(series, int(o), step)[0] for o in origins[~shared]]
         order = np.argsort(np.concatenate([np.flatnonzero(shared), np.flatnonzero(~shared)]))
         return {k: np.concatenate([p[k] for p in parts])[order] for k in INPUTS}, future
-
-
-def grid_of(series: pd.DataFrame, step: int, end: int | None = None) -> pd.DataFrame:
-    """``on_grid``, skipped where it would change nothing: no candle missing up to ``end``, no
-    price or trade count to fill in. The merge it saves is most of a forecast's preparation."""
-    ds = series["ds"].to_numpy()
-    last = int(ds[-1]) if end is None else end - step
-    filled = [series[c].to_numpy(dtype=float) for c in (*PRICE, "trades") if c in series]
-    if (last - ds[0]) // step + 1 == len(ds) and (np.diff(ds) == step).all() and not any(
-            np.isnan(values).any() for values in filled):
-        return series
-    return on_grid(series, step, end)
 
 
 def how_to_supply(covariates: list[str]) -> str:
