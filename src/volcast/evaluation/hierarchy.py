@@ -6,7 +6,7 @@ quote currency. Each series is forecast on its own by one base model. What adds 
 expected volume: means are linear, medians and other quantiles are not (volume is right-skewed,
 so each market's median lies below its mean and the sum of many markets' medians falls short of
 the total). Each forecast's mean is estimated from its quantiles (``with_mean``: a log-normal
-fitted to q10/q50/q90), reconciliation (Nixtla's hierarchicalforecast) maps the base means to
+fitted to q50/q90), reconciliation (Nixtla's hierarchicalforecast) maps the base means to
 coherent ones, so that at every candle the total's mean is the sum of the markets', and each
 series' quantiles move by the change reconciliation made to its mean: its distribution is
 translated, its shape kept. Methods that weigh the series by their errors (``wls_var``,
@@ -73,13 +73,14 @@ def _reconciler(method: str) -> object:
 
 def with_mean(forecasts: pd.DataFrame) -> pd.DataFrame:
     """``forecasts`` with ``mean``: the expected value of each row's forecast, estimated from
-    its quantiles as a log-normal's, whose log is symmetric about log q50 (volume is positive
-    and right-skewed): sigma = log(q90 / q10) / (2 Z90) (from q90 / q50 alone where q10 is not
-    positive), mean = q50 exp(sigma^2 / 2), never below q50. Without an interval (a point
-    forecast, NaN quantiles) or a positive median, the mean is taken to be the median."""
-    q10, q50, q90 = (forecasts[c].to_numpy(float) for c in QUANTILES)
+    its quantiles as a log-normal's (volume is positive and right-skewed) whose sigma is set by
+    the upper distance, sigma = log(q90 / q50) / Z90: the mean of a right-skewed volume is
+    carried by its upper tail, while the lower side, bounded by zero, says little about it
+    (181 markets: docs/totals.md). mean = q50 exp(sigma^2 / 2), never below q50. Without an
+    interval (a point forecast, NaN quantiles) or a positive median, the mean is the median."""
+    q50, q90 = forecasts["q50"].to_numpy(float), forecasts["q90"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sigma = np.where(q10 > 0, np.log(q90 / q10) / (2 * Z90), np.log(q90 / q50) / Z90)
+        sigma = np.log(q90 / q50) / Z90
     known = np.isfinite(sigma) & (q50 > 0)
     return forecasts.assign(mean=q50 * np.exp(np.where(known, sigma, 0.0) ** 2 / 2))
 
