@@ -1,6 +1,6 @@
-"""Reconciled forecasts of a total and its markets: they add up at every step and quantile,
-the total's interval calibrated on its own moves its coverage to 80%, and the backtest never
-looks ahead."""
+"""Reconciled forecasts of a total and its markets: their means add up at every step, each
+series' quantiles only move with its mean, the total's interval calibrated on its own moves its
+coverage to 80% and leaves the markets' alone, and the backtest never looks ahead."""
 
 import numpy as np
 import pandas as pd
@@ -11,12 +11,14 @@ from volcast.evaluation.hierarchy import (
     DIRECT,
     METHODS,
     QUANTILES,
+    Z90,
     backtest_hierarchy,
     interval_factors,
     methods_compared,
     reconcile,
     scale_intervals,
     verdict,
+    with_mean,
 )
 from volcast.models import create
 
@@ -34,8 +36,8 @@ def assert_adds_up(frame, columns, total=TOTAL, key="ds"):
 
 
 def base_forecasts(rng, steps):
-    """Incoherent base forecasts (the total's is not the sum of the markets') with q10 < q50 <
-    q90, and a window of earlier forecasts with their actuals."""
+    """Incoherent base forecasts (the total's mean is not the sum of the markets') with q10 <
+    q50 < q90 and their means, and a window of earlier forecasts with their actuals."""
     levels = {uid: level for uid, level in zip(MARKETS, (50.0, 20.0, 5.0), strict=True)}
     levels[TOTAL] = 80.0
     rows = []
@@ -44,30 +46,56 @@ def base_forecasts(rng, steps):
         rows.append(pd.DataFrame({"unique_id": uid, "ds": np.arange(steps) * H, "q50": q50,
                                   "q10": q50 * rng.uniform(0.5, 0.9, steps),
                                   "q90": q50 * rng.uniform(1.1, 1.6, steps)}))
-    forecasts = pd.concat(rows, ignore_index=True)
+    forecasts = with_mean(pd.concat(rows, ignore_index=True))
     past = forecasts.assign(ds=forecasts["ds"] - steps * H)
     past["y"] = past["q50"] * rng.uniform(0.8, 1.2, len(past))
-    return forecasts, past[["unique_id", "ds", "y", "q50"]]
+    return forecasts, past[["unique_id", "ds", "y", "mean"]]
+
+
+def sums_of_markets(frame, column):
+    """The total's and the markets' summed ``column`` at each ``ds``."""
+    wide = frame.pivot_table(index="ds", columns="unique_id", values=column)
+    return wide[TOTAL], wide.drop(columns=TOTAL).sum(axis=1)
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_reconciled_forecasts_add_up_at_every_step_and_quantile(method):
-    rng = np.random.default_rng(3)
-    forecasts, past = base_forecasts(rng, 48)
-    assert not np.allclose(forecasts[forecasts["unique_id"] == TOTAL]["q50"].to_numpy(),
-                           forecasts[forecasts["unique_id"] != TOTAL].groupby("ds")["q50"].sum())
+def test_reconciled_means_add_up_and_each_distribution_only_moves(method):
+    forecasts, past = base_forecasts(np.random.default_rng(3), 48)
+    assert not np.allclose(*sums_of_markets(forecasts, "mean"))
     coherent = reconcile(forecasts, TOTAL, method, past)
     assert len(coherent) == len(forecasts)
-    assert_adds_up(coherent, list(QUANTILES))
-    assert_adds_up(scale_intervals(coherent, (0.7, 1.4)), list(QUANTILES))
+    assert_adds_up(coherent, ["mean"])
+    own = forecasts.set_index(["unique_id", "ds"]).loc[
+        coherent.set_index(["unique_id", "ds"]).index].reset_index()
+    shift = coherent["mean"] - own["mean"]
+    assert (shift.abs() > 1e-6).any()
+    for column in QUANTILES:  # every quantile moved by its mean's change: widths kept
+        np.testing.assert_allclose(coherent[column], own[column] + shift, rtol=1e-9)
 
 
-def test_bottom_up_keeps_each_markets_own_forecast():
+def test_bottom_up_keeps_each_markets_own_forecast_and_moves_the_total_by_its_means():
     forecasts, _ = base_forecasts(np.random.default_rng(4), 24)
     coherent = reconcile(forecasts, TOTAL, "bottom_up").set_index(["unique_id", "ds"])
     own = forecasts.set_index(["unique_id", "ds"]).loc[coherent.index]
     markets = coherent.index.get_level_values("unique_id") != TOTAL
-    np.testing.assert_allclose(coherent.loc[markets, "q50"], own.loc[markets, "q50"])
+    for column in ("mean", *QUANTILES):
+        np.testing.assert_array_equal(coherent.loc[markets, column], own.loc[markets, column])
+    total, summed = sums_of_markets(own.reset_index(), "mean")
+    np.testing.assert_allclose(coherent.loc[TOTAL, "q50"],
+                               own.loc[TOTAL, "q50"] + (summed - total), rtol=1e-9)
+
+
+def test_the_mean_of_a_right_skewed_forecast_is_above_its_median_and_a_point_is_its_own():
+    sigma, median = 0.5, 10.0
+    lognormal = pd.DataFrame({"q10": [median * np.exp(-Z90 * sigma)], "q50": [median],
+                              "q90": [median * np.exp(Z90 * sigma)]})
+    assert with_mean(lognormal)["mean"].iloc[0] == pytest.approx(median * np.exp(sigma**2 / 2))
+    skewed = pd.DataFrame({"q10": [8.0, 0.0, 9.0], "q50": [10.0, 10.0, 10.0],
+                           "q90": [20.0, 20.0, 10.0]})
+    assert (with_mean(skewed)["mean"].iloc[:2] > 10).all()  # q10 <= 0 as well
+    assert with_mean(skewed)["mean"].iloc[2] == 10  # no upper tail
+    point = pd.DataFrame({"q10": [np.nan], "q50": [7.0], "q90": [np.nan]})
+    assert with_mean(point)["mean"].iloc[0] == 7.0
 
 
 def correlated_markets(rng, n):
@@ -128,12 +156,20 @@ def test_the_backtest_reconciles_every_origin_and_never_looks_ahead():
                                 PROTOCOL, "mint_shrink", validation_days=4)
     predictions = result.predictions
     assert predictions["origin"].nunique() == 3 and predictions["unique_id"].nunique() == 4
-    assert_adds_up(predictions, ["y_pred", "q10", "q90"], key="timestamp")
+    assert_adds_up(predictions, ["mean"], key="timestamp")
+    assert (predictions["mean"] > predictions["y_pred"]).all()  # mstl gives intervals
     assert set(result.scores["forecast"]) == {DIRECT, *METHODS}
     assert set(methods_compared(result)["method"]) == set(METHODS)
     assert verdict(result).startswith("mint_shrink: the total's MAE")
     total = result.scores[(result.scores["series"] == TOTAL)].set_index("forecast")
     assert abs(total.loc["mint_shrink", "coverage"] - 0.8) < 0.25
+    # the total's interval is scaled on its own: bottom-up leaves every market's scores as
+    # they were, coverage and pinball included
+    assert all(np.isfinite(result.factors["bottom_up"]))
+    assert result.factors["bottom_up"] != pytest.approx((1.0, 1.0), abs=0.01)
+    scores = result.scores.set_index(["forecast", "series"]).drop(columns="n")
+    pd.testing.assert_frame_equal(scores.loc["bottom_up"].drop(TOTAL),
+                                  scores.loc[DIRECT].drop(TOTAL), rtol=1e-9)
     # candles after the first origin's horizon changed: its reconciled forecasts are the same
     later = long["ds"] >= result.cutoff + PROTOCOL.horizon * H
     changed = long.assign(y=long["y"].where(~later, long["y"] * 3))

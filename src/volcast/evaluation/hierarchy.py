@@ -2,18 +2,20 @@
 backtest of them against forecasting each series on its own.
 
 The hierarchy has one level: the total is the sum of its markets (``data.totals``), all in the
-quote currency. Each series is forecast on its own by one base model; reconciliation (Nixtla's
-hierarchicalforecast) then maps the base forecasts to coherent ones, so that at every candle
-the total's forecast is the sum of the markets'. Each quantile level is reconciled as a vector
-of its own with the same map, so q10, q50 and q90 each add up. Methods that weigh the series by
-their errors (``wls_var``, ``mint_shrink``, ``erm``) learn the weights from the base model's
-forecasts over a validation window just before the test, and only there.
+quote currency. Each series is forecast on its own by one base model. What adds up is the
+expected volume: means are linear, medians and other quantiles are not (volume is right-skewed,
+so each market's median lies below its mean and the sum of many markets' medians falls short of
+the total). Each forecast's mean is estimated from its quantiles (``with_mean``: a log-normal
+fitted to q50/q90), reconciliation (Nixtla's hierarchicalforecast) maps the base means to
+coherent ones, so that at every candle the total's mean is the sum of the markets', and each
+series' quantiles move by the change reconciliation made to its mean: its distribution is
+translated, its shape kept. Methods that weigh the series by their errors (``wls_var``,
+``mint_shrink``, ``erm``) learn the weights from the base model's forecasts over a validation
+window just before the test, and only there.
 
-Quantiles do not add (the 10% quantile of a sum is above the sum of the 10% quantiles), so the
-summed intervals are calibrated on the total itself: its distances from the median below and
+The total's interval is then calibrated on its own: its distances from the median below and
 above are scaled so that, on the validation window, 10% of the actual totals fall below q10
-and 10% above q90 (split conformal). Every market's distances are scaled by the same factors,
-which keeps each quantile level an exact sum (docs/totals.md).
+and 10% above q90 (split conformal). The markets keep their own intervals (docs/totals.md).
 """
 
 import math
@@ -38,6 +40,8 @@ mint_shrink) and ERM(closed)."""
 DEFAULT_METHOD = "bottom_up"
 """The method that backtested best on real Binance markets (docs/totals.md has the figures)."""
 QUANTILES = ("q10", "q50", "q90")
+Z90 = 1.2815515655446004
+"""The standard normal's 90% quantile: a log-normal's q90 is its median times exp(Z90 sigma)."""
 COVERAGE = 0.8
 """The interval [q10, q90] should hold 80% of actual values."""
 VALIDATION_DAYS = 28.0
@@ -67,34 +71,45 @@ def _reconciler(method: str) -> object:
     return MinTrace(method=method)
 
 
+def with_mean(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """``forecasts`` with ``mean``: the expected value of each row's forecast, estimated from
+    its quantiles as a log-normal's (volume is positive and right-skewed) whose sigma is set by
+    the upper distance, sigma = log(q90 / q50) / Z90: the mean of a right-skewed volume is
+    carried by its upper tail, while the lower side, bounded by zero, says little about it
+    (181 markets: docs/totals.md). mean = q50 exp(sigma^2 / 2), never below q50. Without an
+    interval (a point forecast, NaN quantiles) or a positive median, the mean is the median."""
+    q50, q90 = forecasts["q50"].to_numpy(float), forecasts["q90"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = np.log(q90 / q50) / Z90
+    known = np.isfinite(sigma) & (q50 > 0)
+    return forecasts.assign(mean=q50 * np.exp(np.where(known, sigma, 0.0) ** 2 / 2))
+
+
 def reconcile(forecasts: pd.DataFrame, total: str, method: str,
               insample: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``forecasts`` (``unique_id, ds`` and the quantiles ``q10, q50, q90``, every series at the
-    same ``ds``; other columns kept) with each quantile level reconciled: at every ``ds`` the
-    total's is the sum of the markets'. ``insample`` (``unique_id, ds, y, q50``: the base
-    model's forecasts of earlier candles) is what methods that weigh series by their errors
-    learn from; each level is reconciled with the weights of the median's errors. Quantiles a
-    model does not give (NaN) stay NaN."""
+    """``forecasts`` (``unique_id, ds``, ``mean`` and the quantiles ``q10, q50, q90``, every
+    series at the same ``ds``; other columns kept) with the means reconciled, so that at every
+    ``ds`` the total's is the sum of the markets', and each series' quantiles moved by the
+    change made to its mean (bottom-up changes no market). ``insample`` (``unique_id, ds, y,
+    mean``: the base model's forecasts of earlier candles) is what methods that weigh series
+    by their errors learn from. Quantiles a model does not give (NaN) stay NaN."""
     from hierarchicalforecast.core import HierarchicalReconciliation
 
     check_method(method)
     markets = sorted(u for u in forecasts["unique_id"].unique() if u != total)
     ids = [total, *markets]
-    columns = [c for c in QUANTILES if forecasts[c].notna().all()]
     summing = pd.DataFrame(np.vstack([np.ones(len(markets)), np.eye(len(markets))]),
                            columns=markets).assign(unique_id=ids)[["unique_id", *markets]]
     tags = {"total": np.array([total]), "total/market": np.array(markets)}
-    base = forecasts[["unique_id", "ds", *columns]].sort_values(["unique_id", "ds"])
-    learned = None
-    if insample is not None:
-        learned = insample[["unique_id", "ds", "y"]].assign(
-            **{c: insample["q50"] for c in columns}).sort_values(["unique_id", "ds"])
+    base = forecasts[["unique_id", "ds", "mean"]].sort_values(["unique_id", "ds"])
+    learned = None if insample is None else insample[["unique_id", "ds", "y", "mean"]]\
+        .sort_values(["unique_id", "ds"])
     done = HierarchicalReconciliation([_reconciler(method)]).reconcile(
         Y_hat_df=base, tags=tags, S_df=summing, Y_df=learned)
-    made = {c: next(n for n in done.columns if n.startswith(f"{c}/")) for c in columns}
-    coherent = done[["unique_id", "ds", *made.values()]].rename(
-        columns={v: k for k, v in made.items()})
-    return forecasts.drop(columns=columns).merge(coherent, on=["unique_id", "ds"])
+    made = next(n for n in done.columns if n.startswith("mean/"))
+    moved = forecasts.merge(done[["unique_id", "ds", made]], on=["unique_id", "ds"])
+    shift = moved.pop(made) - moved["mean"]
+    return moved.assign(**{c: moved[c] + shift for c in ("mean", *QUANTILES)})
 
 
 def interval_factors(y: np.ndarray, q10: np.ndarray, q50: np.ndarray, q90: np.ndarray,
@@ -117,8 +132,8 @@ def interval_factors(y: np.ndarray, q10: np.ndarray, q50: np.ndarray, q90: np.nd
 
 
 def scale_intervals(frame: pd.DataFrame, factors: tuple[float, float]) -> pd.DataFrame:
-    """Every series' distances from its median scaled by (lower, upper): each quantile level
-    stays a sum, since the distances of the total are the sums of the markets'."""
+    """``frame``'s distances from the median scaled by (lower, upper); its median and mean
+    stay as they are."""
     lower, upper = factors
     return frame.assign(q10=frame["q50"] - lower * (frame["q50"] - frame["q10"]),
                         q90=frame["q50"] + upper * (frame["q90"] - frame["q50"]))
@@ -176,23 +191,31 @@ def backtest_hierarchy(make: Callable[[], Forecaster], long: pd.DataFrame, total
         at_total = both[(both["unique_id"] == total) & (both["ds"] < cutoff)]
         factors[name] = interval_factors(*(at_total[c].to_numpy(float) for c in (
             "y_true", *QUANTILES)))
-        reconciled = scale_intervals(both[both["ds"] >= cutoff], factors[name])
+        reconciled = _calibrated(both[both["ds"] >= cutoff], total, factors[name])
         rows += _scored(reconciled, scales, name)
         if name == method:
             kept = reconciled
     predictions = kept.rename(columns={"ds": "timestamp", "q50": "y_pred"})[
-        ["unique_id", "origin", "timestamp", "step", "y_true", "y_pred", "q10", "q90"]]
+        ["unique_id", "origin", "timestamp", "step", "y_true", "y_pred", "mean", "q10", "q90"]]
     return HierarchyBacktest(total, method, cutoff, start, pd.DataFrame(rows),
                              predictions.sort_values(["unique_id", "timestamp"]).reset_index(
                                  drop=True), factors)
+
+
+def _calibrated(frame: pd.DataFrame, total: str, factors: tuple[float, float]
+                ) -> pd.DataFrame:
+    """``frame`` with the total's interval scaled by its ``factors``; the markets' untouched."""
+    at_total = frame["unique_id"] == total
+    return pd.concat([scale_intervals(frame[at_total], factors), frame[~at_total]]
+                     ).sort_index()
 
 
 def _base(make: Callable[[], Forecaster], long: pd.DataFrame, cutoff: int, horizon: int,
           progress: Progress | None, part: str) -> pd.DataFrame:
     """The base model's forecasts of every series from every origin after ``cutoff`` (the
     protocol's ``backtest``; a global model is trained once on every series before the
-    cutoff): ``unique_id, origin, ds, step, y_true, q10, q50, q90``, only the candles every
-    series has a forecast of. ``progress`` shows the series done, and a shared training's
+    cutoff): ``unique_id, origin, ds, step, y_true, q10, q50, q90, mean``, only the candles
+    every series has a forecast of. ``progress`` shows the series done, and a shared training's
     epochs."""
     model = make()
     shared = model.learns_once
@@ -211,7 +234,7 @@ def _base(make: Callable[[], Forecaster], long: pd.DataFrame, cutoff: int, horiz
             done(number, len(groups))
     forecasts = pd.concat(frames, ignore_index=True)
     everyone = forecasts.groupby("ds")["unique_id"].transform("size") == len(frames)
-    return forecasts[everyone].reset_index(drop=True)
+    return with_mean(forecasts[everyone].reset_index(drop=True))
 
 
 def _scored(forecasts: pd.DataFrame, scales: dict[str, float], forecast: str
