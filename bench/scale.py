@@ -12,8 +12,9 @@ own), on one temporary store:
 - fetch: `volcast fetch --top N` of --days of hourly candles;
 - total: `volcast totals build` (the exchange's total */USDT, then stored as one more series);
 - train: `volcast train --model lstm` of every stored series (one global model, saved for each);
-- backtest: `volcast backtest --model lstm --all` (every market and the total: one global
-  model trained before the cutoff, then each series' backtest one piece of work), once per
+- backtest: `volcast backtest --model lstm --all` (every market; `--all` leaves the total out,
+  `volcast totals backtest` is its backtest: one global model trained before the cutoff,
+  then each market's backtest one piece of work), once per
   --workers count (0: in this process, no Ray; N: a local Ray cluster of N workers);
 - forecast: `volcast predict --model lstm --all` from the newest candles, once per count too.
 
@@ -42,7 +43,7 @@ from rich.console import Console
 from rich.table import Table
 from universe import END, peak_rss_mb
 
-from volcast.data.store import CandleStore
+from volcast.data.store import CandleStore, is_total
 from volcast.data.timeframe import DAY_MS, format_time
 from volcast.simulator.server import spawned
 
@@ -158,14 +159,15 @@ def run(args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
         chosen = [flag for symbol in symbols for flag in ("-s", symbol)]
         rows.append(measured("train", None, len(symbols),
                              ["train", "--model", "lstm", *where, *chosen], folder))
+    markets = [symbol for symbol in symbols if not is_total(symbol)]  # what --all chooses
     for workers in args.workers:
         if "backtest" in args.steps:
-            rows.append(measured("backtest", workers, len(symbols), [
+            rows.append(measured("backtest", workers, len(markets), [
                 "backtest", "--model", "lstm", "--all", "--test-days", str(args.test_days),
                 *where, *ray_flags(workers)], folder))
             rows[-1]["train_s"] = shared_training_s(models)
         if "forecast" in args.steps:
-            rows.append(measured("forecast", workers, len(symbols), [
+            rows.append(measured("forecast", workers, len(markets), [
                 "predict", "--model", "lstm", "--all", "--format", "csv", *where,
                 *ray_flags(workers)], folder))
     return rows

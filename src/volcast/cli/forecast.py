@@ -232,7 +232,8 @@ def predict(
     config: ConfigOpt = None, ray: RayOpt = None, ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Forecast the next candles' volume (q10/q50/q90) from the latest candle of each series;
-    every row says its unit. With --ray, each stored series' forecast is a Ray task."""
+    every row says its unit. With --ray, the series that share a trained model are one
+    Ray task (one batched forecast); a model made per series, one task each."""
     from volcast.cli.ui import count_progress, forecast_table
     from volcast.config import load_settings
     from volcast.errors import VolcastError

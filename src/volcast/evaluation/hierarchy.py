@@ -76,7 +76,7 @@ def with_mean(forecasts: pd.DataFrame) -> pd.DataFrame:
     its quantiles as a log-normal's (volume is positive and right-skewed) whose sigma is set by
     the upper distance, sigma = log(q90 / q50) / Z90: the mean of a right-skewed volume is
     carried by its upper tail, while the lower side, bounded by zero, says little about it
-    (181 markets: docs/totals.md). mean = q50 exp(sigma^2 / 2), never below q50. Without an
+    (180 markets: docs/totals.md). mean = q50 exp(sigma^2 / 2), never below q50. Without an
     interval (a point forecast, NaN quantiles) or a positive median, the mean is the median."""
     q50, q90 = forecasts["q50"].to_numpy(float), forecasts["q90"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -235,9 +235,11 @@ def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
     latest stored candle, by its trained ``model`` (or a model that needs none). The series
     that share a model (a global one is saved for each of its series: the same files) are
     one piece of work, read from the store at once and forecast in one batched ``predict``;
-    a series with no trained model is left out and said so."""
-    groups: dict[tuple[Shipped, int], list[SeriesKey]] = {}
+    a model made anew for each series (MSTL, a reference) forecasts each as its own piece, as
+    it fits each on its own. A series with no trained model is left out and said so."""
+    groups: dict[tuple[Shipped, int, SeriesKey | None], list[SeriesKey]] = {}
     left_out: dict[SeriesKey, str] = {}
+    keys = list(dict.fromkeys(keys))
     for key in keys:
         try:
             ship = _shipped(space, key, model)
@@ -245,15 +247,15 @@ def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
             left_out[key] = str(error)
             continue
         steps = horizon or space.horizon(ship.forecaster())
-        groups.setdefault((ship, steps), []).append(key)
+        groups.setdefault((ship, steps, None if ship.files else key), []).append(key)
     if not groups:
         raise NotFound(next(iter(left_out.values())))
-    models = tuple(dict.fromkeys(ship for ship, _ in groups))
+    models = tuple(dict.fromkeys(ship for ship, _, _ in groups))
     with space.store.connection():  # one opening for every series' candles
         requests = [Request(space.forecast_inputs(chosen, ship.forecaster(), unit),
                             models.index(ship), steps,
                             {k.unique_id: space.unit_name(k, unit) for k in chosen})
-                    for (ship, steps), chosen in groups.items()]
+                    for (ship, steps, _), chosen in groups.items()]
     frames = [pd.DataFrame()] * len(requests)
     finished = 0
     for index, frame in runner.each(predict_series, requests, models):
@@ -267,11 +269,13 @@ def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
 
 
 def _shipped(space: "Workspace", key: SeriesKey, model: str) -> Shipped:
-    """The series' model as it travels: its trained folder's files, or (a model that needs no
-    training) its name and settings. Equal files are one model, loaded once."""
-    if not model_class(model).needs_fitting:
+    """The series' model as it travels: its saved folder's files (as ``Workspace.forecaster``
+    loads them first), or, for a model that needs no training and has none saved, its name
+    and settings. Equal files are one model, loaded once."""
+    saved = space.layout.version(key, model) is not None
+    if not saved and not model_class(model).needs_fitting:
         return Shipped.fresh(space.make(model))
-    if space.layout.version(key, model) is None:
+    if not saved:
         space.forecaster(key, model)  # raises its NotFound: how to train one
     return Shipped.folder(model, space.layout.folder(key, model))
 

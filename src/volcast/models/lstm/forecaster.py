@@ -103,7 +103,8 @@ class NeuralForecaster(Forecaster):
         trained = train(arrays, self.s, build, progress)
         self.nets, self.scales, self.history = trained.nets, trained.scales, trained.history
         uids = list(split_series(long))  # the arrays' order
-        self.series_scales = {str(uids[n]): s for n, s in trained.series_scales.items()}
+        self.series_scales = {str(uids[n]): s for n, s in trained.series_scales.items()
+                              if len(str(uids[n])) <= MAX_UID_CHARS}  # longer: pooled
         self.validation = trained.validation
         self.info = training_info(long) | {"epochs_run": len(self.history),
                                             "best_val_loss": min(h["val"] for h in self.history)}
@@ -245,8 +246,9 @@ class NeuralForecaster(Forecaster):
 
     def weights_metadata(self, state: dict[str, Any]) -> dict[str, Any]:
         """The settings that shape a forecast but not the tensors (lookback above all, the
-        covariates' names), and the calibration. No covariates or per-series scales: no
-        entry, as in the weights of models saved before they existed."""
+        covariates' names), and the calibration. No covariates: no entry; per-series scales
+        only when the state has them (every save since they exist, ``{}`` included), as in the
+        weights of models saved before either existed."""
         covariates = {"covariates": self.s.covariates} if self.s.covariates else {}
         own = {"series_scales": state["series_scales"]} if "series_scales" in state else {}
         return {"lookback": self.s.lookback, "horizon": self.s.horizon,
