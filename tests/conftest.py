@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,15 @@ def one_training_thread() -> None:
     from volcast.models.runtime import configure_process
 
     configure_process(threads=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_reaches_children() -> None:
+    """A shell starts a background job (`pytest &`, nohup) with SIGINT ignored, and every
+    child would inherit that and shrug off the Ctrl-C the CLI tests send it. A Python handler
+    is reset to the default on exec, so the children get Ctrl-C back as a user's shell has it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
