@@ -48,7 +48,7 @@ from volcast.data.timeframe import DAY_MS, format_time
 from volcast.simulator.server import spawned
 
 STEPS = ("fetch", "total", "train", "backtest", "forecast")
-LSTM = {"epochs": 2, "stride": 24}
+LSTM = {"epochs": 2, "stride": 24, "shards": 2}
 """What bounds the global LSTM's training at a year of 200 markets (a few minutes on 2
 cores); the other settings are the model's defaults."""
 

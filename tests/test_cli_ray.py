@@ -1,7 +1,8 @@
 """volcast with --ray against the same commands without it, on a universe of four markets from
 the exchange simulator (Ray: a local cluster of two workers): per-market downloads store the
 same candles (through faults too, and again after a hole), and the backtests (a reference
-model and a tiny seeded LSTM) and forecasts of every market are identical to the byte. And
+model and a tiny seeded LSTM, trained data-parallel on both workers) and forecasts of every
+market, and a trained model's weights, are identical to the byte. And
 the one-line errors: Ray not installed, a cluster that does not answer, --ray where it does
 nothing."""
 
@@ -31,7 +32,8 @@ UNIVERSE = SimulatorConfig(sample_dir(), markets=4, delisted=0.0, halted=0.0, se
                            now_ms=NOW, speed=0.0)
 FAULTY = replace(UNIVERSE, fail_rate=0.2, faults=("429", "500", "truncated"), retry_after_s=0)
 QUICK = "[fetch]\nretries = 12\nbackoff_s = 0.01\nbackoff_max_s = 0.2\nrate_limit = false\n"
-TINY = ["--lookback", "48", "--hidden-size", "8", "--epochs", "2", "--train-days", "20"]
+TINY = ["--lookback", "48", "--hidden-size", "8", "--epochs", "2", "--train-days", "20",
+        "--shards", "2"]  # with --ray, the LSTM trains on both workers
 
 
 def fetch(cli, db: Path, url: str, config: Path, *more: str):
@@ -95,9 +97,14 @@ def test_backtests_and_forecasts_of_a_universe_are_identical_with_ray(cli, tmp_p
     assert len(runs["here"]) == 4 * 6  # lstm, seasonal_naive_24 and the other 4 references
     assert runs["ray"] == runs["here"]
 
-    trained = cli("train", "--model", "lstm", "-e", "binance", "-s", "BTC/USDT", "-s",
-                  "ETH/USDT", "--db", db, "--models", tmp_path / "m", *TINY)
-    assert trained.code == 0, trained.err
+    weights = {}
+    for name, flags in (("m", []), ("m-ray", ["--ray-workers", "2"])):  # --shards 2: both
+        trained = cli("train", "--model", "lstm", "-e", "binance", "-s", "BTC/USDT", "-s",
+                      "ETH/USDT", "--db", db, "--models", tmp_path / name, *TINY, *flags)
+        assert trained.code == 0, trained.err
+        weights[name] = (tmp_path / name / "binance/BTC_USDT/1h/lstm/weights.safetensors"
+                         ).read_bytes()
+    assert weights["m-ray"] == weights["m"]  # trained on the two workers: the same weights
     outputs = {}
     for model, chosen, series in (("lstm", ["-s", "BTC/USDT", "-s", "ETH/USDT"], 2),
                                   ("seasonal_naive_24", ["--all"], 4)):

@@ -251,7 +251,7 @@ def test_adam_is_torch_adam():
                                                                               generator=data)
             loss = pinball(net(past, future), torch.randn(16, 6, generator=data),
                            torch.tensor([0.1, 0.5, 0.9]))
-            step.zero_grad()
+            net.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             step.step()
@@ -275,7 +275,7 @@ def test_micro_batches_sum_to_the_whole_batchs_gradient():
 
     def gradient(micro):
         net.zero_grad()
-        loss = train_module._backward(net, batch, quantiles, micro)
+        loss = train_module._backward(net, batch, quantiles, micro, 40)
         return loss, torch.cat([p.grad.flatten() for p in net.parameters()])
 
     (whole, expected), (sliced, summed) = gradient(None), gradient(16)  # 16 + 16 + 8

@@ -111,6 +111,32 @@ def test_a_shipped_model_forecasts_as_the_trained_one_and_loads_once(btc):
     pd.testing.assert_frame_equal(loaded.predict(long, 24), model.predict(long, 24))
 
 
+@pytest.mark.parametrize("name", ["lstm", "ensemble"])
+def test_a_fit_with_shards_trains_on_the_workers_to_the_same_weights(ray_cluster, btc, name):
+    """shards = 2: each batch's two parts on two Ray workers joined over gloo (and the
+    validation split between them) give the weights, history and scales that one process
+    computing both parts gives: the fit depends on the shards, not on where they ran. The
+    driver's progress hears every epoch of rank 0."""
+    from volcast.models import create, parallel
+
+    long = btc.rename(columns={"timestamp": "ds", "volume": "y"}).assign(unique_id="btc")
+    settings = TINY_LSTM | {"epochs": 2, "shards": 2, "batch_size": 64}
+    here = create(name, settings)
+    here.fit(long)
+    epochs = []
+    spread = create(name, settings)
+    with parallel.spread(RayExecutor(None, 2).launcher()):
+        spread.fit(long, lambda *epoch: epochs.append(epoch[:2]))
+    lstm_here, lstm_spread = (getattr(m, "lstm", m) for m in (here, spread))
+    assert lstm_spread.history == lstm_here.history
+    assert lstm_spread.scales == lstm_here.scales
+    for ours, theirs in zip(lstm_here.nets, lstm_spread.nets, strict=True):
+        assert all(value.equal(theirs.state_dict()[key])
+                   for key, value in ours.state_dict().items())
+    pd.testing.assert_frame_equal(spread.predict(long, 24), here.predict(long, 24))
+    assert epochs and epochs[-1][0] == epochs[-1][1] == len(lstm_here.history) * 2  # + refit
+
+
 def test_a_backtest_of_many_equals_each_series_backtest_with_the_shared_model(workspace):
     workspace.settings.backtest.test_days = 5
     eth = read_candles(sample_file(pair="ETH_USDT"), ETH.tf_ms)

@@ -136,13 +136,16 @@ def train(
                                                  "for every command to find]")] = None,
     csv: CsvOpt = None, exchange: ExchangesOpt = None, symbol: SymbolsOpt = None,
     timeframe: TfOpt = "1h", config: ConfigOpt = None, db: DbOpt = None,
-    models: ModelsOpt = None, model_options: dict[str, Any] | None = None,
+    models: ModelsOpt = None, ray: RayOpt = None, ray_workers: RayWorkersOpt = None,
+    model_options: dict[str, Any] | None = None,
 ) -> None:
     """Train a model on one or many series (one global model) and save it (safetensors +
     JSON, no pickle). A model of stored series is saved for each of them, where predict,
-    overview, report and the dashboard find it."""
+    overview, report and the dashboard find it. With --ray, a network with --shards N trains
+    data-parallel on N Ray workers (the same weights as here)."""
     from volcast.cli.ui import epoch_progress
     from volcast.config import load_settings
+    from volcast.errors import VolcastError
     from volcast.models.runtime import configure_process
     from volcast.workspace import Workspace
     from volcast.workspace.flows import fit, make
@@ -150,17 +153,23 @@ def train(
 
     _check_out(out_dir)
     flags = _flags([model], model_options or {})[model]
-    make(load_settings(config), model, flags)  # bad settings fail before any data is read
+    settings = load_settings(config, ray=ray_flags(ray, ray_workers))
+    make(settings, model, flags)  # bad settings fail before any data is read
     configure_process()
     if csv:
+        if settings.ray.enabled:  # asked for; a configured address alone trains here
+            raise VolcastError("--ray trains on stored series (-e with -s); a model of files "
+                               "trains in this process")
         if out_dir is None:
             raise _needs_out("a model trained on files")
         long = read_files(csv)
         with epoch_progress(out) as progress:
-            forecaster = fit(load_settings(config), model, flags, long, progress, db)
+            forecaster = fit(settings, model, flags, long, progress, db)
         folders = []
     else:
-        with Workspace.open(db, models, config) as space, epoch_progress(out) as progress:
+        start_ray(settings.ray)
+        with Workspace.open(db, models, settings=settings) as space, \
+                epoch_progress(out) as progress:
             keys = _keys(exchange, symbol, timeframe)
             forecaster, folders = space.train(keys, model, flags, progress)
     if out_dir is not None:

@@ -31,7 +31,7 @@ from volcast.errors import NotFound, VolcastError
 from volcast.evaluation.backtest import BacktestResult, default_cutoff, origins
 from volcast.evaluation.backtest import backtest as walk_forward
 from volcast.evaluation.compare import Progress
-from volcast.models import create, load, model_class
+from volcast.models import create, load, model_class, parallel
 from volcast.models.base import MANIFEST, WEIGHTS, Forecaster
 from volcast.workspace.executor import Done, Executor
 from volcast.workspace.flows import compared
@@ -160,8 +160,9 @@ def backtest_many(space: "Workspace", keys: Sequence[SeriesKey], names: Sequence
     # a model added only for comparison that cannot forecast the horizon is left out
     models = [m for m in models if m.name in names or (m.max_horizon(step) or horizon) >= horizon]
     learn = pd.concat(tested, ignore_index=True)
-    train_s = {m.name: _fit(m, learn[learn["ds"] < cutoff], progress) for m in models
-               if m.learns_once}
+    with parallel.spread(runner.launcher()):  # a network with shards trains on the workers
+        train_s = {m.name: _fit(m, learn[learn["ds"] < cutoff], progress) for m in models
+                   if m.learns_once}
     plan = Plan(tuple(Shipped.trained(m) if m.learns_once else Shipped.fresh(m) for m in models),
                 cutoff, horizon)
     scored = runner.map(backtest_series, tested, plan,

@@ -26,7 +26,7 @@ from volcast.errors import NotFound, VolcastError
 from volcast.evaluation.backtest import BacktestResult, default_cutoff
 from volcast.evaluation.backtest import backtest as walk_forward
 from volcast.evaluation.compare import Progress
-from volcast.models import model_class
+from volcast.models import model_class, parallel
 from volcast.models.base import EpochProgress, Forecaster
 from volcast.workspace.batch import Batch, BatchProgress, Forecasts, backtest_many, forecast_many
 from volcast.workspace.executor import Done, Executor, executor
@@ -186,8 +186,10 @@ class Workspace:
 
     def train(self, keys: list[SeriesKey], model: str, flags: dict[str, Any] | None = None,
               progress: EpochProgress | None = None) -> tuple[Forecaster, list[Path]]:
-        """Train one (global) model on these series and save it for each of them."""
-        forecaster = fit(self.settings, model, flags, self.long(keys), progress, self.store)
+        """Train one (global) model on these series and save it for each of them; a network
+        with ``shards`` trains on ``executor``'s workers when it has some."""
+        with parallel.spread(self.executor.launcher()):
+            forecaster = fit(self.settings, model, flags, self.long(keys), progress, self.store)
         return forecaster, self.layout.save_model(keys, forecaster)
 
     def retrain(self, keys: list[SeriesKey], model: str, validation_days: float,

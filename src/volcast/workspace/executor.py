@@ -11,6 +11,10 @@ the same values, so a flow's results do not depend on where it ran.
 Ray is an optional dependency: it is imported only when a ``RayExecutor`` runs, and a missing
 package or an unreachable cluster is one ``VolcastError`` line. Each worker runs torch and
 OpenMP with one thread, so that N workers on N cores do not oversubscribe them.
+
+An executor may also train: ``launcher`` is what ``models.parallel.spread`` takes, so that a
+network's fit with ``shards`` > 1 runs data-parallel on that many Ray workers (``RayExecutor``)
+or in this process (``Local``: None), with the same weights either way.
 """
 
 import logging
@@ -23,6 +27,8 @@ from typing import Any, TypeVar
 
 from volcast.config import RaySettings
 from volcast.errors import VolcastError, one_line
+from volcast.models.base import EpochProgress, stop_check
+from volcast.models.parallel import Fit, Launch, joined
 
 Item = TypeVar("Item")
 Shared = TypeVar("Shared")
@@ -34,6 +40,8 @@ Done = Callable[[int, int], None]
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 """Each Ray worker's environment, set when its process starts (before torch is imported):
 one thread per worker, idle threads that do not spin (``models.runtime``)."""
+PROGRESS_S = 0.5
+"""How often a data-parallel fit's epochs are brought to the driver's progress."""
 CONNECT_TIMEOUT_S = 5.0
 """How long a ray:// address gets to accept a connection before it is called unreachable
 (Ray's own client would retry for 30 s and then say less)."""
@@ -55,6 +63,10 @@ class Executor(ABC):
             if done is not None:
                 done(count, len(items))
         return results
+
+    def launcher(self) -> Launch | None:
+        """Where a data-parallel fit runs (``models.parallel.spread``); None: in this process."""
+        return None
 
 
 class Local(Executor):
@@ -96,6 +108,68 @@ class RayExecutor(Executor):
         finally:  # an error, Ctrl-C or a caller that stopped early: stop what is left
             for ref in pending:
                 ray.cancel(ref)
+
+    def launcher(self) -> Launch:
+        return self.fit
+
+    def fit(self, fit: Fit[Result], shards: int, progress: EpochProgress | None) -> Result:
+        """``fit`` on one ``Rank`` actor per shard (at most one per CPU of the cluster),
+        joined over gloo at an address rank 0 serves; rank 0's epochs reach ``progress``
+        here as they end. Returns rank 0's result; a rank's error is raised as itself."""
+        ray = connect(self.address, self.workers)
+        world = max(1, min(shards, int(ray.cluster_resources().get("CPU", 1))))
+        rank = ray.remote(num_cpus=1, max_concurrency=2)(Rank)
+        actors = [rank.remote() for _ in range(world)]
+        try:
+            address = _result(ray, actors[0].address.remote())
+            shared = ray.put(fit)  # the training data crosses once, not once per rank
+            runs = [a.run.remote(shared, r, world, address) for r, a in enumerate(actors)]
+            stop, pending = stop_check(progress), list(runs)
+            while pending:
+                finished, pending = ray.wait(pending, num_returns=len(pending),
+                                             timeout=PROGRESS_S)
+                for ref in finished:  # a failed rank now, not when the others time out
+                    if ref is not runs[0]:
+                        _result(ray, ref)
+                for event in _result(ray, actors[0].take.remote()) if progress else ():
+                    progress(*event)
+                stop()
+            return _result(ray, runs[0])
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+
+
+class Rank:
+    """One rank of a data-parallel fit, a Ray actor in its own worker process (one torch
+    thread, as ``configure_process`` gives a program). Rank 0 serves the group's address and
+    keeps its epochs for the driver to ``take`` while it trains (a second actor thread)."""
+
+    def __init__(self) -> None:
+        from volcast.models.runtime import configure_process
+
+        configure_process(threads=1)
+        self.events: list[tuple[int, int, float, float]] = []
+
+    def address(self) -> str:
+        import ray
+
+        with socket.socket() as probe:  # a free port; rank 0's store takes it in ``joined``
+            probe.bind(("", 0))
+            port = probe.getsockname()[1]
+        return f"tcp://{ray.util.get_node_ip_address()}:{port}"
+
+    def run(self, fit: Fit[Result], rank: int, world: int, address: str) -> Result | None:
+        with joined(rank, world, address) as ranks:
+            result = fit(ranks, self.record if rank == 0 else None)
+        return result if rank == 0 else None
+
+    def record(self, epoch: int, total: int, train: float, val: float) -> None:
+        self.events.append((epoch, total, train, val))
+
+    def take(self) -> list[tuple[int, int, float, float]]:
+        events, self.events = self.events, []
+        return events
 
 
 def executor(settings: RaySettings) -> Executor:

@@ -49,6 +49,11 @@ class NeuralSettings(ModelSettings):
                                     "over them: less memory (it follows this, not the batch), "
                                     "a little slower, the same up to rounding (default: the "
                                     "whole batch)")
+    shards: int = Field(1, ge=1, le=64, description="parts each training batch is cut into, "
+                        "each part's gradient computed on its own and summed in order: with "
+                        "--ray, the parts train on that many Ray workers at once (data "
+                        "parallel); the weights depend on this number, not on where the parts "
+                        "ran")
     learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
     patience: int = Field(5, ge=1, le=100, description="epochs without improvement before "
                                                      "early stopping")

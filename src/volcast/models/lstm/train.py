@@ -4,21 +4,25 @@ apart: the LSTM and the transformer differ only in the network ``train`` is give
 Windows come from every series (a global model), split in time (``windows.split_windows``);
 training batches are made as they are needed, and the validation windows, capped at
 ``val_windows`` in all, are made once into one set of arrays the batches are views of.
-Each member network: Adam, gradient clipping at 1, early stopping on validation pinball loss
-with the best weights restored, a per-quantile scale fitted on validation (conformal-style) so
-that the intervals cover what they claim (on all held-out windows, and on each series' own where
-it has ``MIN_SERIES_WINDOWS`` of them), then with ``refit`` the same seeded run again on every
-window, validation included, for the number of epochs early stopping picked.
+Each member network: Adam, gradient clipping at 1, each batch's gradient summed over its
+``shards`` in order (computed here, or spread over ranks: ``models.parallel``), early stopping
+on validation pinball loss with the best weights restored, a per-quantile scale fitted on
+validation (conformal-style) so that the intervals cover what they claim (on all held-out
+windows, and on each series' own where it has ``MIN_SERIES_WINDOWS`` of them), then with
+``refit`` the same seeded run again on every window, validation included, for the number of
+epochs early stopping picked.
 """
 
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 
 from volcast.errors import VolcastError
+from volcast.models import parallel
 from volcast.models.base import EpochProgress, stop_check
 from volcast.models.lstm.network import QuantileNet, pinball
 from volcast.models.lstm.settings import MIN_SERIES_WINDOWS, SCALE_RANGE, NeuralSettings
@@ -26,9 +30,10 @@ from volcast.models.lstm.windows import (
     Index,
     SeriesArrays,
     Split,
-    batches,
+    batch_pairs,
     gather,
     split_windows,
+    window_batch,
 )
 
 Batch = dict[str, torch.Tensor]
@@ -94,7 +99,14 @@ def history_candles(settings: NeuralSettings, step: int) -> int | None:
 def train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
           progress: EpochProgress | None) -> Trained:
     """Train ``members`` networks made by ``build`` (seeds seed, seed + 1, ...) on the same
-    windows of ``arrays``."""
+    windows of ``arrays``: here, or on the ranks of a ``parallel.spread`` (the same weights)."""
+    trained = parallel.run(partial(_train, arrays, settings, build), settings.shards, progress)
+    trained.validation.arrays = arrays  # a rank's result comes back without its inputs
+    return trained
+
+
+def _train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
+           ranks: parallel.Ranks, progress: EpochProgress | None) -> Trained:
     median = settings.quantiles.index(0.5)
     device = pick_device(settings.device)
     split = split_windows(arrays, settings, history_candles(settings, arrays[0].step))
@@ -109,7 +121,7 @@ def train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
     for member in range(settings.members):
         seeded = settings.model_copy(update={"seed": settings.seed + member})
         net, member_history, pred = _train_member(build, arrays, split, val_batches, seeded,
-                                                  device, counter, stop)
+                                                  device, counter, stop, ranks)
         nets.append(net)
         scales.append(fit_scales(pred, held_out["target"], settings.quantiles, median))
         history += [h | {"member": member} for h in member_history]
@@ -117,12 +129,12 @@ def train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
     pred = np.stack(preds)  # [M, N, H, Q]
     own = series_scales(pred, held_out["target"], window_series(split.validation),
                         settings.quantiles, median)
-    return Trained(nets, scales, own, history, Validation(arrays, split, held_out, pred))
+    return Trained(nets, scales, own, history, Validation([], split, held_out, pred))
 
 
 def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
                   val_batches: list[Batch], settings: NeuralSettings, device: torch.device,
-                  counter: EpochCounter, stop: Callable[[], None]
+                  counter: EpochCounter, stop: Callable[[], None], ranks: parallel.Ranks
                   ) -> tuple[QuantileNet, list[dict[str, float]], np.ndarray]:
     """Early stopping, then (``refit``) the same seeded run on every window for the best
     epoch count. Returns the network on the CPU, the early-stopping history and what the
@@ -130,9 +142,9 @@ def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
     quantiles = torch.tensor(settings.quantiles, device=device)
     history: list[dict[str, float]] = []
     best_val, best_state, stale = math.inf, None, 0
-    epochs = _epochs(build, arrays, split.train, settings, device, stop)
+    epochs = _epochs(build, arrays, split.train, settings, device, stop, ranks)
     for epoch, (net, loss) in enumerate(epochs, 1):
-        val = evaluate(net, val_batches, quantiles, stop)
+        val = evaluate(net, val_batches, quantiles, stop, ranks)
         history.append({"epoch": epoch, "train": loss, "val": val})
         if val < best_val - 1e-5:
             best_val, stale = val, 0
@@ -150,7 +162,7 @@ def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
     if best_state is not None:
         net.load_state_dict(best_state)
     pred = predict_batches(net, val_batches, stop)
-    refit = _epochs(build, arrays, split.every, settings, device, stop)
+    refit = _epochs(build, arrays, split.every, settings, device, stop, ranks)
     for _ in range(refit_epochs):
         net, loss = next(refit)
         counter.epoch(loss, best["val"])  # no validation in the refit: its epoch count's loss
@@ -158,7 +170,7 @@ def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
 
 
 def _epochs(build: Build, arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
-            device: torch.device, stop: Callable[[], None]
+            device: torch.device, stop: Callable[[], None], ranks: parallel.Ranks
             ) -> Iterator[tuple[QuantileNet, float]]:
     """A seeded run from a fresh network: after each epoch, the network and its mean loss."""
     torch.manual_seed(settings.seed)
@@ -170,29 +182,65 @@ def _epochs(build: Build, arrays: list[SeriesArrays], index: Index, settings: Ne
         net.train()
         losses = []
         epoch_index = [(n, e[rng.integers(settings.stride):: settings.stride]) for n, e in index]
-        for batch in batches(arrays, epoch_index, settings, rng):
+        for pairs in batch_pairs(epoch_index, settings.batch_size, rng):
             stop()
-            optimiser.zero_grad()
-            losses.append(_backward(net, _to(batch, device), quantiles, settings.micro_batch))
+            losses.append(_gradient(net, arrays, pairs, settings, quantiles, rng, ranks))
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimiser.step()
         yield net, float(np.mean(losses))
 
 
-def _backward(net: QuantileNet, batch: Batch, quantiles: torch.Tensor, micro: int | None
-              ) -> float:
-    """The batch's pinball loss, its gradient accumulated over slices of at most ``micro``
-    windows: a network keeps every step's activations of the windows it runs at once (the
-    LSTM's for 256 windows of 168 candles: about 200 MB), so memory follows the slice. One
-    slice (the default): exactly the plain loss and gradient; more: the same up to rounding,
-    and each slice draws its own dropout."""
-    count = len(batch["target"])
-    size = min(micro or count, count)
+def _gradient(net: QuantileNet, arrays: list[SeriesArrays], pairs: np.ndarray,
+              settings: NeuralSettings, quantiles: torch.Tensor, rng: np.random.Generator,
+              ranks: parallel.Ranks) -> float:
+    """The loss of the batch of windows ``pairs``, its gradient left in the network's
+    ``grad``: each of ``shards`` parts on its own (this rank's parts here, the others' on
+    theirs; with several, each with its own dropout seed from ``rng``), then summed in part
+    order, so every rank ends with the same gradient whatever the number of ranks. One part
+    (the default) is exactly the plain loss and gradient."""
+    params = list(net.parameters())
+    parts = np.array_split(pairs, settings.shards)
+    seeds = rng.integers(2**62, size=len(parts)) if len(parts) > 1 else None
+    device = quantiles.device
+    local = []
+    for number in ranks.mine(len(parts)):
+        for p in params:
+            p.grad = None
+        loss = 0.0
+        if len(parts[number]):
+            if seeds is not None:
+                torch.manual_seed(int(seeds[number]))
+            batch = _to(window_batch(arrays, parts[number], settings), device)
+            loss = _backward(net, batch, quantiles, settings.micro_batch, len(pairs))
+        flat = [torch.zeros(p.numel(), device=device) if p.grad is None else p.grad.reshape(-1)
+                for p in params]
+        local.append(torch.cat([torch.cat(flat).double(),
+                                torch.tensor([loss], dtype=torch.float64, device=device)]))
+    every = ranks.gather(torch.stack(local), len(parts))
+    total = every[0].clone()
+    for row in every[1:]:
+        total += row
+    at = 0
+    for p in params:
+        p.grad = total[at:at + p.numel()].view_as(p).to(p.dtype)
+        at += p.numel()
+    return float(total[-1])
+
+
+def _backward(net: QuantileNet, batch: Batch, quantiles: torch.Tensor, micro: int | None,
+              count: int) -> float:
+    """The pinball loss of ``batch`` (windows of a batch of ``count``) weighted by its share
+    of them, its gradient accumulated over slices of at most ``micro`` windows: a network
+    keeps every step's activations of the windows it runs at once (the LSTM's for 256
+    windows of 168 candles: about 200 MB), so memory follows the slice. One slice of the
+    whole batch (the default): exactly the plain loss and gradient; more: the same up to
+    rounding, and each slice draws its own dropout."""
+    size = min(micro or count, len(batch["target"]))
     total = 0.0
-    for at in range(0, count, size):
+    for at in range(0, len(batch["target"]), size):
         part = {k: v[at:at + size] for k, v in batch.items()}
         loss = pinball(net(part["past"], part["future"]), part["target"], quantiles)
-        if size < count:
+        if len(part["target"]) < count:
             loss = loss * (len(part["target"]) / count)
         loss.backward()
         total += loss.item()
@@ -213,10 +261,6 @@ class Adam:
         self.params, self.lr, self.steps = params, lr, 0
         self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
 
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
     @torch.no_grad()
     def step(self) -> None:
         (beta1, beta2), self.steps = self.BETAS, self.steps + 1
@@ -236,13 +280,19 @@ def _to(batch: dict[str, np.ndarray], device: torch.device) -> Batch:
 
 @torch.no_grad()
 def evaluate(net: QuantileNet, val_batches: list[Batch], quantiles: torch.Tensor,
-             stop: Callable[[], None]) -> float:
+             stop: Callable[[], None], ranks: parallel.Ranks) -> float:
+    """The mean pinball loss over every validation window; with ranks, each runs its share of
+    the batches and the batches' losses are added up in order on every rank."""
     net.eval()
-    total = 0.0
-    for b in val_batches:
+    losses = []
+    for number in ranks.mine(len(val_batches)):
         stop()
-        total += pinball(net(b["past"], b["future"]), b["target"], quantiles).item() * len(
-            b["target"])
+        b = val_batches[number]
+        losses.append(pinball(net(b["past"], b["future"]), b["target"], quantiles).item()
+                      * len(b["target"]))
+    total = 0.0
+    for loss in ranks.gather(torch.tensor(losses, dtype=torch.float64), len(val_batches)):
+        total += float(loss)
     return total / sum(len(b["target"]) for b in val_batches)
 
 

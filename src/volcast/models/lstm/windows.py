@@ -228,11 +228,24 @@ def batches(arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
             rng: np.random.Generator | None) -> Iterator[dict[str, np.ndarray]]:
     """Window batches, shuffled across series when rng is given, each made when it is asked
     for (an epoch's windows never sit in memory at once)."""
+    for chunk in batch_pairs(index, settings.batch_size, rng):
+        yield window_batch(arrays, chunk, settings)
+
+
+def batch_pairs(index: Index, size: int, rng: np.random.Generator | None
+                ) -> Iterator[np.ndarray]:
+    """``index``'s windows as (series number, end) pairs [B, 2], ``size`` at a time, shuffled
+    across series when rng is given: what a batch holds, before its windows are made."""
     pairs = np.concatenate([np.stack([np.full(len(e), n), e], axis=1) for n, e in index])
     if rng is not None:
         pairs = pairs[rng.permutation(len(pairs))]
-    for start in range(0, len(pairs), settings.batch_size):
-        chunk = pairs[start:start + settings.batch_size]
-        parts = [make_windows(arrays[n], chunk[chunk[:, 0] == n, 1], settings.lookback,
-                              settings.horizon) for n in np.unique(chunk[:, 0])]
-        yield {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    for start in range(0, len(pairs), size):
+        yield pairs[start:start + size]
+
+
+def window_batch(arrays: list[SeriesArrays], pairs: np.ndarray, settings: NeuralSettings
+                 ) -> dict[str, np.ndarray]:
+    """The windows of (series number, end) pairs [B, 2], grouped by series in ascending order."""
+    parts = [make_windows(arrays[n], pairs[pairs[:, 0] == n, 1], settings.lookback,
+                          settings.horizon) for n in np.unique(pairs[:, 0])]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
