@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scale.py [--markets 200] [--days 365] [--test-days 60]
         [--steps fetch total train backtest forecast] [--workers 1 2]
-        [--lstm '{"epochs": 2, "stride": 24}'] [--no-rate-limit]
+        [--lstm '{"epochs": 2, "stride": 24, "shards": 2}'] [--no-rate-limit]
     .venv/bin/python bench/scale.py --markets 20 --days 60     # a short run
 
 Starts the simulator serving --markets N markets (bench/universe.py's way), then runs each
@@ -19,7 +19,8 @@ own), on one temporary store:
 - forecast: `volcast predict --model lstm --all` from the newest candles, once per count too.
 
 The LSTM's work grows with its training windows (a year of 200 markets is 1.75 M a epoch), so
---lstm bounds it (default: 2 epochs over every 24th window); the table's title says what ran.
+--lstm bounds it (default: 2 epochs over every 24th window, each batch in 2 shards: with Ray,
+two workers train it data-parallel); the table's title says what ran.
 `process s` is the child's wall time, Python's start and imports included; `work s` is the
 command's own, torch and volcast already imported (a Ray cluster's start is in it). `CPU s` is
 the child's user + system time (and, with Ray, that of the cluster's processes, reaped at its

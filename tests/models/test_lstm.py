@@ -282,3 +282,26 @@ def test_micro_batches_sum_to_the_whole_batchs_gradient():
     assert sliced == pytest.approx(whole, rel=1e-5)
     torch.testing.assert_close(summed, expected, rtol=1e-4, atol=1e-6)
     assert gradient(64)[1].equal(expected)  # one slice: the plain gradient
+
+
+def test_a_batch_from_many_series_is_each_series_windows():
+    """A training batch's windows are made in one call on every series end to end
+    (``windows.Pool``); each window is the one its own series alone makes: no seasonal lag
+    or normalisation reaches into the series before it (the short one starts a week late, so
+    its 28-day lags must stay empty where the series before it has candles)."""
+    from volcast.models.lstm.settings import NeuralSettings
+    from volcast.models.lstm.windows import Pool, SeriesArrays, make_windows, window_batch
+
+    rng = np.random.default_rng(3)
+    lengths = (900, 400, 700)
+    arrays = [SeriesArrays(rng.normal(size=(n, 3)).astype(np.float32),
+                           rng.normal(size=(n, 4)).astype(np.float32), 3_600_000)
+              for n in lengths]
+    settings = NeuralSettings(lookback=48, horizon=24)
+    pairs = np.array([[2, 650], [0, 60], [1, 48], [2, 100], [0, 876], [1, 300], [0, 500]])
+    batch = window_batch(Pool.of(arrays), pairs, settings)
+    ordered = pairs[np.argsort(pairs[:, 0], kind="stable")]  # grouped by series, order kept
+    for row, (series, end) in enumerate(ordered):
+        alone = make_windows(arrays[series], np.array([end]), 48, 24)
+        for key, value in alone.items():
+            np.testing.assert_array_equal(batch[key][row], value[0], err_msg=key)

@@ -21,7 +21,7 @@ from volcast.models.base import EpochProgress, Forecaster, stop_check
 from volcast.models.folder import brief, is_number
 from volcast.models.lstm.forecaster import LSTMForecaster
 from volcast.models.lstm.settings import LSTMSettings
-from volcast.models.lstm.windows import batches, covariate_channels, spread
+from volcast.models.lstm.windows import Pool, batches, covariate_channels, spread
 
 PAST_LAGS = (1, 2, 3, 6, 12, 24)
 BLEND_GRID = np.linspace(0, 1, 21)
@@ -145,8 +145,8 @@ class EnsembleForecaster(Forecaster):
                   "deterministic": True}
         covariates = len(self.s.covariates)
         train = spread(validation.split.train, self.s.gbm_windows)
-        x_train, y_train = gbm_rows(batches(validation.arrays, train, self.s, None), covariates,
-                                    stop)
+        x_train, y_train = gbm_rows(batches(Pool.of(validation.arrays), train, self.s, None),
+                                    covariates, stop)
         x_val, y_val = gbm_rows([validation.windows], covariates)
         rounds = [_each_round(stop)]  # a boosting round is the booster's batch
         booster = lgb.train(params, lgb.Dataset(x_train, y_train), self.s.gbm_rounds,

@@ -28,6 +28,7 @@ from volcast.models.lstm.network import QuantileNet, pinball
 from volcast.models.lstm.settings import MIN_SERIES_WINDOWS, SCALE_RANGE, NeuralSettings
 from volcast.models.lstm.windows import (
     Index,
+    Pool,
     SeriesArrays,
     Split,
     batch_pairs,
@@ -111,7 +112,8 @@ def _train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
     device = pick_device(settings.device)
     split = split_windows(arrays, settings, history_candles(settings, arrays[0].step))
     stop = stop_check(progress)  # before every batch: a stop request ends the fit within one
-    held_out = gather(arrays, split.validation, settings, stop)
+    pool = Pool.of(arrays)  # one copy of every series, end to end: a batch is one call
+    held_out = gather(pool, split.validation, settings, stop)
     val_batches = [_to({k: v[start:start + settings.batch_size] for k, v in held_out.items()},
                        device)  # views of held_out on the CPU, not a second copy
                    for start in range(0, len(held_out["mu"]), settings.batch_size)]
@@ -120,7 +122,7 @@ def _train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
     nets, scales, history, preds = [], [], [], []
     for member in range(settings.members):
         seeded = settings.model_copy(update={"seed": settings.seed + member})
-        net, member_history, pred = _train_member(build, arrays, split, val_batches, seeded,
+        net, member_history, pred = _train_member(build, pool, split, val_batches, seeded,
                                                   device, counter, stop, ranks)
         nets.append(net)
         scales.append(fit_scales(pred, held_out["target"], settings.quantiles, median))
@@ -132,7 +134,7 @@ def _train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
     return Trained(nets, scales, own, history, Validation([], split, held_out, pred))
 
 
-def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
+def _train_member(build: Build, pool: Pool, split: Split,
                   val_batches: list[Batch], settings: NeuralSettings, device: torch.device,
                   counter: EpochCounter, stop: Callable[[], None], ranks: parallel.Ranks
                   ) -> tuple[QuantileNet, list[dict[str, float]], np.ndarray]:
@@ -142,7 +144,7 @@ def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
     quantiles = torch.tensor(settings.quantiles, device=device)
     history: list[dict[str, float]] = []
     best_val, best_state, stale = math.inf, None, 0
-    epochs = _epochs(build, arrays, split.train, settings, device, stop, ranks)
+    epochs = _epochs(build, pool, split.train, settings, device, stop, ranks)
     for epoch, (net, loss) in enumerate(epochs, 1):
         val = evaluate(net, val_batches, quantiles, stop, ranks)
         history.append({"epoch": epoch, "train": loss, "val": val})
@@ -162,14 +164,14 @@ def _train_member(build: Build, arrays: list[SeriesArrays], split: Split,
     if best_state is not None:
         net.load_state_dict(best_state)
     pred = predict_batches(net, val_batches, stop)
-    refit = _epochs(build, arrays, split.every, settings, device, stop, ranks)
+    refit = _epochs(build, pool, split.every, settings, device, stop, ranks)
     for _ in range(refit_epochs):
         net, loss = next(refit)
         counter.epoch(loss, best["val"])  # no validation in the refit: its epoch count's loss
     return net.cpu(), history, pred
 
 
-def _epochs(build: Build, arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
+def _epochs(build: Build, pool: Pool, index: Index, settings: NeuralSettings,
             device: torch.device, stop: Callable[[], None], ranks: parallel.Ranks
             ) -> Iterator[tuple[QuantileNet, float]]:
     """A seeded run from a fresh network: after each epoch, the network and its mean loss."""
@@ -184,13 +186,13 @@ def _epochs(build: Build, arrays: list[SeriesArrays], index: Index, settings: Ne
         epoch_index = [(n, e[rng.integers(settings.stride):: settings.stride]) for n, e in index]
         for pairs in batch_pairs(epoch_index, settings.batch_size, rng):
             stop()
-            losses.append(_gradient(net, arrays, pairs, settings, quantiles, rng, ranks))
+            losses.append(_gradient(net, pool, pairs, settings, quantiles, rng, ranks))
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimiser.step()
         yield net, float(np.mean(losses))
 
 
-def _gradient(net: QuantileNet, arrays: list[SeriesArrays], pairs: np.ndarray,
+def _gradient(net: QuantileNet, pool: Pool, pairs: np.ndarray,
               settings: NeuralSettings, quantiles: torch.Tensor, rng: np.random.Generator,
               ranks: parallel.Ranks) -> float:
     """The loss of the batch of windows ``pairs``, its gradient left in the network's
@@ -210,7 +212,7 @@ def _gradient(net: QuantileNet, arrays: list[SeriesArrays], pairs: np.ndarray,
         if len(parts[number]):
             if seeds is not None:
                 torch.manual_seed(int(seeds[number]))
-            batch = _to(window_batch(arrays, parts[number], settings), device)
+            batch = _to(window_batch(pool, parts[number], settings), device)
             loss = _backward(net, batch, quantiles, settings.micro_batch, len(pairs))
         flat = [torch.zeros(p.numel(), device=device) if p.grad is None else p.grad.reshape(-1)
                 for p in params]

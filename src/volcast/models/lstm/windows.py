@@ -85,12 +85,34 @@ def covariate_channels(past: np.ndarray, covariates: int) -> np.ndarray:
     return past[:, :, past.shape[2] - 4 - covariates: past.shape[2] - 4]
 
 
+@dataclass
+class Pool:
+    """Every series' arrays end to end in one ``SeriesArrays`` (series n holds rows
+    offsets[n] to offsets[n + 1]), so that a training batch's windows, drawn from many series,
+    are made in one vectorised ``make_windows`` call: one call per series cost ~0.6 ms each,
+    83 ms for a batch of 256 windows from 138 series (more than the network's step)."""
+
+    arrays: SeriesArrays
+    offsets: np.ndarray
+
+    @classmethod
+    def of(cls, arrays: list[SeriesArrays]) -> "Pool":
+        joined = SeriesArrays(np.concatenate([a.raw for a in arrays]),
+                              np.concatenate([a.cal for a in arrays]), arrays[0].step)
+        return cls(joined, np.cumsum([0, *(len(a.raw) for a in arrays)]))
+
+
 def make_windows(arrays: SeriesArrays, ends: np.ndarray, lookback: int, horizon: int,
-                 future_cal: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 future_cal: np.ndarray | None = None, first: np.ndarray | None = None,
+                 stop: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Windows whose past is [end - lookback, end): past [B, L, F], future [B, H, 9],
     mu/sigma [B] (log-volume scale), and target [B, H] where the series has one. A covariate
     without a value somewhere in a window (before its first one) is 0 throughout that window,
-    its normalised mean: unknown, and no later value leaks in to fill it."""
+    its normalised mean: unknown, and no later value leaks in to fill it. ``arrays`` may hold
+    several series end to end (``Pool``): ``first`` and ``stop`` [B] then bound each window's
+    own series (default: the whole arrays)."""
+    first = np.zeros(len(ends), dtype=int) if first is None else first
+    stop = np.full(len(ends), len(arrays.raw)) if stop is None else stop
     past_idx = ends[:, None] + np.arange(-lookback, 0)[None, :]  # [B, L]
     raw = arrays.raw[past_idx]  # [B, L, C]
     mu = raw.mean(axis=1, keepdims=True)  # [B, 1, C]
@@ -101,20 +123,21 @@ def make_windows(arrays: SeriesArrays, ends: np.ndarray, lookback: int, horizon:
     target_idx = ends[:, None] + np.arange(horizon)[None, :]  # [B, H]
     if future_cal is None:
         future_cal = arrays.cal[target_idx]  # [B, H, 4]
-    lags = _seasonal_lags(arrays.raw[:, 0], ends, mu[:, :, 0], sigma[:, :, 0], horizon,
+    lags = _seasonal_lags(arrays.raw[:, 0], ends, first, mu[:, :, 0], sigma[:, :, 0], horizon,
                           arrays.step)  # [B, H, 5]
     windows = {"past": past, "future": np.concatenate([future_cal, lags], axis=2),
                "mu": mu[:, 0, 0], "sigma": sigma[:, 0, 0]}
-    if target_idx.max() < len(arrays.raw):
+    if (target_idx[:, -1] < stop).all():
         windows["target"] = (arrays.raw[target_idx, 0] - mu[:, :, 0]) / sigma[:, :, 0]
     return {k: v.astype(np.float32) for k, v in windows.items()}
 
 
-def _seasonal_lags(log_volume: np.ndarray, ends: np.ndarray, mu: np.ndarray,
+def _seasonal_lags(log_volume: np.ndarray, ends: np.ndarray, first: np.ndarray, mu: np.ndarray,
                    sigma: np.ndarray, horizon: int, step: int) -> np.ndarray:
     """[B, H, 5] for each future step j of each window: (normalised) log volume one day and one
     week earlier, and the mean of the same slot over the past 7 and 28 days and over the same
-    hour of the week in the past 4 weeks; always from candles before the window's end."""
+    hour of the week in the past 4 weeks; always from candles of the window's own series
+    (from ``first``) before its end."""
     day, week = max(1, DAY_MS // step), max(1, WEEK_MS // step)
     target = ends[:, None] + np.arange(horizon)[None, :]  # [B, H]
 
@@ -123,7 +146,7 @@ def _seasonal_lags(log_volume: np.ndarray, ends: np.ndarray, mu: np.ndarray,
         counts = np.zeros(target.shape)
         for k in range(1, count + 1):
             idx = target - k * period
-            ok = (idx >= 0) & (idx < ends[:, None])  # only candles before the origin
+            ok = (idx >= first[:, None]) & (idx < ends[:, None])  # its own, before the origin
             sums += np.where(ok, log_volume[np.clip(idx, 0, len(log_volume) - 1)], 0.0)
             counts += ok
         mean = sums / np.maximum(counts, 1)
@@ -207,14 +230,14 @@ def spread(index: Index, most: int) -> Index:
             for i, (n, e) in enumerate(index) if shares[i]]
 
 
-def gather(arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
+def gather(pool: Pool, index: Index, settings: NeuralSettings,
            stop: Callable[[], None]) -> dict[str, np.ndarray]:
     """Every window of ``index`` in one set of arrays, in ``batches``' order, filled batch by
     batch (never two copies at once); ``stop`` before each batch."""
     total = sum(len(e) for _, e in index)
     out: dict[str, np.ndarray] = {}
     at = 0
-    for batch in batches(arrays, index, settings, None):
+    for batch in batches(pool, index, settings, None):
         stop()
         for key, value in batch.items():
             if key not in out:
@@ -224,12 +247,12 @@ def gather(arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
     return out
 
 
-def batches(arrays: list[SeriesArrays], index: Index, settings: NeuralSettings,
+def batches(pool: Pool, index: Index, settings: NeuralSettings,
             rng: np.random.Generator | None) -> Iterator[dict[str, np.ndarray]]:
     """Window batches, shuffled across series when rng is given, each made when it is asked
     for (an epoch's windows never sit in memory at once)."""
     for chunk in batch_pairs(index, settings.batch_size, rng):
-        yield window_batch(arrays, chunk, settings)
+        yield window_batch(pool, chunk, settings)
 
 
 def batch_pairs(index: Index, size: int, rng: np.random.Generator | None
@@ -243,9 +266,11 @@ def batch_pairs(index: Index, size: int, rng: np.random.Generator | None
         yield pairs[start:start + size]
 
 
-def window_batch(arrays: list[SeriesArrays], pairs: np.ndarray, settings: NeuralSettings
+def window_batch(pool: Pool, pairs: np.ndarray, settings: NeuralSettings
                  ) -> dict[str, np.ndarray]:
-    """The windows of (series number, end) pairs [B, 2], grouped by series in ascending order."""
-    parts = [make_windows(arrays[n], pairs[pairs[:, 0] == n, 1], settings.lookback,
-                          settings.horizon) for n in np.unique(pairs[:, 0])]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    """The windows of (series number, end) pairs [B, 2], grouped by series in ascending order
+    (the pairs' order within a series kept), made in one call."""
+    series, ends = pairs[np.argsort(pairs[:, 0], kind="stable")].T
+    first = pool.offsets[series]
+    return make_windows(pool.arrays, first + ends, settings.lookback, settings.horizon,
+                        first=first, stop=pool.offsets[series + 1])
