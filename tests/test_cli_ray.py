@@ -161,6 +161,11 @@ def test_a_cluster_that_does_not_answer_is_one_line(cli, tmp_path, config):
       "ETH/USDT", "--out", "x.csv"], "error: --out writes the predictions of one series"),
     (["predict", "--model", "seasonal_naive_24", "-e", "binance", "--all", "--top", "3"],
      "error: give --all or --top 3, not both"),
+    (["train", "--model", "lstm", "-e", "binance", "-s", "BTC/USDT", "-s", "ETH/USDT",
+      "--ray"], "error: --ray trains a network with --shards N (N > 1) on N Ray workers; "
+     "lstm has 1 shard"),
+    (["train", "--model", "mstl", "-e", "binance", "-s", "BTC/USDT", "--ray-workers", "2"],
+     "error: --ray trains a network with --shards N"),
 ])
 def test_ray_and_many_series_flags_where_they_do_nothing_are_one_line(cli, db, simulator,
                                                                       args, message):
@@ -179,8 +184,9 @@ def test_ray_and_many_series_flags_where_they_do_nothing_are_one_line(cli, db, s
 
 def test_a_configured_address_alone_leaves_single_series_work_in_this_process(cli, db,
                                                                               config):
-    """[ray] address turns Ray on for the work of many series only: a single series' backtest
-    runs here and never asks the cluster (nothing answers at the address)."""
+    """[ray] address turns Ray on for the work of many series only: a single series' backtest,
+    and the training of a model with nothing to spread (one shard), run here and never ask
+    the cluster (nothing answers at the address)."""
     from volcast.data.formats import read_candles
     from volcast.data.sample import sample_file
 
@@ -195,3 +201,6 @@ def test_a_configured_address_alone_leaves_single_series_work_in_this_process(cl
                "--db", db, "--config", config)
     assert done.code == 0, done.err
     assert "seasonal_naive_24" in done.out
+    trained = cli("train", "--model", "lstm", "-e", "binance", "-s", "BTC/USDT", "--db", db,
+                  "--config", config, *TINY[:-2])  # without --shards 2
+    assert trained.code == 0, trained.err

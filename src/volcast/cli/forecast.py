@@ -154,7 +154,7 @@ def train(
     _check_out(out_dir)
     flags = _flags([model], model_options or {})[model]
     settings = load_settings(config, ray=ray_flags(ray, ray_workers))
-    make(settings, model, flags)  # bad settings fail before any data is read
+    shards = make(settings, model, flags).shards  # bad settings fail before any data is read
     configure_process()
     if csv:
         if settings.ray.enabled:  # asked for; a configured address alone trains here
@@ -167,7 +167,12 @@ def train(
             forecaster = fit(settings, model, flags, long, progress, db)
         folders = []
     else:
-        start_ray(settings.ray)
+        if settings.ray.enabled and shards < 2:
+            raise VolcastError(f"--ray trains a network with --shards N (N > 1) on N Ray "
+                               f"workers; {model} has {shards} shard: give --shards or drop "
+                               "--ray")
+        if shards > 1:  # a configured [ray] address alone: only a spread fit goes there
+            start_ray(settings.ray)
         with Workspace.open(db, models, settings=settings) as space, \
                 epoch_progress(out) as progress:
             keys = _keys(exchange, symbol, timeframe)

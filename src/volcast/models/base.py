@@ -142,6 +142,12 @@ class Forecaster(ABC):
         series."""
         return self.needs_fitting and self.supports_global
 
+    @property
+    def shards(self) -> int:
+        """Parts of each training batch that a fit can spread over ranks, data-parallel
+        (``models.parallel``); 1: none, it trains in one process."""
+        return 1
+
     def max_horizon(self, step_ms: int) -> int | None:
         """The most candles one predict() can forecast on a timeframe of ``step_ms``
         milliseconds; None: no limit. By default the horizon the model was built for."""

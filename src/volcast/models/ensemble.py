@@ -128,6 +128,10 @@ class EnsembleForecaster(Forecaster):
         return self.lstm.reach(step_ms)  # the booster reads the LSTM's windows
 
     @property
+    def shards(self) -> int:
+        return self.lstm.shards
+
+    @property
     def is_fitted(self) -> bool:
         return self.lstm.is_fitted and self.booster is not None
 

@@ -23,12 +23,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from volcast.config import RaySettings
 from volcast.errors import VolcastError, one_line
 from volcast.models.base import EpochProgress, stop_check
 from volcast.models.parallel import Fit, Launch, joined
+
+if TYPE_CHECKING:
+    from ray.util.queue import Queue
 
 Item = TypeVar("Item")
 Shared = TypeVar("Shared")
@@ -40,6 +43,9 @@ Done = Callable[[int, int], None]
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 """Each Ray worker's environment, set when its process starts (before torch is imported):
 one thread per worker, idle threads that do not spin (``models.runtime``)."""
+RANK_ENV = {"CUDA_VISIBLE_DEVICES": ""}
+"""A rank trains on its CPU: Ray (2.60) leaves every GPU visible to an actor that asks for none,
+so N ranks would share GPU 0 unbeknown to Ray. A GPU machine trains faster in one process."""
 PROGRESS_S = 0.5
 """How often a data-parallel fit's epochs are brought to the driver's progress."""
 CONNECT_TIMEOUT_S = 5.0
@@ -110,41 +116,44 @@ class RayExecutor(Executor):
                 ray.cancel(ref)
 
     def launcher(self) -> Launch:
-        return self.fit
+        return self.spread_fit
 
-    def fit(self, fit: Fit[Result], shards: int, progress: EpochProgress | None) -> Result:
-        """``fit`` on one ``Rank`` actor per shard (at most one per CPU of the cluster),
-        joined over gloo at an address rank 0 serves; rank 0's epochs reach ``progress``
-        here through a Ray queue as they end. Returns rank 0's result; a rank's error is
-        raised as itself."""
+    def spread_fit(self, fit: Fit[Result], shards: int, progress: EpochProgress | None
+                   ) -> Result:
+        """``fit`` on one ``Rank`` actor per shard (at most one per free CPU of the cluster,
+        so that every rank starts), joined over gloo at an address rank 0 serves; rank 0's
+        epochs reach ``progress`` here through a Ray queue as they end. Returns rank 0's
+        result; the first rank to fail has its error raised as itself, rank 0's first."""
         from ray.util.queue import Empty, Queue
 
         ray = connect(self.address, self.workers)
-        world = max(1, min(shards, int(ray.cluster_resources().get("CPU", 1))))
-        rank = ray.remote(num_cpus=1)(Rank)
-        actors = [rank.remote() for _ in range(world)]
-        epochs = Queue(actor_options={"num_cpus": 0})  # an actor too: beside the ranks
+        world = max(1, min(shards, int(ray.available_resources().get("CPU", 1))))
+        started: list[Any] = []  # every actor made, killed however the fit ends
         try:
+            epochs = Queue(actor_options={"num_cpus": 0})  # an actor too: beside the ranks
+            started.append(epochs.actor)
+            rank = ray.remote(num_cpus=1, runtime_env={"env_vars": RANK_ENV})(Rank)
+            started += [rank.remote() for _ in range(world)]
+            actors = started[1:]
             address = _result(ray, actors[0].address.remote())
             shared = ray.put(fit)  # the training data crosses once, not once per rank
             runs = [a.run.remote(shared, r, world, address, epochs if r == 0 else None)
                     for r, a in enumerate(actors)]
-            stop, pending = stop_check(progress), list(runs)
+            results, stop, pending = {}, stop_check(progress), list(runs)
             while pending:
                 finished, pending = ray.wait(pending, num_returns=len(pending),
                                              timeout=PROGRESS_S)
-                for ref in finished:  # a failed rank now, not when the others time out
-                    if ref is not runs[0]:
-                        _result(ray, ref)
+                for ref in sorted(finished, key=runs.index):  # a failed rank now, not after
+                    results[runs.index(ref)] = _result(ray, ref)  # the others time out
                 while progress is not None:
                     try:
                         progress(*epochs.get_nowait())
                     except Empty:
                         break
                 stop()
-            return _result(ray, runs[0])
+            return results[0]
         finally:
-            for actor in [*actors, epochs.actor]:
+            for actor in started:
                 ray.kill(actor)
 
 
@@ -168,8 +177,8 @@ class Rank:
             port = probe.getsockname()[1]
         return f"tcp://{ray.util.get_node_ip_address()}:{port}"
 
-    def run(self, fit: Fit[Result], rank: int, world: int, address: str, epochs: Any
-            ) -> Result | None:
+    def run(self, fit: Fit[Result], rank: int, world: int, address: str,
+            epochs: "Queue | None") -> Result | None:
         """Rank ``rank``'s part of ``fit``; rank 0 (given the queue ``epochs``) returns the
         result, the others None."""
         def record(*epoch: float) -> None:

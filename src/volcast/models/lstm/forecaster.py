@@ -192,6 +192,10 @@ class NeuralForecaster(Forecaster):
         return self.inputs.reach(step_ms)
 
     @property
+    def shards(self) -> int:
+        return self.s.shards
+
+    @property
     def inputs(self) -> Inputs:
         """Candles -> this model's arrays and windows."""
         return Inputs(self.s, self.has_trades, self.title)

@@ -200,20 +200,15 @@ def _gradient(net: QuantileNet, pool: Pool, pairs: np.ndarray,
     theirs; with several, each with its own dropout seed from ``rng``), then summed in part
     order, so every rank ends with the same gradient whatever the number of ranks. One part
     (the default) is exactly the plain loss and gradient."""
-    params = list(net.parameters())
+    if settings.shards == 1 and ranks.world == 1:  # nothing to add up: the plain gradient
+        return _part(net, pool, pairs, len(pairs), settings, quantiles)
+    params, device = list(net.parameters()), quantiles.device
     parts = np.array_split(pairs, settings.shards)
-    seeds = rng.integers(2**62, size=len(parts)) if len(parts) > 1 else None
-    device = quantiles.device
+    seeds = rng.integers(2**62, size=len(parts))
     local = []
     for number in ranks.mine(len(parts)):
-        for p in params:
-            p.grad = None
-        loss = 0.0
-        if len(parts[number]):
-            if seeds is not None:
-                torch.manual_seed(int(seeds[number]))
-            batch = _to(window_batch(pool, parts[number], settings), device)
-            loss = _backward(net, batch, quantiles, settings.micro_batch, len(pairs))
+        torch.manual_seed(int(seeds[number]))
+        loss = _part(net, pool, parts[number], len(pairs), settings, quantiles)
         flat = [torch.zeros(p.numel(), device=device) if p.grad is None else p.grad.reshape(-1)
                 for p in params]
         local.append(torch.cat([torch.cat(flat).double(),
@@ -227,6 +222,18 @@ def _gradient(net: QuantileNet, pool: Pool, pairs: np.ndarray,
         p.grad = total[at:at + p.numel()].view_as(p).to(p.dtype)
         at += p.numel()
     return float(total[-1])
+
+
+def _part(net: QuantileNet, pool: Pool, pairs: np.ndarray, count: int,
+          settings: NeuralSettings, quantiles: torch.Tensor) -> float:
+    """The loss of the windows ``pairs``, part of a batch of ``count``, with the network's
+    ``grad`` left holding their gradient alone (None where none: an empty part)."""
+    for p in net.parameters():
+        p.grad = None
+    if not len(pairs):
+        return 0.0
+    batch = _to(window_batch(pool, pairs, settings), quantiles.device)
+    return _backward(net, batch, quantiles, settings.micro_batch, count)
 
 
 def _backward(net: QuantileNet, batch: Batch, quantiles: torch.Tensor, micro: int | None,

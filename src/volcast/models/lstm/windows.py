@@ -271,6 +271,8 @@ def window_batch(pool: Pool, pairs: np.ndarray, settings: NeuralSettings
     """The windows of (series number, end) pairs [B, 2], grouped by series in ascending order
     (the pairs' order within a series kept), made in one call."""
     series, ends = pairs[np.argsort(pairs[:, 0], kind="stable")].T
-    first = pool.offsets[series]
+    first, stop = pool.offsets[series], pool.offsets[series + 1]
+    if (ends < settings.lookback).any() or (first + ends + settings.horizon > stop).any():
+        raise ValueError("a training window reaches outside its series")  # a bug, not input
     return make_windows(pool.arrays, first + ends, settings.lookback, settings.horizon,
-                        first=first, stop=pool.offsets[series + 1])
+                        first=first, stop=stop)
