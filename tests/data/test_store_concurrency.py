@@ -4,6 +4,7 @@ lost, and no operation fails because another process holds the file (docs/live.m
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -65,20 +66,53 @@ def test_writers_and_readers_in_other_processes_share_the_file(db):
         assert (rows, first, last) == (PAGES * PER_PAGE, 0, (PAGES * PER_PAGE - 1) * HOUR)
 
 
-def test_the_store_holds_the_file_only_during_an_operation(db):
-    """Between operations another process may open the file for writing at once."""
+HOLDER = """
+import sys, time
+import duckdb
+deadline = time.monotonic() + 20
+while True:  # the store lets go LINGER_S after its last operation
+    try:
+        duckdb.connect(sys.argv[1]).close()
+        break
+    except duckdb.IOException:
+        assert time.monotonic() < deadline, "the file was never let go"
+        time.sleep(0.01)
+print("opened", flush=True)
+"""
+
+
+def test_the_store_lets_go_of_the_file_after_an_operation(db):
+    """Between operations another process may open the file for writing; during one it may
+    not."""
     store = CandleStore(db)
     assert store.series().empty
-    holder = textwrap.dedent(f"""
-        import duckdb
-        duckdb.connect({str(db)!r}).close()
-        print("opened", flush=True)
-    """)
-    assert run_all([[holder]]) == ["opened\n"]
+    assert run_all([[textwrap.dedent(HOLDER), str(db)]]) == ["opened\n"]
     with store.connection() as con:  # while an operation runs, the file is held
         assert con.execute("SELECT count(*) FROM series").fetchall() == [(0,)]
         with pytest.raises(VolcastError, match="still in use by another process"):
             CandleStore(db, read_only=True, wait_s=0.2).series()
+
+
+def test_a_busy_store_gives_other_processes_their_turn(db):
+    """Operations back to back in one process (a dashboard under load) keep the file open
+    across them, but at most TURN_S at a time: a writer in another process gets in."""
+    store = CandleStore(db)
+    done = threading.Event()
+
+    def busy() -> None:
+        while not done.is_set():
+            store.series()
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        writer = textwrap.dedent(WRITER.format(pages=2, per=PER_PAGE, hour=HOUR)).replace(
+            "Path(sys.argv[1]))", "Path(sys.argv[1]), wait_s=20)")
+        assert run_all([[writer, str(db), "BTC/USDT"]]) == ["wrote\n"]
+    finally:
+        done.set()
+        thread.join()
+    assert store.extent(SeriesKey("binance", "BTC/USDT", "1h"))[0] == 2 * PER_PAGE
 
 
 def test_nested_operations_share_one_connection_and_a_failed_one_rolls_back(db):

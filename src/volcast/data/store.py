@@ -155,6 +155,16 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> tuple[duckdb.DuckDBP
         delay = min(delay * 2, 0.05)
 
 
+LINGER_S = 0.05
+"""How long the file stays open after an operation, for the next one: opening it costs ~17 ms,
+and under the dashboard's load (tens of requests a second, each a few operations) opening it
+for every operation queued the requests for seconds."""
+TURN_S = 0.5
+"""The longest this process keeps the file open across operations; then it closes it and
+leaves it alone for ``GAP_S``, so that another process waiting for it (retrying every 50 ms at
+most) gets its turn however busy this one is."""
+GAP_S = 0.1
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -176,11 +186,12 @@ class CandleStore:
     and between processes.
 
     DuckDB lets one process at a time hold a file open for writing (or any number for reading
-    only), so the store never keeps it open: each operation opens a connection, does its work
-    (one transaction for a write) and closes it, and waits while another process holds the
-    file. `volcast serve` following its watch-list and every CLI command on the same file take
-    turns of milliseconds (docs/live.md). Within a process, one lock serialises the store's
-    users (a DuckDB connection is not safe to share between threads)."""
+    only), so the store keeps it open only while it works: an operation opens a connection
+    (waiting while another process holds the file), does its work (one transaction for a
+    write), and the connection closes ``LINGER_S`` after the last operation, or at once when it
+    has been open ``TURN_S``. `volcast serve` following its watch-list and every CLI command on
+    the same file take turns of milliseconds (docs/live.md). Within a process, one lock
+    serialises the store's users (a DuckDB connection is not safe to share between threads)."""
 
     def __init__(self, path: Path, read_only: bool = False, wait_s: float = WAIT_S,
                  on_wait: Callable[[float], None] | None = None) -> None:
@@ -190,16 +201,24 @@ class CandleStore:
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._depth = 0
-        with self.connection():
-            self._check_ours(read_only)
+        self._opened = self._idle_since = self._next_open = 0.0
+        self._closer: threading.Timer | None = None
+        try:
+            with self.connection():
+                self._check_ours(read_only)
+        except BaseException:  # no store to close it later: let go of the file now
+            self._shut()
+            raise
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The connection of the operation in progress on this thread, opened for it when it
-        is the outermost one and closed when it ends (so other processes get their turn)."""
+        """The connection of the operation in progress on this thread: the open one, or one
+        opened for it, which lingers after it (``LINGER_S``, ``TURN_S``)."""
         with self._lock:
             if self._con is None:
+                time.sleep(max(0.0, self._next_open - time.monotonic()))  # others' turn
                 self._con, waited = _connect(self.path, self.read_only, self.wait_s)
+                self._opened = time.monotonic()
                 if self.on_wait is not None:
                     self.on_wait(waited)
             self._depth += 1
@@ -208,8 +227,41 @@ class CandleStore:
             finally:
                 self._depth -= 1
                 if self._depth == 0:
-                    self._con.close()
-                    self._con = None
+                    self._let_go()
+
+    def _let_go(self) -> None:
+        """After the outermost operation: close now if the turn is over, else in ``LINGER_S``
+        unless another operation comes first."""
+        self._idle_since = time.monotonic()
+        if self._idle_since - self._opened >= TURN_S:
+            self._shut()
+            self._next_open = self._idle_since + GAP_S
+        elif self._closer is None:
+            self._arm(LINGER_S)
+
+    def _arm(self, delay: float) -> None:
+        self._closer = threading.Timer(delay, self._close_idle)
+        self._closer.daemon = True
+        self._closer.start()
+
+    def _close_idle(self) -> None:
+        with self._lock:
+            self._closer = None
+            if self._depth or self._con is None:
+                return
+            idle = time.monotonic() - self._idle_since
+            if idle >= LINGER_S:
+                self._shut()
+            else:
+                self._arm(LINGER_S - idle)
+
+    def _shut(self) -> None:
+        if self._closer is not None:
+            self._closer.cancel()
+            self._closer = None
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -271,7 +323,11 @@ class CandleStore:
         return rows[0] if rows else None
 
     def close(self) -> None:
-        """Nothing stays open between operations; kept so a store is a context manager."""
+        """Close the file now rather than ``LINGER_S`` later (an operation in progress on
+        another thread keeps it until it ends)."""
+        with self._lock:
+            if self._depth == 0:
+                self._shut()
 
     def __enter__(self) -> "CandleStore":
         return self
