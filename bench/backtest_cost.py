@@ -9,12 +9,15 @@ Target: at most 45 s wall and 400 MB peak RSS on two cores. Candles at or after 
 never used (the file is cut there). ``wall`` is the child's, imports and reading the file
 included; on a machine other work shares, ``CPU`` (user + system, both cores) says what the
 run itself cost. ``imports`` is the process' size once torch and pandas are loaded, before any
-candle: the floor under the peak.
+candle: the floor under the peak. ``own`` is the peak of the process' anonymous memory (sampled
+every 10 ms), the peak RSS without the pages of library files it maps (torch's code, shared
+with every other process that loads it).
 """
 
 import argparse
 import json
 import resource
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,12 +28,26 @@ END = 1_722_470_400_000
 """2024-08-01 00:00 UTC: the first candle never used."""
 
 
-def rss_mb() -> float:
-    """The process' resident memory now, from /proc (Linux)."""
+def rss_mb(field: str = "VmRSS") -> float:
+    """The process' resident memory now (``RssAnon``: its anonymous part), from /proc
+    (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+class AnonPeak:
+    """The highest ``RssAnon`` seen by a thread that looks every ``every`` seconds."""
+
+    def __init__(self, every: float = 0.01) -> None:
+        self.peak, self.every = 0.0, every
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_mb("RssAnon"))
+            time.sleep(self.every)
 
 
 def run(job: dict[str, Any]) -> list[dict[str, Any]]:
@@ -40,6 +57,7 @@ def run(job: dict[str, Any]) -> list[dict[str, Any]]:
     from volcast.models.runtime import configure_process
 
     began = time.perf_counter()
+    own = AnonPeak()
     configure_process(job["threads"])
     imports = rss_mb()
     long = load(Path(job["data"]), job["pair"])
@@ -49,6 +67,7 @@ def run(job: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"model": result.model, "train_s": result.train_s, "predict_s": result.predict_s,
              "wall_s": time.perf_counter() - began, "cpu_s": usage.ru_utime + usage.ru_stime,
              "imports_mb": imports, "peak_mb": usage.ru_maxrss / 1024,
+             "own_mb": own.peak,
              "origins": int(result.predictions["origin"].nunique()),
              "mae": result.scores["overall"]["mae"]}]
 
@@ -70,7 +89,8 @@ def main() -> None:
     print(f"{args.model} on {args.pair}/USDT 1h, {row['origins']} origins: "
           f"train {row['train_s']:.1f} s, predict {row['predict_s']:.1f} s, "
           f"wall {row['wall_s']:.1f} s (CPU {row['cpu_s']:.1f} s), peak {row['peak_mb']:.0f} MB "
-          f"(imports {row['imports_mb']:.0f} MB), MAE {row['mae']:,.1f}")
+          f"(imports {row['imports_mb']:.0f} MB, own {row['own_mb']:.0f} MB), "
+          f"MAE {row['mae']:,.1f}")
 
 
 if __name__ == "__main__":
