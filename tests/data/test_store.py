@@ -174,6 +174,12 @@ def test_each_series_records_its_units(db):
             ["BTC/USDT", "XBT", "USDT", 3], ["BTC/USDT:USDT", "BTC", "USDT", 2]]
         with pytest.raises(VolcastError, match="no stored candles for binance ETH/USDT 1h"):
             store.units(SeriesKey("binance", "ETH/USDT", "1h"))
+        # many series in one query, in any order, repeats allowed; one unknown: one line
+        assert store.units_many([PERP, KEY, PERP]) == {KEY: ("XBT", "USDT"),
+                                                       PERP: ("BTC", "USDT")}
+        assert store.units_many([]) == {}
+        with pytest.raises(VolcastError, match="no stored candles for binance ETH/USDT 1h"):
+            store.units_many([KEY, SeriesKey("binance", "ETH/USDT", "1h")])
 
 
 @pytest.mark.parametrize(("symbol", "units"), [

@@ -46,27 +46,32 @@ def step_ms(ds: pd.Series | np.ndarray) -> int:
 
 def on_grid(series: pd.DataFrame, step: int, end: int | None = None) -> pd.DataFrame:
     """One series reindexed onto its full grid (up to ``end``, exclusive), missing candles
-    interpolated (volume in log space) and flagged in ``missing``. A series with no candle
-    missing skips the merge onto the grid, and a column with nothing to fill its
-    interpolation: most of a forecast's preparation, for the same frame."""
+    interpolated (volume in log space) and flagged in ``missing``. Built column by column in
+    numpy and made a frame once: a batch forecast prepares hundreds of series, and pandas'
+    per-column steps cost more than the work. A series with no candle missing skips the merge
+    onto the grid, and a column with nothing to fill its interpolation."""
     ds = series["ds"].to_numpy()
     first = int(ds[0])
     last = int(ds[-1]) if end is None else end - step
     if (last - first) // step + 1 == len(ds) and (np.diff(ds) == step).all():
-        full = series.drop(columns="unique_id").reset_index(drop=True)
+        frame = series
     else:
         grid = pd.DataFrame({"ds": np.arange(first, last + 1, step, dtype=np.int64)})
-        full = grid.merge(series.drop(columns="unique_id"), on="ds", how="left")
-    missing = full["y"].isna()
-    full["missing"] = missing
+        frame = grid.merge(series.drop(columns="unique_id"), on="ds", how="left")
+    full = {c: frame[c].to_numpy() for c in frame.columns if c != "unique_id"}
+    missing = np.isnan(full["y"].astype(float))
     if missing.any():  # only the gaps change: present candles keep their exact values
-        filled = np.expm1(np.log1p(full["y"]).interpolate(limit_direction="both"))
-        full.loc[missing, "y"] = filled[missing]
+        filled = np.expm1(_interpolated(np.log1p(full["y"])))
+        full["y"] = np.where(missing, filled, full["y"])
     for column in [c for c in [*PRICE, "trades"] if c in full]:
-        full[column] = full[column].astype(float)
-        if full[column].isna().any():
-            full[column] = full[column].interpolate(limit_direction="both")
-    return full
+        values = full[column].astype(float)
+        full[column] = _interpolated(values) if np.isnan(values).any() else values
+    return pd.DataFrame(full | {"missing": missing})
+
+
+def _interpolated(values: np.ndarray) -> np.ndarray:
+    """NaNs filled linearly between their neighbours, and from the nearest at either end."""
+    return pd.Series(values).interpolate(limit_direction="both").to_numpy()
 
 
 def split_series(long: pd.DataFrame) -> dict[str, pd.DataFrame]:

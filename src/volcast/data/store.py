@@ -379,10 +379,27 @@ class CandleStore:
 
     def _known(self, key: SeriesKey) -> int:
         """The id of a series the store holds; one line naming it otherwise."""
-        sid = self._series_id(key, create=False)
-        if sid is None:
-            raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
-        return sid
+        return self._known_many([key])[key][0]
+
+    def _known_many(self, keys: list[SeriesKey]) -> dict[SeriesKey, tuple[int, str, str]]:
+        """The id, base and quote of each series of ``keys`` in one query (hundreds of markets
+        would take one query each); one line naming the first one the store does not hold."""
+        units = "s.base, s.quote" if self._version >= 2 else "NULL, NULL"
+        rows = self._con.execute(
+            f"SELECT k.exchange, k.symbol, k.timeframe, s.id, {units} FROM series s JOIN "
+            "(SELECT unnest(?::VARCHAR[]) AS exchange, unnest(?::VARCHAR[]) AS symbol, "
+            "unnest(?::VARCHAR[]) AS timeframe) k USING (exchange, symbol, timeframe)",
+            [[k.exchange for k in keys], [k.symbol for k in keys],
+             [k.timeframe for k in keys]]).fetchall()
+        found = {}
+        for exchange, symbol, timeframe, sid, base, quote in rows:
+            if base is None:  # a store written before units: read them from the symbol
+                base, quote = units_of(symbol)
+            found[SeriesKey(exchange, symbol, timeframe)] = (int(sid), base, quote)
+        for key in keys:
+            if key not in found:
+                raise VolcastError(f"no stored candles for {key}; see `volcast data list`")
+        return found
 
     @staticmethod
     def _span(start: int | None, end: int | None) -> tuple[int, int]:
@@ -411,7 +428,8 @@ class CandleStore:
         time ``start`` on, and with ``recent`` only the candles that opened less than
         ``recent`` ms before their series' newest. Hundreds of markets read this way take one
         query, not one each (most of a batch forecast's reading)."""
-        ids = {sid: at for at, sid in enumerate(self._known(k) for k in keys)}
+        known = self._known_many(keys)
+        ids = {known[k][0]: at for at, k in enumerate(keys)}
         newest = ("QUALIFY ts > max(ts) OVER (PARTITION BY series_id) - ?" if recent is not None
                   else "")
         frame = self._con.execute(
@@ -483,11 +501,12 @@ class CandleStore:
     @_connected
     def units(self, key: SeriesKey) -> tuple[str, str]:
         """(base, quote) of a stored series: volume is counted in base, prices are in quote."""
-        sid = self._known(key)
-        if self._version < 2:
-            return units_of(key.symbol)
-        base, quote = self._first("SELECT base, quote FROM series WHERE id = ?", [sid])
-        return base, quote
+        return self.units_many([key])[key]
+
+    @_connected
+    def units_many(self, keys: list[SeriesKey]) -> dict[SeriesKey, tuple[str, str]]:
+        """``units`` of each of ``keys``, in one query."""
+        return {key: (base, quote) for key, (_, base, quote) in self._known_many(keys).items()}
 
     @_connected
     def symbols(self, exchange: str, timeframe: str) -> list[str]:

@@ -44,9 +44,9 @@ def markets(store: CandleStore, exchange: str, timeframe: str, quote: str | None
     symbols = [s for s in store.symbols(exchange, timeframe) if not is_total(s)]
     if quote is None:
         return symbols
-    with store.connection():
-        return [s for s in symbols if ":" not in s and store.units(
-            SeriesKey(exchange, s, timeframe))[1].upper() == quote.upper()]
+    spot = [SeriesKey(exchange, s, timeframe) for s in symbols if ":" not in s]
+    units = store.units_many(spot)
+    return [key.symbol for key in spot if units[key][1].upper() == quote.upper()]
 
 
 def market_candles(store: CandleStore, exchange: str, timeframe: str, symbols: list[str],

@@ -255,7 +255,7 @@ def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
     with space.store.connection():  # one opening for every series' candles
         requests = [Request(space.forecast_inputs(chosen, ship.forecaster(), unit),
                             models.index(ship), steps,
-                            {k.unique_id: space.unit_name(k, unit) for k in chosen})
+                            space.unit_names(chosen, unit))
                     for (ship, steps, _), chosen in groups.items()]
     frames = [pd.DataFrame()] * len(requests)
     finished = 0

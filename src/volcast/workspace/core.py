@@ -116,7 +116,12 @@ class Workspace:
 
     def unit_name(self, key: SeriesKey, unit: Unit = "base") -> str:
         """What the series' volume is counted in: its base currency, or its quote's."""
-        return self.store.units(key)[UNITS.index(unit)]
+        return self.unit_names([key], unit)[key.unique_id]
+
+    def unit_names(self, keys: list[SeriesKey], unit: Unit = "base") -> dict[str, str]:
+        """``unit_name`` of each series, by ``unique_id``, in one query."""
+        units = self.store.units_many(keys)
+        return {key.unique_id: units[key][UNITS.index(unit)] for key in keys}
 
     def markets(self, exchange: str, timeframe: str, top: int | None = None
                 ) -> list[SeriesKey]:

@@ -54,5 +54,6 @@ def unit_names(long: pd.DataFrame, unit: Unit, db: Path | None = None
         names[str(uid)] = unit if found is None else found[UNITS.index(unit)]
     if stored:
         with CandleStore(db_path(db), read_only=True) as store:
-            names |= {uid: store.units(key)[UNITS.index(unit)] for uid, key in stored}
+            units = store.units_many([key for _, key in stored])
+            names |= {uid: units[key][UNITS.index(unit)] for uid, key in stored}
     return names
