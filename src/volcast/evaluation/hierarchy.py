@@ -77,12 +77,18 @@ def with_mean(forecasts: pd.DataFrame) -> pd.DataFrame:
     the upper distance, sigma = log(q90 / q50) / Z90: the mean of a right-skewed volume is
     carried by its upper tail, while the lower side, bounded by zero, says little about it
     (180 markets: docs/totals.md). mean = q50 exp(sigma^2 / 2), never below q50. Without an
-    interval (a point forecast, NaN quantiles) or a positive median, the mean is the median."""
-    q50, q90 = forecasts["q50"].to_numpy(float), forecasts["q90"].to_numpy(float)
+    interval (a point forecast, NaN quantiles) the mean is the median. A median of zero (an
+    illiquid market, idle most hours) has no log-normal: its mean is the area under the
+    quantiles' piecewise-linear function, flat above q90 (a lower bound: 0.3 q90 when q10 is
+    0 too), so that the market's expected volume still counts in the total's sum."""
+    q10, q50, q90 = (forecasts[q].to_numpy(float) for q in QUANTILES)
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma = np.log(q90 / q50) / Z90
     known = np.isfinite(sigma) & (q50 > 0)
-    return forecasts.assign(mean=q50 * np.exp(np.where(known, sigma, 0.0) ** 2 / 2))
+    mean = q50 * np.exp(np.where(known, sigma, 0.0) ** 2 / 2)
+    idle = (q50 <= 0) & (q90 > 0)
+    area = 0.1 * q10 / 2 + 0.4 * (q10 + q50) / 2 + 0.4 * (q50 + q90) / 2 + 0.1 * q90
+    return forecasts.assign(mean=np.where(idle, np.maximum(area, q50), mean))
 
 
 def reconcile(forecasts: pd.DataFrame, total: str, method: str,
