@@ -15,7 +15,7 @@ from volcast.config import RaySettings, load_settings
 from volcast.data.formats import read_candles
 from volcast.data.sample import sample_file
 from volcast.data.store import SeriesKey
-from volcast.errors import VolcastError
+from volcast.errors import NotFound, VolcastError
 from volcast.evaluation.backtest import backtest
 from volcast.workspace.batch import Shipped
 from volcast.workspace.executor import Local, RayExecutor, connect, executor
@@ -162,3 +162,18 @@ def test_a_backtest_of_many_takes_one_timeframe(workspace):
     with pytest.raises(VolcastError, match="series of one timeframe"):
         workspace.backtest_many([BTC, SeriesKey("binance", "BTC/USDT", "4h")],
                                 ["seasonal_naive_24"])
+
+
+def test_a_series_without_its_model_is_left_out_or_with_strict_refused_first(workspace):
+    """``--all`` lists what has no model and forecasts the rest; series asked for by name
+    (``strict``) are refused before any is read or forecast."""
+    workspace.train([BTC], "lstm", TINY_LSTM | {"epochs": 1})
+    counted: list[tuple[int, int]] = []
+    made = workspace.forecast_many([BTC, ETH], "lstm", done=lambda *n: counted.append(n))
+    assert set(made.frame["unique_id"]) == {BTC.unique_id} and list(made.left_out) == [ETH]
+    assert counted == [(1, 1)]
+    counted.clear()
+    with pytest.raises(NotFound, match=f"no trained lstm for {ETH}"):
+        workspace.forecast_many([BTC, ETH], "lstm", done=lambda *n: counted.append(n),
+                                strict=True)
+    assert counted == []

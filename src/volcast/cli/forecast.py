@@ -276,9 +276,9 @@ def predict(
         with Workspace.open(db, models, read_only=True, settings=settings) as space, \
                 count_progress(err, "series forecast") as done:
             keys = _stored(space, exchange, symbol, timeframe, every, top)
-            made = space.forecast_many(keys, model or "", horizon, kind, done)
-        if made.left_out and not (every or top):  # a series asked for by name must forecast
-            raise VolcastError(next(iter(made.left_out.values())))
+            # a series asked for by name must forecast: refused before the others are made
+            made = space.forecast_many(keys, model or "", horizon, kind, done,
+                                       strict=not (every or top))
         for why in made.left_out.values():
             err.print(f"left out: {why}", soft_wrap=True, markup=False, highlight=False)
         forecast, name = made.frame, model or ""

@@ -231,13 +231,14 @@ class Forecasts:
 
 def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
                   horizon: int | None, unit: Unit, runner: Executor,
-                  done: Done | None = None) -> Forecasts:
+                  done: Done | None = None, strict: bool = False) -> Forecasts:
     """q10/q50/q90 of each series' next ``horizon`` candles (default: its model's) from its
     latest stored candle, by its trained ``model`` (or a model that needs none). The series
     that share a model (a global one is saved for each of its series: the same files) are
     one piece of work, read from the store at once and forecast in one batched ``predict``;
     a model made anew for each series (MSTL, a reference) forecasts each as its own piece, as
-    it fits each on its own. A series with no trained model is left out and said so."""
+    it fits each on its own. A series with no trained model is left out and said so, or
+    with ``strict`` refused (NotFound) before anything is read or forecast."""
     groups: dict[tuple[Shipped, int, SeriesKey | None], list[SeriesKey]] = {}
     left_out: dict[SeriesKey, str] = {}
     keys = list(dict.fromkeys(keys))
@@ -245,6 +246,8 @@ def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
         try:
             ship = _shipped(space, key, model)
         except NotFound as error:
+            if strict:
+                raise
             left_out[key] = str(error)
             continue
         steps = horizon or space.horizon(ship.forecaster())

@@ -279,10 +279,12 @@ class Workspace:
         return backtest_many(self, keys, names, overrides, self.executor, progress, cutoff)
 
     def forecast_many(self, keys: list[SeriesKey], model: str, horizon: int | None = None,
-                      unit: Unit = "base", done: Done | None = None) -> Forecasts:
+                      unit: Unit = "base", done: Done | None = None, strict: bool = False
+                      ) -> Forecasts:
         """``forecast`` of every series of ``keys``, those sharing a model in one batched
-        call, here or as Ray tasks (``batch.forecast_many``; not cached)."""
-        return forecast_many(self, keys, model, horizon, unit, self.executor, done)
+        call, here or as Ray tasks (``batch.forecast_many``; not cached). ``strict``: a series
+        without its model is refused before any forecast, not left out."""
+        return forecast_many(self, keys, model, horizon, unit, self.executor, done, strict)
 
     def backtests(self, key: SeriesKey, model: str | None = None
                   ) -> list[tuple[str, pd.DataFrame, dict[str, Any]]]:
