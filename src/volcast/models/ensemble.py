@@ -149,7 +149,8 @@ class EnsembleForecaster(Forecaster):
                   "deterministic": True}
         covariates = len(self.s.covariates)
         train = spread(validation.split.train, self.s.gbm_windows)
-        x_train, y_train = gbm_rows(batches(Pool.of(validation.arrays), train, self.s, None),
+        x_train, y_train = gbm_rows(batches(Pool.of(validation.arrays, validation.split.every,
+                                                    self.s.lookback), train, self.s, None),
                                     covariates, stop)
         x_val, y_val = gbm_rows([validation.windows], covariates)
         rounds = [_each_round(stop)]  # a boosting round is the booster's batch

@@ -112,7 +112,7 @@ def _train(arrays: list[SeriesArrays], settings: NeuralSettings, build: Build,
     device = pick_device(settings.device)
     split = split_windows(arrays, settings, history_candles(settings, arrays[0].step))
     stop = stop_check(progress)  # before every batch: a stop request ends the fit within one
-    pool = Pool.of(arrays)  # one copy of every series, end to end: a batch is one call
+    pool = Pool.of(arrays, split.every, settings.lookback)  # a batch is one call
     held_out = gather(pool, split.validation, settings, stop)
     val_batches = [_to({k: v[start:start + settings.batch_size] for k, v in held_out.items()},
                        device)  # views of held_out on the CPU, not a second copy

@@ -87,19 +87,35 @@ def covariate_channels(past: np.ndarray, covariates: int) -> np.ndarray:
 
 @dataclass
 class Pool:
-    """Every series' arrays end to end in one ``SeriesArrays`` (series n holds rows
-    offsets[n] to offsets[n + 1]), so that a training batch's windows, drawn from many series,
-    are made in one vectorised ``make_windows`` call: one call per series cost ~0.6 ms each,
-    83 ms for a batch of 256 windows from 138 series (more than the network's step)."""
+    """The rows of every series that its windows read, end to end in one ``SeriesArrays``
+    (series n holds rows offsets[n] to offsets[n + 1], its first ``skipped[n]`` rows left
+    out), so that a training batch's windows, drawn from many series, are made in one
+    vectorised ``make_windows`` call: one call per series cost ~0.6 ms each, 83 ms for a batch
+    of 256 windows from 138 series (more than the network's step). Only the rows the windows
+    reach are copied: a long history trained on its newest ``train_days`` costs no more."""
 
     arrays: SeriesArrays
     offsets: np.ndarray
+    skipped: np.ndarray
 
     @classmethod
-    def of(cls, arrays: list[SeriesArrays]) -> "Pool":
-        joined = SeriesArrays(np.concatenate([a.raw for a in arrays]),
-                              np.concatenate([a.cal for a in arrays]), arrays[0].step)
-        return cls(joined, np.cumsum([0, *(len(a.raw) for a in arrays)]))
+    def of(cls, arrays: list[SeriesArrays], index: Index, lookback: int) -> "Pool":
+        """The rows the windows of ``index`` (window ends per series number) read: from
+        their past and seasonal context (``context_rows``) before the first end to the end
+        of the series; none of a series without windows."""
+        reach = context_rows(lookback, arrays[0].step)
+        first = {n: max(0, int(ends.min()) - reach) for n, ends in index if len(ends)}
+        skipped = np.array([first.get(n, len(a.raw)) for n, a in enumerate(arrays)])
+        kept = [(a.raw[k:], a.cal[k:]) for a, k in zip(arrays, skipped, strict=True)]
+        joined = SeriesArrays(np.concatenate([raw for raw, _ in kept]),
+                              np.concatenate([cal for _, cal in kept]), arrays[0].step)
+        return cls(joined, np.cumsum([0, *(len(raw) for raw, _ in kept)]), skipped)
+
+
+def context_rows(lookback: int, step: int) -> int:
+    """Rows before a window's end that it reads: its lookback, and the seasonal inputs'
+    ``CONTEXT_DAYS``."""
+    return max(lookback, CONTEXT_DAYS * DAY_MS // step)
 
 
 def make_windows(arrays: SeriesArrays, ends: np.ndarray, lookback: int, horizon: int,
@@ -272,7 +288,10 @@ def window_batch(pool: Pool, pairs: np.ndarray, settings: NeuralSettings
     (the pairs' order within a series kept), made in one call."""
     series, ends = pairs[np.argsort(pairs[:, 0], kind="stable")].T
     first, stop = pool.offsets[series], pool.offsets[series + 1]
-    if (ends < settings.lookback).any() or (first + ends + settings.horizon > stop).any():
+    at = first + ends - pool.skipped[series]
+    reach = context_rows(settings.lookback, pool.arrays.step)
+    cut = (pool.skipped[series] > 0) & (at - reach < first)  # its context was left out
+    if cut.any() or (ends < settings.lookback).any() or (at + settings.horizon > stop).any():
         raise ValueError("a training window reaches outside its series")  # a bug, not input
-    return make_windows(pool.arrays, first + ends, settings.lookback, settings.horizon,
+    return make_windows(pool.arrays, at, settings.lookback, settings.horizon,
                         first=first, stop=stop)
