@@ -106,6 +106,34 @@ def test_a_lagging_market_holds_the_total_back_and_an_ended_one_stops_counting(s
     assert totals.build(store, "binance", "USDT", "1h").last == 99 * H
 
 
+def test_a_build_from_a_recent_time_stores_what_a_whole_build_stores(store, tmp_path):
+    """`volcast serve` rebuilds from a day before the total's newest candle at each close:
+    the same total as a whole build, the candles before ``since`` untouched; when the
+    markets changed (one added) it builds whole, or the new market's past would be missed."""
+    put(store, "BTC/USDT", candles(range(60)))
+    put(store, "ETH/USDT", candles([h for h in range(60) if h != 50]))
+    first = totals.build(store, "binance", "USDT", "1h")
+    assert (first.candles, first.holes) == (59, 1)
+    put(store, "BTC/USDT", candles(range(60, 72), volume=5.0))  # the next closes
+    put(store, "ETH/USDT", candles([50, *range(60, 72)], volume=7.0))  # and a late candle
+    since = first.last - DAY
+    recent = totals.build(store, "binance", "USDT", "1h", since=since, markets=first.markets)
+    assert (recent.written, recent.removed, recent.candles, recent.holes) == (13, 0, 72, 0)
+    with CandleStore(tmp_path / "whole.duckdb") as whole:
+        for symbol in first.markets:
+            put(whole, symbol, store.read(SeriesKey("binance", symbol, "1h")))
+        totals.build(whole, "binance", "USDT", "1h")
+        pd.testing.assert_frame_equal(total_of(store), total_of(whole))
+    put(store, "BTC/USDT", candles([0], volume=100.0))  # changed long before `since`:
+    assert totals.build(store, "binance", "USDT", "1h", since=since,
+                        markets=recent.markets).written == 0  # not read again
+    assert totals.build(store, "binance", "USDT", "1h").written == 1  # a whole build sees it
+    put(store, "SOL/USDT", candles(range(72)))  # a market joins with its whole past
+    joined = totals.build(store, "binance", "USDT", "1h", since=since, markets=recent.markets)
+    assert joined.markets == ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+    assert joined.written == 72 and total_of(store).loc[1 * H, "volume"] == 3 * 6.0
+
+
 def test_trades_are_summed_where_every_market_with_a_candle_reports_them(store):
     put(store, "BTC/USDT", candles(range(4), trades=[1, 2, None, 4]))
     put(store, "ETH/USDT", candles(range(4), trades=[10, 20, 30, 40]))

@@ -131,3 +131,21 @@ def test_top_markets_join_the_watched_series_and_a_delisted_one_fails_with_its_r
     assert health["errors"] == {ident: f"binance {gone} 1h: binance lists {gone} as not "
                                        "trading (delisted?); what it has is stored; asked "
                                        "again in 60 min"}
+
+
+def test_a_stored_exchange_total_follows_its_markets_closes(live):
+    """Once `volcast totals build` made binance's */USDT, the service keeps it current: at
+    each close it takes in the markets' new candles, each the sum of their quote volumes."""
+    from volcast.data import totals
+    from volcast.data.frames import quote_volume, to_long
+
+    service, _, _ = live
+    store = service.space.store
+    until(lambda: min(newest(service, BTC), newest(service, ETH)) >= JULY, "the backfill")
+    built = totals.build(store, "binance", "USDT", "1h")
+    total = SeriesKey("binance", "*/USDT", "1h")
+    until(lambda: newest(service, total) >= built.last + 2 * BTC.tf_ms, "two closes")
+    at = newest(service, total)
+    summed = sum(float(quote_volume(to_long(store.read(key, at, at + key.tf_ms), "x"))["y"]
+                       .iloc[0]) for key in (BTC, ETH))
+    assert float(store.read(total, at)["volume"].iloc[0]) == pytest.approx(summed, rel=1e-12)

@@ -35,7 +35,7 @@ from volcast.live.metrics import Metrics
 from volcast.live.nowcast import Nowcaster
 from volcast.live.watch import ExchangePlan, watch_plan
 from volcast.live.webhooks import Notifier, Outcome
-from volcast.workspace import Workspace
+from volcast.workspace import Workspace, totals
 from volcast.workspace.sources import series_id
 from volcast.workspace.units import Unit
 
@@ -92,6 +92,7 @@ class Service:
         self._reloads: asyncio.Queue[list[ExchangePlan]] | None = None
         self._thread: threading.Thread | None = None
         self._clocks: dict[str, ExchangeClock] = {}
+        self._totals: dict[SeriesKey, tuple[str, ...]] = {}  # markets at each total's build
         self.trainings: list[dict[str, Any]] = []
         """The latest scheduled retraining's outcome per timeframe."""
         self.on_series: Callable[[], None] | None = None
@@ -310,6 +311,14 @@ class Service:
         state.newest = max(newest, state.newest or newest)
         self.metrics.candle_stored(key, newest, added)
         self._submit(series_id(key), lambda: self.refresh(key))
+        self._submit(f"totals:{key.exchange}:{key.timeframe}",
+                     lambda: self.follow_totals(key.exchange, key.timeframe))
+
+    def follow_totals(self, exchange: str, timeframe: str) -> None:
+        """The exchange's stored totals (``*/USDT``, made by `volcast totals build`) take in
+        its markets' new candles (``workspace.totals.follow``), so the dashboard and every
+        command read a current total."""
+        totals.follow(self.space, exchange, timeframe, self._totals)
 
 
     def _on_expand(self, exchange: str, keys: list[SeriesKey]) -> None:

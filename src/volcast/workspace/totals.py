@@ -4,6 +4,8 @@ backtested with them, so that the forecasts of the total and of each market add 
 train, backtest of the total alone, the overview) takes it as it takes a market."""
 
 from volcast.data import totals
+from volcast.data.holes import HALTED_AFTER_MS
+from volcast.data.store import SeriesKey, is_total, units_of
 from volcast.evaluation.compare import Progress
 from volcast.evaluation.hierarchy import (
     DEFAULT_METHOD,
@@ -18,6 +20,25 @@ from volcast.workspace.sources import with_covariates
 def build(space: Workspace, exchange: str, quote: str, timeframe: str) -> totals.Built:
     """(Re)compute and store the exchange's total in ``quote`` (``data.totals.build``)."""
     return totals.build(space.store, exchange, quote, timeframe)
+
+
+def follow(space: Workspace, exchange: str, timeframe: str,
+           known: dict[SeriesKey, tuple[str, ...]]) -> list[totals.Built]:
+    """Bring the exchange's stored totals of ``timeframe`` (those `volcast totals build`
+    made) up to its markets' newest candles: each from ``HALTED_AFTER_MS`` before its own
+    newest candle while its markets are still those ``known`` summed at its last build, whole
+    otherwise (the first time, or a market joined or ended). `volcast serve` calls it after
+    each close; ``known`` is updated."""
+    store, done = space.store, []
+    for symbol in [s for s in store.symbols(exchange, timeframe) if is_total(s)]:
+        key = SeriesKey(exchange, symbol, timeframe)
+        bounds = store.bounds(key)
+        since = None if bounds is None else bounds[1] - HALTED_AFTER_MS
+        built = totals.build(store, exchange, units_of(symbol)[1], timeframe, since,
+                             known.get(key))
+        known[key] = built.markets
+        done.append(built)
+    return done
 
 
 def backtest(space: Workspace, exchange: str, quote: str, timeframe: str, model: str,
