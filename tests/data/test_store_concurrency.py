@@ -98,10 +98,16 @@ def test_a_busy_store_gives_other_processes_their_turn(db):
     across them, but at most TURN_S at a time: a writer in another process gets in."""
     store = CandleStore(db)
     done = threading.Event()
+    failed: list[BaseException] = []
+    rounds = [0]
 
     def busy() -> None:
-        while not done.is_set():
-            store.series()
+        try:
+            while not done.is_set():
+                store.series()
+                rounds[0] += 1
+        except BaseException as error:  # reported by the test below
+            failed.append(error)
 
     thread = threading.Thread(target=busy)
     thread.start()
@@ -112,6 +118,7 @@ def test_a_busy_store_gives_other_processes_their_turn(db):
     finally:
         done.set()
         thread.join()
+    assert failed == [] and rounds[0] > 0  # busy all along, as the writer got in
     assert store.extent(SeriesKey("binance", "BTC/USDT", "1h"))[0] == 2 * PER_PAGE
 
 

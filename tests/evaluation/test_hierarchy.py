@@ -97,9 +97,9 @@ def test_the_mean_of_a_right_skewed_forecast_is_above_its_median_and_a_point_is_
     point = pd.DataFrame({"q10": [np.nan], "q50": [7.0], "q90": [np.nan]})
     assert with_mean(point)["mean"].iloc[0] == 7.0
     # an idle market: a zero median, yet some volume expected, which the total must count
-    idle = pd.DataFrame({"q10": [0.0, 0.0, np.nan], "q50": [0.0, 0.0, 0.0],
-                         "q90": [10.0, 0.0, np.nan]})
-    assert with_mean(idle)["mean"].tolist() == [pytest.approx(3.0), 0.0, 0.0]
+    idle = pd.DataFrame({"q10": [0.0, 0.0, np.nan, np.nan], "q50": [0.0, 0.0, 0.0, 0.0],
+                         "q90": [10.0, 0.0, np.nan, 10.0]})
+    assert with_mean(idle)["mean"].tolist() == [pytest.approx(3.0), 0.0, 0.0, pytest.approx(3.0)]
 
 
 def correlated_markets(rng, n):

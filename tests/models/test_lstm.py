@@ -284,31 +284,41 @@ def test_micro_batches_sum_to_the_whole_batchs_gradient():
     assert gradient(64)[1].equal(expected)  # one slice: the plain gradient
 
 
-def test_a_batch_from_many_series_is_each_series_windows():
+@pytest.mark.parametrize("step", [3_600_000, 86_400_000, 604_800_000])  # 1h, 1d, 1w
+def test_a_batch_from_many_series_is_each_series_windows(step):
     """A training batch's windows are made in one call on every series end to end
     (``windows.Pool``); each window is the one its own series alone makes: no seasonal lag
     or normalisation reaches into the series before it (the short one starts a week late, so
     its 28-day lags must stay empty where the series before it has candles). The pool holds
     only the rows the windows read (series 0's first 328 are left out: its first window ends
-    at 1000, and reads 28 days of hours back), and refuses a window outside them."""
+    at 1000, and reads 28 days of hours back; at 1d and 1w the lags count 28 rows back, and
+    the lookback reaches further), and refuses a window outside them."""
     from volcast.models.lstm.settings import NeuralSettings
-    from volcast.models.lstm.windows import Pool, SeriesArrays, make_windows, window_batch
+    from volcast.models.lstm.windows import (
+        Pool,
+        SeriesArrays,
+        context_rows,
+        make_windows,
+        window_batch,
+    )
 
     rng = np.random.default_rng(3)
     lengths = (2000, 400, 700)
     arrays = [SeriesArrays(rng.normal(size=(n, 3)).astype(np.float32),
-                           rng.normal(size=(n, 4)).astype(np.float32), 3_600_000)
+                           rng.normal(size=(n, 4)).astype(np.float32), step)
               for n in lengths]
-    settings = NeuralSettings(lookback=48, horizon=24)
-    pairs = np.array([[2, 650], [0, 1500], [1, 48], [2, 100], [0, 1976], [1, 300], [0, 1000]])
-    pool = Pool.of(arrays, [(n, pairs[pairs[:, 0] == n, 1]) for n in range(3)], 48)
-    assert pool.skipped.tolist() == [1000 - 28 * 24, 0, 0]
-    assert len(pool.arrays.raw) == sum(lengths) - 328
+    settings = NeuralSettings(lookback=24, horizon=24)
+    pairs = np.array([[2, 650], [0, 1500], [1, 24], [2, 100], [0, 1976], [1, 300], [0, 1000]])
+    pool = Pool.of(arrays, [(n, pairs[pairs[:, 0] == n, 1]) for n in range(3)], 24)
+    reach = context_rows(24, step)  # a week's lags: 4 weeks of hours, 28 days, 28 weeks
+    assert reach == {3_600_000: 28 * 24, 86_400_000: 28, 604_800_000: 28}[step]
+    assert pool.skipped.tolist() == [1000 - reach, 0, max(0, 100 - reach)]
+    assert len(pool.arrays.raw) == sum(lengths) - pool.skipped.sum()
     with pytest.raises(ValueError, match="outside its series"):
         window_batch(pool, np.array([[0, 999]]), settings)
     batch = window_batch(pool, pairs, settings)
     ordered = pairs[np.argsort(pairs[:, 0], kind="stable")]  # grouped by series, order kept
     for row, (series, end) in enumerate(ordered):
-        alone = make_windows(arrays[series], np.array([end]), 48, 24)
+        alone = make_windows(arrays[series], np.array([end]), 24, 24)
         for key, value in alone.items():
             np.testing.assert_array_equal(batch[key][row], value[0], err_msg=key)

@@ -246,6 +246,8 @@ class CandleStore:
 
     def _close_idle(self) -> None:
         with self._lock:
+            if self._closer is not threading.current_thread():  # replaced: that one decides
+                return
             self._closer = None
             if self._depth or self._con is None:
                 return

@@ -87,7 +87,8 @@ def with_mean(forecasts: pd.DataFrame) -> pd.DataFrame:
     known = np.isfinite(sigma) & (q50 > 0)
     mean = q50 * np.exp(np.where(known, sigma, 0.0) ** 2 / 2)
     idle = (q50 <= 0) & (q90 > 0)
-    area = 0.1 * q10 / 2 + 0.4 * (q10 + q50) / 2 + 0.4 * (q50 + q90) / 2 + 0.1 * q90
+    low = np.where(np.isfinite(q10), q10, q50)  # no q10: the median below it, a lower bound
+    area = 0.1 * low / 2 + 0.4 * (low + q50) / 2 + 0.4 * (q50 + q90) / 2 + 0.1 * q90
     return forecasts.assign(mean=np.where(idle, np.maximum(area, q50), mean))
 
 

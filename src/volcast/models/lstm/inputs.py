@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 
 from volcast.data.frames import future_ds, on_grid, step_ms
-from volcast.data.timeframe import DAY_MS
 from volcast.errors import VolcastError
 from volcast.models.lstm.settings import NeuralSettings
 from volcast.models.lstm.windows import (
-    CONTEXT_DAYS,
     SeriesArrays,
     calendar_inputs,
+    context_rows,
     make_windows,
     sound_ends,
 )
@@ -57,9 +56,9 @@ class Inputs:
             raise VolcastError("this model was trained with trade counts; the data has none")
 
     def reach(self, step: int) -> int:
-        """Candles before an origin its window reads: the lookback and the seasonal inputs'
-        context (``windows.CONTEXT_DAYS``)."""
-        return max(self.s.lookback + 1, CONTEXT_DAYS * DAY_MS // step + 1)
+        """Candles before an origin its window reads (``windows.context_rows``), and the
+        origin's own."""
+        return context_rows(self.s.lookback, step) + 1
 
     def last_window(self, series: pd.DataFrame) -> tuple[Windows, np.ndarray]:
         """The window that forecasts the ``horizon`` candles after the series' last one (a batch

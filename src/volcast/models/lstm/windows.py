@@ -113,9 +113,11 @@ class Pool:
 
 
 def context_rows(lookback: int, step: int) -> int:
-    """Rows before a window's end that it reads: its lookback, and the seasonal inputs'
-    ``CONTEXT_DAYS``."""
-    return max(lookback, CONTEXT_DAYS * DAY_MS // step)
+    """Rows before a window's end that it reads: its lookback, and the seasonal inputs' 28
+    days or 4 weeks back (at least 28 and 4 rows: ``_seasonal_lags`` counts a day and a week
+    as one row each at timeframes longer than them)."""
+    day, week = max(1, DAY_MS // step), max(1, WEEK_MS // step)
+    return max(lookback, CONTEXT_DAYS * day, 4 * week)
 
 
 def make_windows(arrays: SeriesArrays, ends: np.ndarray, lookback: int, horizon: int,
