@@ -317,3 +317,13 @@ def test_delete_removes_candles_and_what_was_confirmed_in_the_range_only(db):
         assert store.series()["symbol"].tolist() == ["BTC/USDT:USDT"]
         with pytest.raises(VolcastError, match="no stored candles for binance BTC/USDT 1h"):
             store.delete(KEY)
+
+
+def test_the_extents_of_many_series_come_in_one_call_each_up_to_its_own_time(db):
+    with CandleStore(db) as store:
+        store.upsert(KEY, candles([0, 1, 2, 5]))
+        store.upsert(PERP, candles([3, 4]))
+        assert store.extents([KEY, PERP]) == {KEY: (4, 0, 5 * H), PERP: (2, 3 * H, 4 * H)}
+        assert store.extents([KEY, PERP], [2 * H, 2 * H]) == {KEY: (3, 0, 2 * H),
+                                                             PERP: (0, None, None)}
+        assert store.extents([KEY], [5 * H]) == {KEY: store.extent(KEY)}

@@ -106,32 +106,66 @@ def test_a_lagging_market_holds_the_total_back_and_an_ended_one_stops_counting(s
     assert totals.build(store, "binance", "USDT", "1h").last == 99 * H
 
 
-def test_a_build_from_a_recent_time_stores_what_a_whole_build_stores(store, tmp_path):
-    """`volcast serve` rebuilds from a day before the total's newest candle at each close:
-    the same total as a whole build, the candles before ``since`` untouched; when the
-    markets changed (one added) it builds whole, or the new market's past would be missed."""
+def same_as_a_whole_build(store, tmp_path, timeframe="1h"):
+    """The stored total equals the one a whole build makes from the same markets."""
+    total = SeriesKey("binance", "*/USDT", timeframe)
+    with CandleStore(tmp_path / f"whole-{len(list(tmp_path.iterdir()))}.duckdb") as whole:
+        for symbol in totals.markets(store, "binance", timeframe, "USDT"):
+            key = SeriesKey("binance", symbol, timeframe)
+            whole.upsert(key, store.read(key), units=store.units(key))
+        totals.build(whole, "binance", "USDT", timeframe)
+        pd.testing.assert_frame_equal(store.read(total), whole.read(total))
+
+
+def test_a_build_from_what_changed_stores_what_a_whole_build_stores(store, tmp_path):
+    """`volcast serve` rebuilds at each close from where the markets changed since the last
+    build (``known``): the same total as a whole build, the older candles not read again;
+    whole when a market joined, or an older candle of one changed (a hole filled), or one
+    that had ended resumed."""
     put(store, "BTC/USDT", candles(range(60)))
     put(store, "ETH/USDT", candles([h for h in range(60) if h != 50]))
+    put(store, "OLD/USDT", candles(range(20)))  # ended: no candle for over a day
     first = totals.build(store, "binance", "USDT", "1h")
-    assert (first.candles, first.holes) == (59, 1)
+    assert (first.candles, first.holes, first.ended) == (59, 1, ("OLD/USDT",))
     put(store, "BTC/USDT", candles(range(60, 72), volume=5.0))  # the next closes
-    put(store, "ETH/USDT", candles([50, *range(60, 72)], volume=7.0))  # and a late candle
-    since = first.last - DAY
-    recent = totals.build(store, "binance", "USDT", "1h", since=since, markets=first.markets)
-    assert (recent.written, recent.removed, recent.candles, recent.holes) == (13, 0, 72, 0)
-    with CandleStore(tmp_path / "whole.duckdb") as whole:
-        for symbol in first.markets:
-            put(whole, symbol, store.read(SeriesKey("binance", symbol, "1h")))
-        totals.build(whole, "binance", "USDT", "1h")
-        pd.testing.assert_frame_equal(total_of(store), total_of(whole))
-    put(store, "BTC/USDT", candles([0], volume=100.0))  # changed long before `since`:
-    assert totals.build(store, "binance", "USDT", "1h", since=since,
-                        markets=recent.markets).written == 0  # not read again
-    assert totals.build(store, "binance", "USDT", "1h").written == 1  # a whole build sees it
+    put(store, "ETH/USDT", candles(range(60, 72), volume=7.0))
+    recent = totals.build(store, "binance", "USDT", "1h", first.settled)
+    assert (recent.written, recent.removed, recent.candles, recent.holes) == (12, 0, 71, 1)
+    same_as_a_whole_build(store, tmp_path)
+    put(store, "ETH/USDT", candles([50], volume=7.0))  # a backfill fills the old hole
+    filled = totals.build(store, "binance", "USDT", "1h", recent.settled)
+    assert (filled.written, filled.holes) == (1, 0)
+    put(store, "OLD/USDT", candles(range(20, 72)))  # the ended market resumes, backfilled
+    resumed = totals.build(store, "binance", "USDT", "1h", filled.settled)
+    assert resumed.ended == () and resumed.written == 52
+    same_as_a_whole_build(store, tmp_path)
     put(store, "SOL/USDT", candles(range(72)))  # a market joins with its whole past
-    joined = totals.build(store, "binance", "USDT", "1h", since=since, markets=recent.markets)
-    assert joined.markets == ("BTC/USDT", "ETH/USDT", "SOL/USDT")
-    assert joined.written == 72 and total_of(store).loc[1 * H, "volume"] == 3 * 6.0
+    joined = totals.build(store, "binance", "USDT", "1h", resumed.settled)
+    assert joined.written == 72 and total_of(store).loc[1 * H, "volume"] == 4 * 6.0
+    assert totals.build(store, "binance", "USDT", "1h", joined.settled).written == 0
+
+
+def test_a_build_from_what_changed_keeps_to_the_weekly_grid(store, tmp_path):
+    """Weekly candles open on Mondays, not on multiples of a week since 1970: the rebuilt
+    part lies on the markets' grid (off it, every market looked empty and the total's newest
+    candles were deleted at each close)."""
+    week, monday = 7 * DAY, 4 * DAY  # 1970-01-05 was a Monday
+    weekly = SeriesKey("binance", "*/USDT", "1w")
+
+    def put_weeks(symbol, weeks):
+        frame = candles(weeks).assign(timestamp=[monday + w * week for w in weeks])
+        store.upsert(SeriesKey("binance", symbol, "1w"), frame, units=(symbol[:3], "USDT"))
+
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        put_weeks(symbol, range(2800, 2810))
+    built = totals.build(store, "binance", "USDT", "1w")
+    for closes in range(3):
+        for symbol in ("BTC/USDT", "ETH/USDT"):
+            put_weeks(symbol, [2810 + closes])
+        built = totals.build(store, "binance", "USDT", "1w", built.settled)
+        assert (built.written, built.removed) == (1, 0)
+        assert store.bounds(weekly)[1] == monday + (2810 + closes) * week
+    same_as_a_whole_build(store, tmp_path, "1w")
 
 
 def test_trades_are_summed_where_every_market_with_a_candle_reports_them(store):

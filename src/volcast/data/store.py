@@ -485,6 +485,22 @@ class CandleStore:
         return int(rows), first, last
 
     @_connected
+    def extents(self, keys: list[SeriesKey], through: list[int] | None = None
+                ) -> dict[SeriesKey, tuple[int, int | None, int | None]]:
+        """``extent`` of each of ``keys`` in one query (hundreds of markets would take one
+        each): of its candles up to ``through`` (inclusive; one open time per key) when
+        given, else all of them."""
+        known = self._known_many(keys)
+        ids = [known[k][0] for k in keys]
+        rows = self._con.execute(
+            "SELECT k.id, count(c.ts), min(c.ts), max(c.ts) FROM (SELECT unnest(?::BIGINT[]) "
+            "AS id, unnest(?::BIGINT[]) AS through) k LEFT JOIN candles c ON c.series_id = "
+            "k.id AND c.ts <= k.through GROUP BY k.id",
+            [ids, through if through is not None else [_MAX_TS] * len(keys)]).fetchall()
+        found = {sid: (int(count), first, last) for sid, count, first, last in rows}
+        return {key: found[known[key][0]] for key in keys}
+
+    @_connected
     def delete(self, key: SeriesKey, start: int | None = None, end: int | None = None) -> int:
         """Delete the candles with start <= open time < end, and forget which of those open
         times the exchange confirmed empty, in one transaction; a series left without candles

@@ -92,7 +92,7 @@ class Service:
         self._reloads: asyncio.Queue[list[ExchangePlan]] | None = None
         self._thread: threading.Thread | None = None
         self._clocks: dict[str, ExchangeClock] = {}
-        self._totals: dict[SeriesKey, tuple[str, ...]] = {}  # markets at each total's build
+        self._totals: dict[SeriesKey, dict[str, tuple[int, int]]] = {}  # at each's last build
         self.trainings: list[dict[str, Any]] = []
         """The latest scheduled retraining's outcome per timeframe."""
         self.on_series: Callable[[], None] | None = None

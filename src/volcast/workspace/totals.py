@@ -3,9 +3,11 @@ backtested with them, so that the forecasts of the total and of each market add 
 (``evaluation.hierarchy``). The total is a stored series, so every other flow (forecast,
 train, backtest of the total alone, the overview) takes it as it takes a market."""
 
+import logging
+
 from volcast.data import totals
-from volcast.data.holes import HALTED_AFTER_MS
 from volcast.data.store import SeriesKey, is_total, units_of
+from volcast.errors import VolcastError
 from volcast.evaluation.compare import Progress
 from volcast.evaluation.hierarchy import (
     DEFAULT_METHOD,
@@ -16,6 +18,8 @@ from volcast.evaluation.hierarchy import (
 from volcast.workspace.core import Workspace
 from volcast.workspace.sources import with_covariates
 
+log = logging.getLogger(__name__)
+
 
 def build(space: Workspace, exchange: str, quote: str, timeframe: str) -> totals.Built:
     """(Re)compute and store the exchange's total in ``quote`` (``data.totals.build``)."""
@@ -23,20 +27,22 @@ def build(space: Workspace, exchange: str, quote: str, timeframe: str) -> totals
 
 
 def follow(space: Workspace, exchange: str, timeframe: str,
-           known: dict[SeriesKey, tuple[str, ...]]) -> list[totals.Built]:
-    """Bring the exchange's stored totals of ``timeframe`` (those `volcast totals build`
-    made) up to its markets' newest candles: each from ``HALTED_AFTER_MS`` before its own
-    newest candle while its markets are still those ``known`` summed at its last build, whole
-    otherwise (the first time, or a market joined or ended). `volcast serve` calls it after
-    each close; ``known`` is updated."""
+           known: dict[SeriesKey, dict[str, tuple[int, int]]]) -> list[totals.Built]:
+    """Bring the exchange's stored totals of ``timeframe`` (those `volcast totals build` made)
+    up to its markets' candles, each recomputed from where its markets changed since its last
+    build here (``known``, updated; whole the first time). `volcast serve` calls it after each
+    close. A total that cannot be built (its markets fell under two) is logged in one line
+    and the others still are."""
     store, done = space.store, []
     for symbol in [s for s in store.symbols(exchange, timeframe) if is_total(s)]:
         key = SeriesKey(exchange, symbol, timeframe)
-        bounds = store.bounds(key)
-        since = None if bounds is None else bounds[1] - HALTED_AFTER_MS
-        built = totals.build(store, exchange, units_of(symbol)[1], timeframe, since,
-                             known.get(key))
-        known[key] = built.markets
+        try:
+            built = totals.build(store, exchange, units_of(symbol)[1], timeframe, known.get(key))
+        except VolcastError as error:
+            log.warning("total %s not rebuilt: %s", key, error)
+            known.pop(key, None)
+            continue
+        known[key] = built.settled
         done.append(built)
     return done
 
