@@ -113,6 +113,8 @@ def same_as_a_whole_build(store, tmp_path, timeframe="1h"):
         for symbol in totals.markets(store, "binance", timeframe, "USDT"):
             key = SeriesKey("binance", symbol, timeframe)
             whole.upsert(key, store.read(key), units=store.units(key))
+            for low, high in store.empty_ranges(key):
+                whole.confirm_empty(key, low, high)
         totals.build(whole, "binance", "USDT", timeframe)
         pd.testing.assert_frame_equal(store.read(total), whole.read(total))
 
@@ -123,26 +125,41 @@ def test_a_build_from_what_changed_stores_what_a_whole_build_stores(store, tmp_p
     whole when a market joined, or an older candle of one changed (a hole filled), or one
     that had ended resumed."""
     put(store, "BTC/USDT", candles(range(60)))
-    put(store, "ETH/USDT", candles([h for h in range(60) if h != 50]))
+    put(store, "ETH/USDT", candles([h for h in range(60) if h not in (40, 50)]))
     put(store, "OLD/USDT", candles(range(20)))  # ended: no candle for over a day
     first = totals.build(store, "binance", "USDT", "1h")
-    assert (first.candles, first.holes, first.ended) == (59, 1, ("OLD/USDT",))
+    assert (first.candles, first.holes, first.ended) == (58, 2, ("OLD/USDT",))
     put(store, "BTC/USDT", candles(range(60, 72), volume=5.0))  # the next closes
     put(store, "ETH/USDT", candles(range(60, 72), volume=7.0))
     recent = totals.build(store, "binance", "USDT", "1h", first.settled)
-    assert (recent.written, recent.removed, recent.candles, recent.holes) == (12, 0, 71, 1)
+    assert (recent.written, recent.removed, recent.candles, recent.holes) == (12, 0, 70, 2)
     same_as_a_whole_build(store, tmp_path)
-    put(store, "ETH/USDT", candles([50], volume=7.0))  # a backfill fills the old hole
+    put(store, "ETH/USDT", candles([50], volume=7.0))  # a backfill fills an old hole
     filled = totals.build(store, "binance", "USDT", "1h", recent.settled)
-    assert (filled.written, filled.holes) == (1, 0)
+    assert (filled.written, filled.holes) == (1, 1)
+    store.confirm_empty(SeriesKey("binance", "ETH/USDT", "1h"), 40 * H, 41 * H)  # no candle
+    confirmed = totals.build(store, "binance", "USDT", "1h", filled.settled)
+    assert (confirmed.written, confirmed.holes) == (1, 0)
+    assert total_of(store).loc[40 * H, "volume"] == 6.0  # BTC's alone
     put(store, "OLD/USDT", candles(range(20, 72)))  # the ended market resumes, backfilled
-    resumed = totals.build(store, "binance", "USDT", "1h", filled.settled)
+    resumed = totals.build(store, "binance", "USDT", "1h", confirmed.settled)
     assert resumed.ended == () and resumed.written == 52
     same_as_a_whole_build(store, tmp_path)
     put(store, "SOL/USDT", candles(range(72)))  # a market joins with its whole past
     joined = totals.build(store, "binance", "USDT", "1h", resumed.settled)
     assert joined.written == 72 and total_of(store).loc[1 * H, "volume"] == 4 * 6.0
     assert totals.build(store, "binance", "USDT", "1h", joined.settled).written == 0
+
+
+def test_a_total_whose_earliest_market_left_starts_with_the_others(store):
+    put(store, "ETH/USDT", candles(range(48)))
+    put(store, "BTC/USDT", candles(range(10, 48)))
+    put(store, "SOL/USDT", candles(range(20, 48)))
+    totals.build(store, "binance", "USDT", "1h")
+    store.delete(SeriesKey("binance", "ETH/USDT", "1h"))
+    rebuilt = totals.build(store, "binance", "USDT", "1h")
+    assert (rebuilt.first, rebuilt.removed) == (10 * H, 10)
+    assert total_of(store).index[0] == 10 * H
 
 
 def test_a_build_from_what_changed_keeps_to_the_weekly_grid(store, tmp_path):

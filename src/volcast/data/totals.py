@@ -78,18 +78,26 @@ class Composition:
     spans: dict[str, tuple[int, int]]
     ended: tuple[str, ...]
     end: int
-    rows: dict[str, int]
-
-    @property
-    def settled(self) -> dict[str, tuple[int, int]]:
-        """Each market's newest open time and candle count: what a later ``build`` checks
-        to recompute only what changed since."""
-        return {s: (last, self.rows[s]) for s, (_, last) in self.spans.items()}
 
     @property
     def current(self) -> list[str]:
         """The markets that have not ended: what the total's newest candles sum."""
         return [s for s in self.spans if s not in self.ended]
+
+    def keys(self) -> list[SeriesKey]:
+        """Every market's series key, in ``spans``' order."""
+        return [SeriesKey(self.key.exchange, s, self.key.timeframe) for s in self.spans]
+
+
+Settled = dict[str, tuple[int, int, int, int]]
+"""Each market's newest open time at a build and its ``CandleStore.fingerprints`` up to it."""
+
+
+def settled(store: CandleStore, parts: Composition) -> Settled:
+    """What a later ``build`` checks to recompute only what changed since this one."""
+    lasts = [last for _, last in parts.spans.values()]
+    prints = store.fingerprints(parts.keys(), lasts)
+    return {k.symbol: (last, *prints[k]) for k, last in zip(parts.keys(), lasts, strict=True)}
 
 
 def composition(store: CandleStore, exchange: str, quote: str, timeframe: str) -> Composition:
@@ -111,8 +119,7 @@ def composition(store: CandleStore, exchange: str, quote: str, timeframe: str) -
     ended = tuple(s for s, (_, last) in spans.items()
                   if last + key.tf_ms < newest - HALTED_AFTER_MS)
     end = min(last for s, (_, last) in spans.items() if s not in ended) + key.tf_ms
-    return Composition(key, spans, ended, end,
-                       {key.symbol: rows for key, (rows, _, _) in extents.items()})
+    return Composition(key, spans, ended, end)
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ class Built:
     written: int
     removed: int
     holes: int
-    settled: dict[str, tuple[int, int]]
+    settled: Settled
 
     def describe(self) -> str:
         """One line: the total, its markets, what changed."""
@@ -197,7 +204,7 @@ class Built:
 
 
 def build(store: CandleStore, exchange: str, quote: str, timeframe: str,
-          known: dict[str, tuple[int, int]] | None = None) -> Built:
+          known: Settled | None = None) -> Built:
     """(Re)compute the exchange's total in ``quote`` from every stored market and store what
     changed: candles new or different are written, candles no longer whole are removed, so a
     second run writes nothing. The markets are read whole (7-8 s for 200 markets of a year of
@@ -212,7 +219,8 @@ def build(store: CandleStore, exchange: str, quote: str, timeframe: str,
         start += (since - start) // key.tf_ms * key.tf_ms
     total = summed(store, parts, list(parts.spans), start)[0].total()
     with store.connection():  # the store's other users wait for the write alone
-        stored = store.read(key, start) if store.bounds(key) is not None else total.iloc[:0]
+        from_ = start if since is not None else None  # whole: a start that moved later too
+        stored = store.read(key, from_) if store.bounds(key) is not None else total.iloc[:0]
         removed = _remove_stale(store, key, stored, total)
         written = _changed(total, stored)
         if not written.empty:
@@ -221,28 +229,27 @@ def build(store: CandleStore, exchange: str, quote: str, timeframe: str,
         candles, first, last = store.extent(key) if held else (0, None, None)
     holes = 0 if first is None else (last - first) // key.tf_ms + 1 - candles
     return Built(key, tuple(parts.spans), parts.ended, candles, first, last, len(written),
-                 removed, holes, parts.settled)
+                 removed, holes, settled(store, parts))
 
 
-def _recompute_from(store: CandleStore, parts: Composition,
-                    known: dict[str, tuple[int, int]] | None) -> int | None:
+def _recompute_from(store: CandleStore, parts: Composition, known: Settled | None
+                    ) -> int | None:
     """The open time from which the total must be recomputed when every market still holds,
-    up to its newest candle at the last build, the candles it held then (``known``: newest
-    open time and count): the first new candle of a market that grew, or the total's own
-    newest stored candle (an ending market moves where it ends), whichever comes first.
-    None (all of it) when a market joined or left, or one's older candles changed (a hole
-    filled by a backfill or `volcast data repair`, a candle deleted)."""
+    up to its newest candle at the last build, what it held then (``known``): the first new
+    candle of a market that grew, or the total's own newest stored candle (an ending market
+    moves where it ends), whichever comes first. None (all of it) when a market joined or
+    left, or one changed before its newest candle then (a hole filled by a backfill or
+    `volcast data repair`, or confirmed empty; a candle deleted)."""
     if known is None or set(known) != set(parts.spans):
         return None
-    key, symbols = parts.key, list(parts.spans)
-    keys = [SeriesKey(key.exchange, s, key.timeframe) for s in symbols]
-    before = store.extents(keys, [known[s][0] for s in symbols])
-    if any(before[k][0] != known[k.symbol][1] for k in keys):
+    key, keys = parts.key, parts.keys()
+    before = store.fingerprints(keys, [known[k.symbol][0] for k in keys])
+    if any(before[k] != known[k.symbol][1:] for k in keys):
         return None
     bounds = store.bounds(key)
     if bounds is None:
         return None
-    grew = [known[s][0] + key.tf_ms for s in symbols if parts.spans[s][1] != known[s][0]]
+    grew = [known[s][0] + key.tf_ms for s in parts.spans if parts.spans[s][1] != known[s][0]]
     return min([bounds[1], *grew])
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 from volcast.config import AlertRule, Settings, WatchSettings, duration_s, load_settings
 from volcast.data.store import SeriesKey
 from volcast.data.timeframe import DAY_MS
+from volcast.data.totals import Settled
 from volcast.errors import NotFound, VolcastError
 from volcast.live.alert_log import AlertLog
 from volcast.live.alerts import Evaluator, Event, Outlook, Snapshot, check_rule, measure, scope
@@ -92,7 +93,7 @@ class Service:
         self._reloads: asyncio.Queue[list[ExchangePlan]] | None = None
         self._thread: threading.Thread | None = None
         self._clocks: dict[str, ExchangeClock] = {}
-        self._totals: dict[SeriesKey, dict[str, tuple[int, int]]] = {}  # at each's last build
+        self._totals: dict[SeriesKey, Settled] = {}  # what each total's last build saw
         self.trainings: list[dict[str, Any]] = []
         """The latest scheduled retraining's outcome per timeframe."""
         self.on_series: Callable[[], None] | None = None

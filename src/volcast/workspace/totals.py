@@ -27,7 +27,7 @@ def build(space: Workspace, exchange: str, quote: str, timeframe: str) -> totals
 
 
 def follow(space: Workspace, exchange: str, timeframe: str,
-           known: dict[SeriesKey, dict[str, tuple[int, int]]]) -> list[totals.Built]:
+           known: dict[SeriesKey, totals.Settled]) -> list[totals.Built]:
     """Bring the exchange's stored totals of ``timeframe`` (those `volcast totals build` made)
     up to its markets' candles, each recomputed from where its markets changed since its last
     build here (``known``, updated; whole the first time). `volcast serve` calls it after each
