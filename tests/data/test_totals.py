@@ -122,8 +122,8 @@ def same_as_a_whole_build(store, tmp_path, timeframe="1h"):
 def test_a_build_from_what_changed_stores_what_a_whole_build_stores(store, tmp_path):
     """`volcast serve` rebuilds at each close from where the markets changed since the last
     build (``known``): the same total as a whole build, the older candles not read again;
-    whole when a market joined, or an older candle of one changed (a hole filled), or one
-    that had ended resumed."""
+    whole when a market joined, or an older candle of one changed (a hole filled, a candle
+    revised in place), or one that had ended resumed."""
     put(store, "BTC/USDT", candles(range(60)))
     put(store, "ETH/USDT", candles([h for h in range(60) if h not in (40, 50)]))
     put(store, "OLD/USDT", candles(range(20)))  # ended: no candle for over a day
@@ -137,8 +137,13 @@ def test_a_build_from_what_changed_stores_what_a_whole_build_stores(store, tmp_p
     put(store, "ETH/USDT", candles([50], volume=7.0))  # a backfill fills an old hole
     filled = totals.build(store, "binance", "USDT", "1h", recent.settled)
     assert (filled.written, filled.holes) == (1, 1)
+    put(store, "BTC/USDT", candles([10], volume=4.0))  # the exchange revises an old candle
+    revised = totals.build(store, "binance", "USDT", "1h", filled.settled)
+    assert revised.written == 1 and total_of(store).loc[10 * H, "volume"] == 4 * 2.0 + 2 * 6.0
+    assert totals.build(store, "binance", "USDT", "1h", revised.settled).written == 0
+    same_as_a_whole_build(store, tmp_path)
     store.confirm_empty(SeriesKey("binance", "ETH/USDT", "1h"), 40 * H, 41 * H)  # no candle
-    confirmed = totals.build(store, "binance", "USDT", "1h", filled.settled)
+    confirmed = totals.build(store, "binance", "USDT", "1h", revised.settled)
     assert (confirmed.written, confirmed.holes) == (1, 0)
     assert total_of(store).loc[40 * H, "volume"] == 6.0  # BTC's alone
     put(store, "OLD/USDT", candles(range(20, 72)))  # the ended market resumes, backfilled

@@ -504,20 +504,23 @@ class CandleStore:
     def fingerprints(self, keys: list[SeriesKey], through: list[int]
                      ) -> dict[SeriesKey, tuple[int, int, int]]:
         """What each of ``keys`` holds up to its ``through`` open time (inclusive), in one
-        query: its candles' count and the sum of their open times, and how long the exchange
-        confirmed empty. A candle added, deleted or moved, or a stretch confirmed empty or
-        forgotten, changes it (a candle rewritten with another volume does not)."""
+        query: its candles' count, one hash of every candle's fields (the XOR of each row's
+        hash: order-free, so the same whatever order DuckDB scans in), and how long the
+        exchange confirmed empty. A candle added, deleted, moved or rewritten with another
+        price or volume (an exchange's revision), or a stretch confirmed empty or forgotten,
+        changes it."""
         known = self._known_many(keys)
         ids = [known[k][0] for k in keys]
         empty = ("(SELECT coalesce(sum(least(e.stop, k.through + 1) - e.start), 0) FROM "
                  "empty_ranges e WHERE e.series_id = k.id AND e.start <= k.through)"
                  if self._version >= 3 else "0")
         rows = self._con.execute(
-            f"SELECT k.id, count(c.ts), coalesce(sum(c.ts), 0), {empty} FROM (SELECT "
+            "SELECT k.id, count(c.ts), coalesce(bit_xor(hash(c.ts, c.open, c.high, c.low, "
+            f"c.close, c.volume, c.trades)), 0), {empty} FROM (SELECT "
             "unnest(?::BIGINT[]) AS id, unnest(?::BIGINT[]) AS through) k LEFT JOIN candles c "
             "ON c.series_id = k.id AND c.ts <= k.through GROUP BY k.id, k.through",
             [ids, through]).fetchall()
-        found = {sid: (int(count), int(summed), int(gone)) for sid, count, summed, gone in rows}
+        found = {sid: (int(count), int(hashed), int(gone)) for sid, count, hashed, gone in rows}
         return {key: found[known[key][0]] for key in keys}
 
     @_connected
