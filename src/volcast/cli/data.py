@@ -147,6 +147,7 @@ def _download(exchange: str, keys: "list[SeriesKey]", db: Path | None,
     series get one bar and a folded summary. Ctrl-C exits 130 keeping what was stored; a
     series that gave up exits 1; a named market the exchange refused exits 2 (one of the
     universe's is only reported)."""
+    from volcast.data.sync import concurrently
     from volcast.data.sync import fetch as run_fetch
     from volcast.data.universe import select
     from volcast.workspace import downloads
@@ -174,16 +175,12 @@ def _download(exchange: str, keys: "list[SeriesKey]", db: Path | None,
         with fetch_progress(out, many) as progress:
             found = None if universe is None else expand
             try:
-                if runner is None:
-                    results = asyncio.run(run_fetch(
-                        exchange, keys, store, settings, since=since, until=until, url=url,
-                        progress=progress, on_round=show, follow_rounds=follow_rounds,
-                        scope=scope, expand=found))
-                else:
-                    results = asyncio.run(downloads.fetch(
-                        exchange, keys, store, settings, runner, since=since, until=until,
-                        url=url, progress=progress, scope=scope, expand=found))
-                    show(results)
+                download = (concurrently if runner is None
+                            else downloads.tasks(runner, exchange, url, settings))
+                results = asyncio.run(run_fetch(
+                    exchange, keys, store, settings, since=since, until=until, url=url,
+                    progress=progress, on_round=show, follow_rounds=follow_rounds,
+                    scope=scope, expand=found, download=download))
             except KeyboardInterrupt:
                 err.print("interrupted: every stored candle is kept; run the same command to "
                           "resume", soft_wrap=True, markup=False)

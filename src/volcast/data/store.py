@@ -424,21 +424,21 @@ class CandleStore:
 
     @_connected
     def read_many(self, keys: list[SeriesKey], start: int | None = None,
-                  recent: int | None = None) -> pd.DataFrame:
+                  recent: int | None = None, end: int | None = None) -> pd.DataFrame:
         """``read`` of several series in one query, each series' candles in order and in the
-        order of ``keys`` (``series``: the candle's series' position in ``keys``): from open
-        time ``start`` on, and with ``recent`` only the candles that opened less than
-        ``recent`` ms before their series' newest. Hundreds of markets read this way take one
-        query, not one each (most of a batch forecast's reading)."""
+        order of ``keys`` (``series``: the candle's series' position in ``keys``): with
+        ``start <= open time < end``, and with ``recent`` only the candles that opened less
+        than ``recent`` ms before their series' newest. Hundreds of markets read this way take
+        one query, not one each (most of a batch forecast's reading, and of a total's)."""
         known = self._known_many(keys)
         ids = {known[k][0]: at for at, k in enumerate(keys)}
         newest = ("QUALIFY ts > max(ts) OVER (PARTITION BY series_id) - ?" if recent is not None
                   else "")
         frame = self._con.execute(
             "SELECT series_id AS series, ts AS timestamp, open, high, low, close, volume, trades "
-            "FROM candles WHERE series_id IN (SELECT unnest(?::BIGINT[])) AND ts >= ? "
+            "FROM candles WHERE series_id IN (SELECT unnest(?::BIGINT[])) AND ts >= ? AND ts < ? "
             f"{newest} ORDER BY series_id, ts",
-            [list(ids), self._span(start, None)[0], *([recent] if newest else [])]).df()
+            [list(ids), *self._span(start, end), *([recent] if newest else [])]).df()
         frame["series"] = frame["series"].map(ids)
         frame = frame.sort_values("series", kind="stable", ignore_index=True)
         if frame["trades"].isna().all():

@@ -56,6 +56,15 @@ class SyncResult:
     note: str | None = None
 
 
+Planned = tuple[list[Range], int | None]
+"""One series' plan: the ranges to download, its newest stored open time."""
+Download = Callable[[ExchangeClient, CandleStore, list[tuple[SeriesKey, Planned]], int, Progress],
+                    Awaitable[list[SyncResult]]]
+"""How ``sync_many`` downloads and stores the planned series (client, store, plans, the
+exchange's now, progress), returning their results in order: ``concurrently`` on this client,
+or as tasks on other processes (``workspace.downloads.tasks``, ``fetch --ray``)."""
+
+
 def plan_ranges(bounds: Range | None, gaps: Sequence[Range], since: int | None, stop: int,
                 tf_ms: int, scope: Scope = "all") -> list[Range]:
     """[start, stop) open-time ranges still to download, in time order, never what is stored:
@@ -164,7 +173,7 @@ async def _download(client: ExchangeClient, store: CandleStore, key: SeriesKey,
 
 
 def _planned(store: CandleStore, key: SeriesKey, since: int | None, stop: int,
-             scope: Scope) -> tuple[list[Range], int | None]:
+             scope: Scope) -> Planned:
     """The ranges to download (``plan_ranges`` less what the exchange confirmed empty) and
     the last stored open time (a range ending at or before it is followed by a candle). One
     opening of the store; the holes are not read for a tail, which never asks for them."""
@@ -214,8 +223,7 @@ async def sync_series(client: ExchangeClient, store: CandleStore, key: SeriesKey
 
 
 async def sync_planned(client: ExchangeClient, store: CandleStore, key: SeriesKey,
-                        planned: tuple[list[Range], int | None], now: int,
-                        progress: Progress) -> SyncResult:
+                        planned: Planned, now: int, progress: Progress) -> SyncResult:
     """Download the planned ranges (``_planned``); a network fault that outlasts the retries
     or a refusal ends it (``conclude`` words them, once the result is summarised)."""
     ranges, last = planned
@@ -272,8 +280,7 @@ def _note(client: ExchangeClient, result: SyncResult, stop: int) -> str | None:
 
 
 def checked_plans(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
-                   since: int | None, stops: Sequence[int], scope: Scope
-                   ) -> list[tuple[list[Range], int | None]]:
+                   since: int | None, stops: Sequence[int], scope: Scope) -> list[Planned]:
     """Every series checked (listed, something stored where it must be) and planned, in one
     opening of the store: opening it costs more than planning one series."""
     with store.connection():
@@ -295,18 +302,26 @@ def summarise_all(store: CandleStore, results: Sequence[SyncResult]) -> None:
             _summarise(store, result)
 
 
+async def concurrently(client: ExchangeClient, store: CandleStore,
+                       plans: list[tuple[SeriesKey, Planned]], now: int, progress: Progress
+                       ) -> list[SyncResult]:
+    """The plain ``Download``: every series at once on ``client`` (ccxt's rate limiter paces
+    them), each page stored as it arrives."""
+    return list(await asyncio.gather(*(sync_planned(client, store, key, planned, now, progress)
+                                       for key, planned in plans)))
+
+
 async def sync_many(client: ExchangeClient, store: CandleStore, keys: Sequence[SeriesKey],
                     since: int | None, until: int | None, progress: Progress,
-                    scope: Scope = "all") -> list[SyncResult]:
-    """Sync several series of one exchange concurrently; they share ccxt's rate limiter, one
-    reading of the exchange's clock, and one opening of the store to plan them all and one to
-    summarise them (a universe of 200 series would otherwise open it 400 times more)."""
+                    scope: Scope = "all", download: Download = concurrently
+                    ) -> list[SyncResult]:
+    """Sync several series of one exchange; they share one reading of the exchange's clock,
+    one opening of the store to plan them all and one to summarise them (a universe of 200
+    series would otherwise open it 400 times more), and ``download`` gets them."""
     now = await client.server_time()
     stops = [stop_time(key, now, until) for key in keys]
     plans = await asyncio.to_thread(checked_plans, client, store, keys, since, stops, scope)
-    results = list(await asyncio.gather(
-        *(sync_planned(client, store, key, planned, now, progress)
-          for key, planned in zip(keys, plans, strict=True))))
+    results = await download(client, store, list(zip(keys, plans, strict=True)), now, progress)
     await asyncio.to_thread(summarise_all, store, results)
     for result, stop in zip(results, stops, strict=True):
         conclude(client, result, stop)
@@ -327,22 +342,29 @@ async def follow(client: ExchangeClient, store: CandleStore, keys: Sequence[Seri
             await asyncio.sleep(poll_s)
 
 
+def open_client(exchange_id: str, url: str | None, settings: FetchSettings) -> ExchangeClient:
+    """The exchange's client with the fetch settings' timeout, retries and rate limit."""
+    return ExchangeClient(exchange_id, url=url, timeout_ms=settings.timeout_ms,
+                          retry=RetryPolicy(settings.retries, settings.backoff_s,
+                                            settings.backoff_max_s),
+                          rate_limit=settings.rate_limit)
+
+
 async def fetch(exchange_id: str, keys: Sequence[SeriesKey], store: CandleStore,
                 settings: FetchSettings, *, since: int | None = None, until: int | None = None,
                 url: str | None = None, progress: Progress = lambda *_: None,
                 on_round: Callable[[list[SyncResult]], None] | None = None,
                 follow_rounds: int | None = 0, scope: Scope = "all",
-                expand: Expand | None = None) -> list[SyncResult]:
+                expand: Expand | None = None, download: Download = concurrently
+                ) -> list[SyncResult]:
     """Open the exchange, add the series ``expand`` finds there, validate every series, sync
-    them all (``scope``: see ``plan_ranges``); then, unless ``follow_rounds`` is 0, keep
-    following (None: until cancelled) all but the skipped ones. Returns the first round's
-    results."""
-    retry = RetryPolicy(settings.retries, settings.backoff_s, settings.backoff_max_s)
-    async with ExchangeClient(exchange_id, url=url, timeout_ms=settings.timeout_ms, retry=retry,
-                              rate_limit=settings.rate_limit) as client:
+    them all (``scope``: see ``plan_ranges``; ``download``: see ``sync_many``); then, unless
+    ``follow_rounds`` is 0, keep following (None: until cancelled) all but the skipped ones,
+    in this process. Returns the first round's results."""
+    async with open_client(exchange_id, url, settings) as client:
         if expand is not None:
             keys = list(dict.fromkeys([*keys, *await expand(client)]))
-        results = await sync_many(client, store, keys, since, until, progress, scope)
+        results = await sync_many(client, store, keys, since, until, progress, scope, download)
         if on_round is not None:
             on_round(results)
         if follow_rounds != 0:

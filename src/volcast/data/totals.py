@@ -52,11 +52,12 @@ def markets(store: CandleStore, exchange: str, timeframe: str, quote: str | None
 def market_candles(store: CandleStore, exchange: str, timeframe: str, symbols: list[str],
                    start: int | None = None, end: int | None = None) -> pd.DataFrame:
     """The symbols' candles with ``start <= ds < end`` as one long frame (``unique_id`` = the
-    symbol), ``y`` in the quote currency (``frames.quote_volume``)."""
-    with store.connection():
-        frames = [quote_volume(to_long(store.read(SeriesKey(exchange, s, timeframe), start, end),
-                                       s)) for s in symbols]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    symbol), ``y`` in the quote currency (``frames.quote_volume``); one query for them all."""
+    if not symbols:
+        return pd.DataFrame()
+    read = store.read_many([SeriesKey(exchange, s, timeframe) for s in symbols], start, end=end)
+    names = np.asarray(symbols, dtype=object)[read["series"].to_numpy(dtype=np.int64)]
+    return quote_volume(to_long(read.drop(columns="series"), names))
 
 
 def quote_volumes(store: CandleStore, exchange: str, timeframe: str, symbols: list[str],

@@ -1,7 +1,8 @@
 """Per-market downloads as pieces of work on an ``Executor`` (``volcast fetch --ray``).
 
-The driver (this process) plans every series as ``data.sync`` does (one reading of the
-exchange's clock, the ranges still missing from the store) and hands the plans out in chunks of
+``tasks`` is ``data.sync``'s download step (its ``Download``) for ``sync.fetch``: the driver
+(this process) plans every series as a plain fetch does (one reading of the exchange's clock,
+the ranges still missing from the store) and this hands the plans out in chunks of
 ``SERIES_PER_TASK`` series. A worker opens its own exchange client and downloads its chunk's
 series concurrently with ``data.sync``'s own paging loop (its retries, its page checks, its
 record of what the exchange has not), but keeps the pages in memory instead of writing them: the
@@ -17,34 +18,21 @@ process would (docs/scale.md).
 
 import asyncio
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 import pandas as pd
 
 from volcast.config import FetchSettings
-from volcast.data.exchange import ExchangeClient, RetryPolicy
+from volcast.data.exchange import ExchangeClient
 from volcast.data.holes import Range
 from volcast.data.store import CandleStore, SeriesKey
-from volcast.data.sync import (
-    Expand,
-    Progress,
-    Scope,
-    SyncResult,
-    checked_plans,
-    conclude,
-    stop_time,
-    summarise_all,
-    sync_planned,
-)
+from volcast.data.sync import Download, Planned, Progress, SyncResult, open_client, sync_planned
 from volcast.workspace.executor import Executor
 
 SERIES_PER_TASK = 8
 """Series one task downloads (concurrently, on one client): each task loads the exchange's
 markets once, so one task per series would ask for them 200 times for 200 markets."""
-Planned = tuple[list[Range], int | None]
-"""``data.sync``'s plan of one series: the ranges to download, the last stored open time."""
 
 
 @dataclass
@@ -82,20 +70,13 @@ class Fetched:
         self.empty.append((start, stop))
 
 
-def client(exchange: str, url: str | None, settings: FetchSettings) -> ExchangeClient:
-    return ExchangeClient(exchange, url=url, timeout_ms=settings.timeout_ms,
-                          retry=RetryPolicy(settings.retries, settings.backoff_s,
-                                            settings.backoff_max_s),
-                          rate_limit=settings.rate_limit)
-
-
 def download(chunk: Chunk, _: None) -> list[Fetched]:
     """A task: the chunk's series downloaded into memory (see the module docstring)."""
     return asyncio.run(_download(chunk))
 
 
 async def _download(chunk: Chunk) -> list[Fetched]:
-    async with client(chunk.exchange, chunk.url, chunk.settings) as opened:
+    async with open_client(chunk.exchange, chunk.url, chunk.settings) as opened:
         return list(await asyncio.gather(*(_series(opened, key, planned, chunk.now)
                                            for key, planned in chunk.plans)))
 
@@ -113,36 +94,28 @@ async def _series(opened: ExchangeClient, key: SeriesKey, planned: Planned, now:
     return fetched
 
 
-async def fetch(exchange: str, keys: Sequence[SeriesKey], store: CandleStore,
-                settings: FetchSettings, runner: Executor, *, since: int | None = None,
-                until: int | None = None, url: str | None = None,
-                progress: Progress = lambda *_: None, scope: Scope = "all",
-                expand: Expand | None = None) -> list[SyncResult]:
-    """``data.sync.fetch`` (without following) with each chunk of series downloaded by a
-    task on ``runner`` and stored here as it comes back. Cancelled (Ctrl-C), it stops after
+def tasks(runner: Executor, exchange: str, url: str | None, settings: FetchSettings
+          ) -> Download:
+    """``data.sync``'s ``Download`` as tasks on ``runner``: the plans in chunks, each chunk
+    downloaded by a task and stored here as it comes back. Cancelled (Ctrl-C), it stops after
     the chunk in hand, keeping every stored chunk."""
-    async with client(exchange, url, settings) as opened:
-        if expand is not None:
-            keys = list(dict.fromkeys([*keys, *await expand(opened)]))
-        now = await opened.server_time()
-        stops = [stop_time(key, now, until) for key in keys]
-        plans = await asyncio.to_thread(checked_plans, opened, store, keys, since, stops, scope)
-        for key, (ranges, _) in zip(keys, plans, strict=True):
+
+    async def download(_: ExchangeClient, store: CandleStore,
+                       plans: list[tuple[SeriesKey, Planned]], now: int, progress: Progress
+                       ) -> list[SyncResult]:
+        for key, (ranges, _) in plans:  # every bar before the first chunk comes back
             if ranges:
                 progress(key, 0, 0, sum(end - start for start, end in ranges))
-        planned = list(zip(keys, plans, strict=True))
-        chunks = [Chunk(exchange, url, settings, now, planned[i:i + SERIES_PER_TASK])
-                  for i in range(0, len(planned), SERIES_PER_TASK)]
+        chunks = [Chunk(exchange, url, settings, now, plans[i:i + SERIES_PER_TASK])
+                  for i in range(0, len(plans), SERIES_PER_TASK)]
         stop = threading.Event()
         try:
-            results = await asyncio.to_thread(_store_all, runner, chunks, store, progress, stop)
+            return await asyncio.to_thread(_store_all, runner, chunks, store, progress, stop)
         except asyncio.CancelledError:
             stop.set()
             raise
-        await asyncio.to_thread(summarise_all, store, results)
-        for result, end in zip(results, stops, strict=True):
-            conclude(opened, result, end)
-    return results
+
+    return download
 
 
 def _store_all(runner: Executor, chunks: list[Chunk], store: CandleStore, progress: Progress,
