@@ -18,9 +18,9 @@ PRICE = ["open", "high", "low", "close"]
 def to_long(candles: pd.DataFrame, unique_id: str | np.ndarray) -> pd.DataFrame:
     """A candle frame (timestamp, open, high, low, close, volume[, trades]) -> long frame;
     ``unique_id``: the series' id, or each candle's (candles of several series)."""
-    long = candles.rename(columns={"timestamp": "ds", "volume": "y"})
-    return long.assign(unique_id=unique_id)[["unique_id", "ds", "y", *PRICE,
-                                             *(["trades"] if "trades" in long else [])]]
+    kept = [*PRICE, *(["trades"] if "trades" in candles else [])]
+    return pd.DataFrame({"unique_id": unique_id, "ds": candles["timestamp"],
+                         "y": candles["volume"], **{c: candles[c] for c in kept}})  # one copy
 
 
 def quote_volume(long: pd.DataFrame) -> pd.DataFrame:

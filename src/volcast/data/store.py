@@ -431,16 +431,16 @@ class CandleStore:
         than ``recent`` ms before their series' newest. Hundreds of markets read this way take
         one query, not one each (most of a batch forecast's reading, and of a total's)."""
         known = self._known_many(keys)
-        ids = {known[k][0]: at for at, k in enumerate(keys)}
         newest = ("QUALIFY ts > max(ts) OVER (PARTITION BY series_id) - ?" if recent is not None
                   else "")
         frame = self._con.execute(
-            "SELECT series_id AS series, ts AS timestamp, open, high, low, close, volume, trades "
-            "FROM candles WHERE series_id IN (SELECT unnest(?::BIGINT[])) AND ts >= ? AND ts < ? "
-            f"{newest} ORDER BY series_id, ts",
-            [list(ids), *self._span(start, end), *([recent] if newest else [])]).df()
-        frame["series"] = frame["series"].map(ids)
-        frame = frame.sort_values("series", kind="stable", ignore_index=True)
+            "SELECT k.at AS series, ts AS timestamp, open, high, low, close, volume, trades "
+            "FROM candles JOIN (SELECT unnest(?::BIGINT[]) AS id, unnest(?::BIGINT[]) AS at) k "
+            f"ON series_id = k.id WHERE ts >= ? AND ts < ? {newest}",
+            [[known[k][0] for k in keys], list(range(len(keys))), *self._span(start, end),
+             *([recent] if newest else [])]).df()
+        # ordered here, not by DuckDB: its ORDER BY of a year of 200 markets held ~180 MB more
+        frame = frame.sort_values(["series", "timestamp"], ignore_index=True)
         if frame["trades"].isna().all():
             frame = frame.drop(columns="trades")
         return frame

@@ -56,8 +56,9 @@ def market_candles(store: CandleStore, exchange: str, timeframe: str, symbols: l
     if not symbols:
         return pd.DataFrame()
     read = store.read_many([SeriesKey(exchange, s, timeframe) for s in symbols], start, end=end)
-    names = np.asarray(symbols, dtype=object)[read["series"].to_numpy(dtype=np.int64)]
-    return quote_volume(to_long(read.drop(columns="series"), names))
+    long = to_long(read, np.asarray(symbols, dtype=object)[read["series"].to_numpy()])
+    del read  # a year of 200 markets is ~100 MB a copy: two at a time, not three
+    return quote_volume(long)
 
 
 def quote_volumes(store: CandleStore, exchange: str, timeframe: str, symbols: list[str],
@@ -142,7 +143,10 @@ class Summed:
         keep = self.whole & self.any_candle
         frame = pd.DataFrame({"timestamp": self.volumes.index[keep].astype(np.int64)})
         frame[["open", "high", "low", "close"]] = 1.0
-        frame["volume"] = self.volumes[keep].sum(axis=1).to_numpy()
+        # each row summed on its own, in market order: pandas' row sums depend on the frame's
+        # memory layout, so an incremental build's one row would differ from a whole build's
+        # in the last bit and be written again at every rebuild
+        frame["volume"] = np.ascontiguousarray(self.volumes[keep].to_numpy()).sum(axis=1)
         if self.trades is not None:
             every = (self.trades.notna() | ~self.candles).all(axis=1)
             frame["trades"] = self.trades.sum(axis=1).where(every)[keep].to_numpy()
