@@ -544,6 +544,8 @@ def test_the_simulator_serves_the_bundled_sample_by_default():
     (["fetch", "--since", "2030-01-01"], "--since 2030-01-01 is in the future"),
     (["fetch", "--since", "2024-02-01", "--until", "2024-01-01"], "must come after --since"),
     (["data", "repair", "--since", "2030-01-01"], "is in the future"),
+    (["fetch", "--since", "2024-01-01", "--until", "2024-02-01", "--follow"],
+     "leave out --until"),  # it followed past it, storing candles after --until
 ])
 def test_a_download_of_nothing_is_an_error_not_success(cli, db, args, fragment):
     command = args[:2] if args[0] == "data" else args[:1]

@@ -117,6 +117,38 @@ def test_a_file_that_is_not_duckdb_is_refused_untouched(db):
     assert db.read_text() == "timestamp,open\n1,2\n"
 
 
+def damaged_copy(db: Path, at: float, cut: bool) -> bytes:
+    """A store of a year of candles, then cut short or with 64 KiB overwritten at ``at`` of
+    its length (as a disk fault or a copy taken mid-write leaves one)."""
+    with CandleStore(db) as store:
+        store.upsert(KEY, candles(range(8760)))
+    data = bytearray(db.read_bytes())
+    spot = int(len(data) * at) // 4096 * 4096
+    if cut:
+        del data[spot:]
+    else:
+        data[spot:spot + 65536] = b" " * 65536
+    db.write_bytes(bytes(data))
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("at", "cut"), [(0.9, True), (0.5, False), (0.004, False)])
+def test_a_damaged_database_is_a_clear_error_at_once_and_left_as_it_is(db, at, cut):
+    """DuckDB finds the damage on opening or at a later query; either way one line, never
+    taken for another process' lock (its "block" once read as "lock": a 30 s wait)."""
+    before = damaged_copy(db, at, cut)
+    with pytest.raises(VolcastError, match="is damaged .*restore it from a backup"):
+        with CandleStore(db, wait_s=60) as store:
+            store.read(KEY)
+    assert db.read_bytes() == before
+
+
+def test_a_file_it_may_not_write_is_said_so():
+    refused = duckdb.IOException('Cannot open file "s.duckdb": Operation not permitted')
+    assert "cannot be opened for writing" in str(store_module._one_line(Path("s.duckdb"),
+                                                                        refused))
+
+
 def test_a_newer_schema_is_refused(db):
     CandleStore(db).close()
     con = duckdb.connect(str(db))

@@ -101,6 +101,9 @@ def fetch(
                                             "timeout_ms": timeout_ms},
                              ray=ray_flags(ray, ray_workers))
     check_exchange_id(exchange)
+    if follow and until is not None:
+        raise VolcastError("--follow keeps storing each candle as it closes, with no end: "
+                           "leave out --until (or --follow, to stop there)")
     if follow and settings.ray.enabled:
         raise VolcastError("--follow stores each candle as it closes, in this process: leave "
                            "out --ray (or give --no-ray)")

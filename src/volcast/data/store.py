@@ -129,7 +129,34 @@ def _busy(error: duckdb.Error) -> bool:
     """Another process holds the file (its lock), or another thread of this one holds it open
     in the other mode (DuckDB shares one instance per file within a process)."""
     text = str(error).lower()
-    return "lock" in text or "different configuration" in text
+    return ("could not set lock" in text or "conflicting lock" in text
+            or "different configuration" in text)
+
+
+def _damaged(error: duckdb.Error) -> bool:
+    """The file is cut short or a block fails its checksum (a disk fault, a copy taken while
+    it was being written): DuckDB may say so when it opens the file or at any later query."""
+    text = str(error).lower()
+    return "corrupt" in text or "checksum" in text or "could not read enough bytes" in text
+
+
+def _refused(error: duckdb.Error) -> bool:
+    """The file system will not let this process write the file."""
+    text = str(error).lower()
+    return any(why in text for why in ("permission denied", "operation not permitted",
+                                       "read-only file system"))
+
+
+def _one_line(path: Path, error: duckdb.Error) -> VolcastError:
+    """What to tell a user about a DuckDB error that is not another process' turn."""
+    why = str(error).splitlines()[0]
+    if _damaged(error):
+        return VolcastError(f"{path} is damaged ({why}); restore it from a backup, or fetch "
+                            "and import again into a new --db")
+    if _refused(error):
+        return VolcastError(f"{path} cannot be opened for writing ({why}); check its "
+                            "permissions, or copy it somewhere writable")
+    return VolcastError(f"{path} is not a DuckDB database ({why})")
 
 
 def _connect(path: Path, read_only: bool, wait_s: float) -> tuple[duckdb.DuckDBPyConnection,
@@ -146,8 +173,7 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> tuple[duckdb.DuckDBP
             return duckdb.connect(str(path), read_only=read_only), time.monotonic() - start
         except duckdb.Error as exc:
             if not _busy(exc):
-                raise VolcastError(f"{path} is not a DuckDB database "
-                                   f"({str(exc).splitlines()[0]})") from None
+                raise _one_line(path, exc) from None
             if time.monotonic() - start > wait_s:
                 raise VolcastError(f"database {path} is still in use by another process after "
                                    f"{wait_s:g} s; try again when it has finished") from None
@@ -224,6 +250,10 @@ class CandleStore:
             self._depth += 1
             try:
                 yield self._con
+            except duckdb.Error as exc:
+                if _damaged(exc):  # found by a query, after the file opened
+                    raise _one_line(self.path, exc) from None
+                raise
             finally:
                 self._depth -= 1
                 if self._depth == 0:
