@@ -97,6 +97,13 @@ def assert_error(result, fragment):
      "unknown --format 'xml'"),
     (["backtest", "--model", "lstm", "--csv", "x.csv", "--out", "o.csv", "--cutoff", "soon"],
      "bad date 'soon'"),
+    # two sources: the files were used and the stored series passed over in silence
+    (["train", "--model", "lstm", "--csv", "x.csv", "-e", "binance", "-s", "BTC/USDT", "--out",
+      "m"], "not both"),
+    (["backtest", "--model", "seasonal_naive_24", "--csv", "x.csv", "-e", "binance", "-s",
+      "ETH/USDT", "--out", "o.csv"], "not both"),
+    (["backtest", "--model", "seasonal_naive_24", "--csv", "x.csv", "-e", "binance", "--all",
+      "--out", "o.csv"], "not both"),
 ])
 def test_bad_forecasting_input(cli, args, fragment):
     assert_error(cli(*args), fragment)

@@ -155,6 +155,7 @@ def train(
     flags = _flags([model], model_options or {})[model]
     settings = load_settings(config, ray=ray_flags(ray, ray_workers))
     shards = make(settings, model, flags).shards  # bad settings fail before any data is read
+    _files_alone(csv, exchange, symbol)
     configure_process()
     if csv:
         if settings.ray.enabled:  # asked for; a configured address alone trains here
@@ -200,6 +201,17 @@ def _needs_out(what: str) -> Exception:
     from volcast.errors import VolcastError
 
     return VolcastError(f"{what} needs --out (only stored series have a place under --models)")
+
+
+def _files_alone(csv: list[Path] | None, exchange: str | None, symbols: list[str] | None,
+                 every: bool = False, top: int | None = None) -> None:
+    """--csv and stored series (-e, -s, --all, --top) are two sources: refuse both, rather
+    than use the files and say nothing of the series."""
+    from volcast.errors import VolcastError
+
+    if csv and (exchange or symbols or every or top):
+        raise VolcastError("give either --csv FILE or --exchange with --symbol, not both or "
+                           "neither")
 
 
 def _keys(exchange: str | None, symbols: list[str] | None, timeframe: str) -> list["SeriesKey"]:
@@ -340,6 +352,7 @@ def backtest(
         options.setdefault("horizon", horizon)  # the protocol's horizon, for models with one
     overrides = _flags(names, options, strict=False)
     cutoff_ms = None if cutoff is None else parse_time(cutoff)
+    _files_alone(csv, exchange, symbol, every, top)
     configure_process()
     if csv:
         if out_path is None:
