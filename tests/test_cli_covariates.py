@@ -75,6 +75,8 @@ def test_list_as_a_table_and_as_json(cli, db):
     ("1600000000,50,Fear", ["row 1001: time 1600000000", "not 00:00 UTC", "milliseconds"]),
     ("4102444800000,50,Fear", ["row 1001: dated after now"]),
     ("1600041600000,inf,Fear", ["row 1001: value is not a finite number"]),
+    ("1600041600000,500,Greed", ["row 1001: value outside 0..100"]),  # an index of 0 to 100
+    ("1600041600000,-5,Fear", ["row 1001: value outside 0..100"]),
 ])
 def test_a_bad_row_in_the_middle_leaves_the_store_as_it_was(cli, db, tmp_path, row, fragments):
     cli("covariates", "import", "--source", "vix", VIX, "--db", db)
@@ -94,8 +96,13 @@ def test_bad_input_is_one_line_and_exit_2(cli, db, tmp_path):
     cboe = tmp_path / "VIX_History.csv"
     cboe.write_text("DATE,OPEN,HIGH,LOW,CLOSE\n01/02/1990,17.24,17.24,17.24,17.24\n"
                     "1990-01-03,18.19,18.19,18.19,18.19\n")
+    fake, cut = tmp_path / "fake.csv.gz", tmp_path / "cut.csv.gz"
+    fake.write_text("x\n")
+    cut.write_bytes(VIX.read_bytes()[:2000])
     cases = [
         (["--source", "sentiment", VIX], ["unknown --source 'sentiment'", "fear_greed or vix"]),
+        (["--source", "vix", fake], ["fake.csv.gz: not a whole gzip file"]),
+        (["--source", "vix", cut], ["cut.csv.gz: not a whole gzip file"]),
         (["--source", "vix", tmp_path / "none.csv"], ["no such file", "none.csv"]),
         (["--source", "vix", FEAR_GREED], ["missing column(s) close"]),
         (["--source", "vix", cboe], ["row 2: date '1990-01-03' is not MM/DD/YYYY"]),

@@ -137,9 +137,9 @@ def test_a_damaged_database_is_a_clear_error_at_once_and_left_as_it_is(db, at, c
     """DuckDB finds the damage on opening or at a later query; either way one line, never
     taken for another process' lock (its "block" once read as "lock": a 30 s wait)."""
     before = damaged_copy(db, at, cut)
-    with pytest.raises(VolcastError, match="is damaged .*restore it from a backup"):
-        with CandleStore(db, wait_s=60) as store:
-            store.read(KEY)
+    with (pytest.raises(VolcastError, match=r"is damaged .*restore it from a backup"),
+          CandleStore(db, wait_s=60) as store):
+        store.read(KEY)
     assert db.read_bytes() == before
 
 

@@ -24,6 +24,11 @@ from volcast.errors import VolcastError
 
 FEAR_GREED, VIX = "fear_greed", "vix"
 SOURCES = (FEAR_GREED, VIX)
+FEAR_GREED_RANGE = (0.0, 100.0)
+"""The index is a score from 0 (extreme fear) to 100 (extreme greed)."""
+VIX_RANGE = (1.0, 1000.0)
+"""An annualised volatility in %: never below 9 since 1990 and never above 90; a close of 0
+or less is a broken row."""
 
 
 def read_table(source: IO[bytes] | Path, what: str) -> pd.DataFrame:
@@ -62,7 +67,7 @@ def fear_greed(frame: pd.DataFrame, what: str, source: str = "alternative.me") -
     values = numeric(_columns(frame, ["timestamp", "value"], what), what)
     ts = daily(values["timestamp"].to_numpy(), what)
     return batch(FEAR_GREED, "", source, ts, values["value"].to_numpy(), publication.fear_greed,
-                 what)
+                 what, FEAR_GREED_RANGE)
 
 
 def _cboe_days(text: pd.Series, what: str) -> np.ndarray:
@@ -82,7 +87,7 @@ def vix(frame: pd.DataFrame, what: str, source: str = "cboe") -> Batch:
     else:
         values = numeric(_columns(frame, ["timestamp", "close"], what), what)
         ts, close = daily(values["timestamp"].to_numpy(), what), values["close"]
-    return batch(VIX, "", source, ts, close.to_numpy(), publication.vix, what)
+    return batch(VIX, "", source, ts, close.to_numpy(), publication.vix, what, VIX_RANGE)
 
 
 def read_file(path: Path, source: str) -> Batch:

@@ -44,19 +44,22 @@ class Batch:
     frame: pd.DataFrame
 
 
-def checked(frame: pd.DataFrame, what: str, now_ms: int | None = None) -> pd.DataFrame:
+def checked(frame: pd.DataFrame, what: str, now_ms: int | None = None,
+            within: tuple[float, float] | None = None) -> pd.DataFrame:
     """ROWS as int64/float64, sorted by ts, after refusing the first impossible row with one
     line naming ``what``: a time not a whole ms, before 1900 or dated after now, a value not
-    finite or beyond MAX_VALUE, a publication before the time the value is dated, a time
-    twice."""
+    finite or beyond MAX_VALUE or outside the series' own range ``within`` (inclusive), a
+    publication before the time the value is dated, a time twice."""
     now = wall_clock_ms() if now_ms is None else now_ms
     ts, value, published = (frame[c].to_numpy(dtype=float) for c in ROWS)
+    low, high = within or (-MAX_VALUE, MAX_VALUE)
     checks = [
         (~np.isfinite(ts) | (ts % 1 != 0), "time is not a whole number of milliseconds"),
         (ts < EARLIEST_MS, "dated before 1900"),
         (ts > now, f"dated after now ({format_time(now)} UTC)"),
         (~np.isfinite(value) | (np.abs(value) > MAX_VALUE), "value is not a finite number "
                                                              f"within {MAX_VALUE:.0e}"),
+        ((value < low) | (value > high), f"value outside {low:g}..{high:g}, the series' range"),
         (published < ts, "published before the time it is dated"),
         (pd.Series(ts).duplicated().to_numpy(), "the same time twice"),
     ]
@@ -71,10 +74,13 @@ def checked(frame: pd.DataFrame, what: str, now_ms: int | None = None) -> pd.Dat
 
 
 def batch(name: str, scope: str, source: str, ts: np.ndarray, values: np.ndarray,
-          rule: Callable[[np.ndarray], np.ndarray], what: str) -> Batch:
+          rule: Callable[[np.ndarray], np.ndarray], what: str,
+          within: tuple[float, float] | None = None) -> Batch:
     """Values of one series with the time each became public by ``rule``
-    (``publication.py``), after ``checked`` refused any impossible row."""
-    frame = checked(pd.DataFrame({"ts": ts, "value": values, "published_ms": ts}), what)
+    (``publication.py``), after ``checked`` refused any impossible row (``within``: the
+    series' own range, e.g. an index of 0 to 100)."""
+    frame = checked(pd.DataFrame({"ts": ts, "value": values, "published_ms": ts}), what,
+                    within=within)
     frame["published_ms"] = rule(frame["ts"].to_numpy())
     return Batch(name, scope, source, frame)
 

@@ -8,6 +8,7 @@ objects) and stops at the first bound it would pass: a 480 KB ``.json.gz`` that 
 
 import gzip
 import io
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -69,7 +70,10 @@ class _Counted(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        try:
+            count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # named .gz, cut short
+            raise VolcastError(f"{self._source}: not a whole gzip file ({exc})") from None
         self._read += count
         self._limits.check_bytes(self._read, self._source)
         if self._lines and count:
