@@ -104,15 +104,41 @@ def test_gap_listing_of_the_sample(cli, filled):
      ["setting 'fetch.retries'"]),
     (["import", "nope.csv", "-e", "binance", "-s", "BTC/USDT", "-t", "1h"],
      ["no such file: nope.csv"]),
+    (["import", "nope.csv", "-e", "binance", "-s", "*/USDT", "-t", "1h"],
+     ["'*/USDT' is the total", "it is never imported"]),
     (["export", "-e", "binance", "-s", "BTC/USDT", "-t", "1h", "--out", "x.csv"],
      ["no stored candles for binance BTC/USDT 1h"]),
     (["data", "gaps", "-e", "binance", "-s", "DOGE/USDT", "-t", "1h"],
      ["no stored candles for binance DOGE/USDT 1h"]),
     (["simulate-exchange", "--data", "/nonexistent"], ["no such data folder"]),
+    (["simulate-exchange", "--port", "-1"], ["Invalid value for '--port'"]),
+    (["simulate-macro", "--port", "99999"], ["Invalid value for '--port'"]),
+    (["simulate-exchange", "--speed", "-1"], ["--speed must be 0 (a stopped clock) or more"]),
+    (["simulate-exchange", "--latency-ms", "-5"], ["--latency-ms must be 0 or more, not -5"]),
+    (["simulate-exchange", "--stall", "nan"], ["--stall must be 0 or more"]),
+    # click's own checks: one line as ours, not its usage block
+    (["fetch", "-e", "binance", "--top", "0", "--quote", "USDT"],
+     ["Invalid value for '--top'", "see volcast fetch --help"]),
+    (["fetch", "-s", "BTC/USDT"], ["Missing option '--exchange'"]),
+    (["nosuch"], ["No such command 'nosuch'"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, filled, args, fragments):
-    assert_one_line_error(cli(*args, *(["--db", filled] if args[0] != "simulate-exchange"
+    assert_one_line_error(cli(*args, *(["--db", filled] if args[0] in ("fetch", "import",
+                                                                       "export", "data")
                                        else [])), *fragments)
+
+
+def test_no_command_shows_the_help_and_exit_2(cli):
+    for args in ([], ["data"]):
+        result = cli(*args)
+        assert result.code == 2 and "Usage: volcast" in result.err
+
+
+def test_a_server_of_another_exchange_is_one_line_not_minutes_of_retries(cli, db, simulator):
+    """A 404 (here: Kraken's paths asked of a Binance simulator) is no network fault."""
+    assert_one_line_error(cli("fetch", "-e", "kraken", "-s", "BTC/USD", "--since", "2024-07-30",
+                              "--retries", "1", "--db", db, "--exchange-url", simulator.url),
+                          "kraken load markets", "404", "a server of kraken's API")
 
 
 def test_symbol_or_timeframe_the_exchange_lacks(cli, filled, simulator):

@@ -177,3 +177,18 @@ def test_a_series_without_its_model_is_left_out_or_with_strict_refused_first(wor
         workspace.forecast_many([BTC, ETH], "lstm", done=lambda *n: counted.append(n),
                                 strict=True)
     assert counted == []
+
+
+def test_a_damaged_model_folder_is_left_out_and_named_where_it_is(workspace):
+    """One edited folder among the markets' models: ``--all`` forecasts the others and names
+    it; asked for by name, one line naming the user's folder (not the temporary copy a
+    batch loads it from)."""
+    workspace.train([BTC, ETH], "lstm", TINY_LSTM | {"epochs": 1})
+    folder = workspace.layout.folder(ETH, "lstm")
+    (folder / "model.json").write_text("{garbage")
+    made = workspace.forecast_many([BTC, ETH], "lstm")
+    assert set(made.frame["unique_id"]) == {BTC.unique_id} and list(made.left_out) == [ETH]
+    assert str(folder) in made.left_out[ETH] and "volcast-model-" not in made.left_out[ETH]
+    with pytest.raises(VolcastError, match="is damaged") as refused:
+        workspace.forecast_many([BTC, ETH], "lstm", strict=True)
+    assert str(folder) in str(refused.value) and "volcast-model-" not in str(refused.value)

@@ -28,8 +28,19 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Entry point: the one place errors turn into messages and exit codes."""
+    from typer import Abort, TyperException
+
     try:
-        app(prog_name="volcast")
+        code = app(prog_name="volcast", standalone_mode=False)
+    except TyperException as exc:  # the command line refused by typer's click: one line
+        message, ctx = exc.format_message(), getattr(exc, "ctx", None)
+        if "\n" in message:  # `volcast`, `volcast data`: no command given, so the help
+            err.print(message, markup=False, highlight=False)
+            sys.exit(2)
+        fail(message + (f" (see {ctx.command_path} --help)" if ctx is not None else ""),
+             getattr(exc, "exit_code", 2))
+    except Abort:  # Ctrl-C before a command caught it
+        fail("interrupted", 130)
     except VolcastError as exc:
         fail(str(exc), 2)
     except FetchFailed as exc:
@@ -42,6 +53,8 @@ def main() -> None:
         err.print(f"internal error: {type(exc).__name__}: {exc} (set VOLCAST_DEBUG=1 for the "
                   "traceback, and please report it)", soft_wrap=True, markup=False)
         sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(N) inside a command
+        sys.exit(code)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -182,7 +182,8 @@ def simulate_macro(
     data: Annotated[Path | None, typer.Option(help="folder holding fear_greed.csv and vix.csv "
                                               "as shared/data/exogenous [default: the bundled "
                                               "ones]")] = None,
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free one)")] = 8766,
+    port: Annotated[int, typer.Option(min=0, max=65535,
+                                      help="port on 127.0.0.1 (0: any free one)")] = 8766,
     fail_rate: Annotated[float, typer.Option(help="share of requests answered with a "
                                              "fault")] = 0.0,
     seed: Annotated[int, typer.Option(help="seed of the fault generator")] = 0,

@@ -275,9 +275,11 @@ def import_file(
     thousandfold)."""
     from volcast.data.exchange import check_exchange_id
     from volcast.data.formats import Limits, read_candles
+    from volcast.data.store import refuse_total
 
     check_exchange_id(exchange)
     key = series_key(exchange, symbol, timeframe)
+    refuse_total(exchange, key.symbol, timeframe, "imported")
     frame = read_candles(path, key.tf_ms, fmt, Limits.given(max_rows, max_bytes))
     with open_store(db) as store:
         added = store.upsert(key, frame)
@@ -380,7 +382,8 @@ def simulate_exchange(
     data: Annotated[Path | None, typer.Option(help="folder laid out as shared/data: "
                                               "<exchange>/<BASE>_<QUOTE>-<tf>.csv[.gz] "
                                               "[default: the bundled sample]")] = None,
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free one)")] = 8765,
+    port: Annotated[int, typer.Option(min=0, max=65535,
+                                      help="port on 127.0.0.1 (0: any free one)")] = 8765,
     fail_rate: Annotated[float, typer.Option(help="share of requests answered with a "
                                              "fault")] = 0.0,
     seed: Annotated[int, typer.Option(help="seed of the fault generator")] = 0,

@@ -1,7 +1,9 @@
 """The exchange wrapper: the one module that imports ccxt.
 
 ccxt's errors are translated here once: the ``NetworkError`` family and malformed responses mean
-"retry with backoff", any other ``ExchangeError`` is a clear one-line failure. Each exchange's
+"retry with backoff", any other ``ExchangeError`` is a clear one-line failure, and so is a 404
+(ccxt files it under ``ExchangeNotAvailable``, but no retry finds a path that is not there: a
+wrong --exchange-url or another exchange's server). Each exchange's
 page size comes from ccxt's ``features`` table, overridden where users found it wrong.
 """
 
@@ -16,7 +18,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from volcast.data.retry import RetryPolicy
-from volcast.data.store import is_total
+from volcast.data.store import refuse_total
 from volcast.data.timeframe import timeframe_ms
 from volcast.errors import FetchFailed, VolcastError, one_line
 
@@ -109,6 +111,9 @@ class ExchangeClient:
             try:
                 return await fn(*args)
             except RETRYABLE as exc:
+                if isinstance(exc, ccxt.ExchangeNotAvailable) and " 404 " in str(exc):
+                    raise Refused(f"{self.id} {what}: {one_line(str(exc))} (no such path: is "
+                                  f"the address a server of {self.id}'s API?)") from None
                 if attempt == self.retry.retries:
                     raise FetchFailed(f"{self.id} {what}: gave up after {attempt} retries "
                                       f"({type(exc).__name__}: {one_line(str(exc))})") from None
@@ -128,10 +133,7 @@ class ExchangeClient:
     def check(self, symbol: str, timeframe: str) -> None:
         """Refuse a symbol or timeframe the exchange does not list, before anything downloads;
         an exchange's total (``*/USDT``) is built from the stored markets, never fetched."""
-        if is_total(symbol):
-            raise VolcastError(f"'{symbol}' is the total of {self.id}'s stored markets: build it "
-                               f"with `volcast totals build -e {self.id} --quote "
-                               f"{symbol.partition('/')[2]} -t {timeframe}`; it is never fetched")
+        refuse_total(self.id, symbol, timeframe, "fetched")
         if symbol not in self._ex.markets:
             raise VolcastError(f"{self.id} does not list symbol '{symbol}'{self._hint(symbol)}")
         known = list(self._ex.timeframes or {})

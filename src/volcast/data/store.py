@@ -73,6 +73,14 @@ def is_total(symbol: str) -> bool:
     return symbol.startswith(f"{TOTAL}/")
 
 
+def refuse_total(exchange: str, symbol: str, timeframe: str, verb: str) -> None:
+    """One line for a total (``*/USDT``) given where a market belongs: it is only built."""
+    if is_total(symbol):
+        raise VolcastError(f"'{symbol}' is the total of {exchange}'s stored markets: build it "
+                           f"with `volcast totals build -e {exchange} --quote "
+                           f"{symbol.partition('/')[2]} -t {timeframe}`; it is never {verb}")
+
+
 def units_of(symbol: str) -> tuple[str, str]:
     """(base, quote) read from a ccxt unified symbol: BTC/USDT and the perpetual BTC/USDT:USDT
     both give (BTC, USDT); quote is what prices (so quote volume) are in, not the settle

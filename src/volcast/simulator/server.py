@@ -61,6 +61,9 @@ class SimulatorConfig:
                                f"{', '.join(DIALECTS)}")
         self.venue = self.venue or self.dialect
         check_faults(self)
+        if not self.speed >= 0:  # 0: a clock that stands still (tests)
+            raise VolcastError(f"--speed must be 0 (a stopped clock) or more, times real "
+                               f"time, not {self.speed}")
         if self.markets is not None and not 1 <= self.markets <= MAX_MARKETS:
             raise VolcastError(f"--markets must be between 1 and {MAX_MARKETS:,}, not "
                                f"{self.markets}")
@@ -86,9 +89,13 @@ class Faults(Protocol):
 
 
 def check_faults(config: Faults) -> None:
-    """One line for a fail rate outside [0, 1] or an unknown fault kind."""
+    """One line for a fail rate outside [0, 1], a negative delay, or an unknown fault kind."""
     if not 0.0 <= config.fail_rate <= 1.0:
         raise VolcastError(f"--fail-rate must be between 0 and 1, not {config.fail_rate}")
+    for flag, value in (("--retry-after", config.retry_after_s), ("--stall", config.stall_s),
+                        ("--latency-ms", config.latency_s * 1000)):
+        if not value >= 0:  # NaN too
+            raise VolcastError(f"{flag} must be 0 or more, not {value}")
     unknown = [f for f in config.faults if f not in FAULTS]
     if unknown or not config.faults:
         raise VolcastError(f"unknown fault(s) {', '.join(unknown) or '(none given)'}; choose "

@@ -59,6 +59,8 @@ class Shipped:
     name: str
     settings: str
     files: tuple[tuple[str, bytes], ...] = ()
+    origin: str = field(default="", compare=False)
+    """The folder the files came from, for messages; not part of what makes two models one."""
 
     @classmethod
     def fresh(cls, model: Forecaster) -> "Shipped":
@@ -69,7 +71,7 @@ class Shipped:
         """The files of a saved model folder (``models.load`` checks them in the worker)."""
         files = tuple((f, (directory / f).read_bytes()) for f in (MANIFEST, WEIGHTS)
                       if (directory / f).is_file())
-        return cls(name, "", files)
+        return cls(name, "", files, str(directory))
 
     @classmethod
     def trained(cls, model: Forecaster) -> "Shipped":
@@ -89,7 +91,11 @@ def _loaded(shipped: Shipped) -> Forecaster:
     with tempfile.TemporaryDirectory(prefix="volcast-model-") as directory:
         for name, content in shipped.files:
             (Path(directory) / name).write_bytes(content)
-        return load(Path(directory))
+        try:
+            return load(Path(directory))
+        except VolcastError as error:  # name the user's folder, not this one
+            raise VolcastError(str(error).replace(directory, shipped.origin or "the model's "
+                                                  "folder")) from None
 
 
 # -- backtests ----------------------------------------------------------------------------
@@ -237,20 +243,21 @@ def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
     that share a model (a global one is saved for each of its series: the same files) are
     one piece of work, read from the store at once and forecast in one batched ``predict``;
     a model made anew for each series (MSTL, a reference) forecasts each as its own piece, as
-    it fits each on its own. A series with no trained model is left out and said so, or
-    with ``strict`` refused (NotFound) before anything is read or forecast."""
+    it fits each on its own. A series with no trained model, or a damaged one, is left out
+    and said so, or with ``strict`` refused before anything is read or forecast."""
     groups: dict[tuple[Shipped, int, SeriesKey | None], list[SeriesKey]] = {}
     left_out: dict[SeriesKey, str] = {}
     keys = list(dict.fromkeys(keys))
     for key in keys:
         try:
             ship = _shipped(space, key, model)
-        except NotFound as error:
+            forecaster = ship.forecaster()  # a damaged folder fails here, not midway
+        except VolcastError as error:  # no model (NotFound) or a damaged one
             if strict:
                 raise
             left_out[key] = str(error)
             continue
-        steps = horizon or space.horizon(ship.forecaster())
+        steps = horizon or space.horizon(forecaster)
         groups.setdefault((ship, steps, None if ship.files else key), []).append(key)
     if not groups:
         raise NotFound(next(iter(left_out.values())))

@@ -69,8 +69,8 @@ def check_values(frame: pd.DataFrame, source: str, now_ms: int, clock: str,
                  first_row: int = 1) -> None:
     """Refuse the first row (by position) with an impossible time or value: open time not a
     whole ms, in seconds, before 2009 or after ``now_ms`` (by ``clock``); a price or volume
-    that is negative, not finite or above MAX_VALUE; high below low; a trade count that is
-    negative, fractional or above MAX_TRADES."""
+    that is negative, not finite or above MAX_VALUE; high below low, or an open or close
+    outside them; a trade count that is negative, fractional or above MAX_TRADES."""
     ts, values = frame["timestamp"], frame[PRICE_COLUMNS]
     checks = [
         (ts % 1 != 0, "timestamp is not a whole number of milliseconds"),
@@ -82,6 +82,9 @@ def check_values(frame: pd.DataFrame, source: str, now_ms: int, clock: str,
         ((values > MAX_VALUE).any(axis=1), f"price or volume above {MAX_VALUE:.0e}, more "
                                            "than any market trades"),
         (frame["high"] < frame["low"], "high is below low"),
+        ((frame[["open", "close"]].lt(frame["low"], axis=0)
+          | frame[["open", "close"]].gt(frame["high"], axis=0)).any(axis=1),
+         "open or close outside low..high"),
     ]
     if "trades" in frame:
         trades = frame["trades"]
