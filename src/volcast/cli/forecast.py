@@ -182,8 +182,10 @@ def train(
         forecaster.save(out_dir)
         folders.append(out_dir)
     series = len(forecaster.info.get("series", []))
-    out.print(f"{model} trained on {series} series ({forecaster.info.get('rows', 0):,} candles);"
-              f" saved to {', '.join(map(str, folders))}", soft_wrap=True)
+    what = (f"{model} trained on {series} series ({forecaster.info.get('rows', 0):,} candles)"
+            if forecaster.needs_fitting else f"{model} needs no training (it is estimated on "
+            "each series when it forecasts): its settings")
+    out.print(f"{what}; saved to {', '.join(map(str, folders))}", soft_wrap=True)
 
 
 def _untrained(name: str) -> "Forecaster":
