@@ -114,8 +114,10 @@ def test_gap_listing_of_the_sample(cli, filled):
     (["simulate-exchange", "--port", "-1"], ["Invalid value for '--port'"]),
     (["simulate-macro", "--port", "99999"], ["Invalid value for '--port'"]),
     (["simulate-exchange", "--speed", "-1"], ["--speed must be 0 (a stopped clock) or more"]),
-    (["simulate-exchange", "--latency-ms", "-5"], ["--latency-ms must be 0 or more, not -5"]),
-    (["simulate-exchange", "--stall", "nan"], ["--stall must be 0 or more"]),
+    (["simulate-exchange", "--latency-ms", "-5"],
+     ["--latency-ms must be a finite number, 0 or more, not -5"]),
+    (["simulate-exchange", "--speed", "inf"], ["--speed must be 0 (a stopped clock) or more"]),
+    (["simulate-exchange", "--stall", "nan"], ["--stall must be a finite number, 0 or more"]),
     # click's own checks: one line as ours, not its usage block
     (["fetch", "-e", "binance", "--top", "0", "--quote", "USDT"],
      ["Invalid value for '--top'", "see volcast fetch --help"]),

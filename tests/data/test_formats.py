@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from volcast.data.formats import read_candles, write_candles
+from volcast.data.formats.validate import check_values
 from volcast.data.sample import sample_file
 from volcast.errors import VolcastError
 
@@ -184,3 +185,13 @@ def test_a_read_only_format_is_refused_for_writing_in_one_line(tmp_path, btc):
     with pytest.raises(VolcastError, match="reads binance-dump files but does not write them"):
         write_candles(btc.head(3), tmp_path / "x.csv", "binance-dump")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_an_exchange_page_may_hold_an_open_outside_low_high_a_file_may_not():
+    """Some exchanges' APIs send such candles (ccxt's tests skip the check for them): a page
+    refused for one would stop that market's download at it on every run."""
+    frame = pd.DataFrame({"timestamp": [1659312000000], "open": [1.0], "high": [5.0],
+                          "low": [2.0], "close": [3.0], "volume": [3.0]})
+    check_values(frame, "page", 2 * 1659312000000, "the exchange's clock")
+    with pytest.raises(VolcastError, match=r"open or close outside low\.\.high"):
+        check_values(frame, "file", 2 * 1659312000000, "now", within_range=True)

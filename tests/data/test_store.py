@@ -72,6 +72,10 @@ def test_read_many_is_each_series_read_in_the_order_asked(db):
             pd.concat([store.read(eth), store.read(KEY)], ignore_index=True))
         newest = store.read_many([KEY, eth], start=H, recent=5 * H)
         assert newest["timestamp"].tolist() == [6 * H, 10 * H, H, 2 * H, 3 * H]
+        ended = store.read_many([KEY, eth], start=H, end=6 * H)  # start <= open time < end
+        assert ended["timestamp"].tolist() == [H, 2 * H, 5 * H, H, 2 * H, 3 * H]
+        twice = store.read_many([KEY, eth, KEY])  # each candle once, at its last place
+        assert twice["series"].tolist() == [1] * 4 + [2] * 6
         with pytest.raises(VolcastError, match="no stored candles for binance SOL/USDT 1h"):
             store.read_many([KEY, SeriesKey("binance", "SOL/USDT", "1h")])
 
@@ -143,10 +147,12 @@ def test_a_damaged_database_is_a_clear_error_at_once_and_left_as_it_is(db, at, c
     assert db.read_bytes() == before
 
 
-def test_a_file_it_may_not_write_is_said_so():
+def test_a_file_it_may_not_write_or_read_is_said_so():
     refused = duckdb.IOException('Cannot open file "s.duckdb": Operation not permitted')
-    assert "cannot be opened for writing" in str(store_module._one_line(Path("s.duckdb"),
-                                                                        refused))
+    said = {read_only: str(store_module._one_line(Path("s.duckdb"), refused, read_only))
+            for read_only in (False, True)}
+    assert "cannot be opened for writing" in said[False]
+    assert "cannot be opened (" in said[True] and "writable" not in said[True]
 
 
 def test_a_newer_schema_is_refused(db):

@@ -33,14 +33,15 @@ def main() -> None:
     try:
         code = app(prog_name="volcast", standalone_mode=False)
     except TyperException as exc:  # the command line refused by typer's click: one line
-        message, ctx = exc.format_message(), getattr(exc, "ctx", None)
-        if "\n" in message:  # `volcast`, `volcast data`: no command given, so the help
-            err.print(message, markup=False, highlight=False)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `volcast`, `volcast data`: the help
+            err.print(exc.format_message(), markup=False, highlight=False)
             sys.exit(2)
-        fail(message + (f" (see {ctx.command_path} --help)" if ctx is not None else ""),
+        ctx = getattr(exc, "ctx", None)
+        fail(exc.format_message().rstrip(".") + (f" (see {ctx.command_path} --help)"
+                                                 if ctx is not None else ""),
              getattr(exc, "exit_code", 2))
-    except Abort:  # Ctrl-C before a command caught it
-        fail("interrupted", 130)
+    except Abort:  # typer's word for an EOFError in a command (Ctrl-C comes as Exit(130))
+        fail("input ended before the command finished", 1)
     except VolcastError as exc:
         fail(str(exc), 2)
     except FetchFailed as exc:

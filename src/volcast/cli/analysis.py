@@ -59,7 +59,7 @@ def analyze(
     from volcast.analysis import to_json
     from volcast.analysis.profile import check_zone
     from volcast.errors import VolcastError
-    from volcast.workspace.sources import Window, load_long
+    from volcast.workspace.sources import Window, load_long, one_source
     from volcast.workspace.units import check_unit, in_unit, unit_names
 
     if fmt not in ("table", "json"):
@@ -67,8 +67,7 @@ def analyze(
     kind = check_unit(unit)
     if not spike_k > 0 or top < 1:
         raise VolcastError("--spike-k must be above 0 and --top at least 1")
-    if csv and (exchange or symbol):
-        raise VolcastError("give either --csv FILE or --exchange with --symbol, not both")
+    one_source(csv, exchange, symbol)
     window = Window.parse(since, until, last)
     long = (load_long(csv, None, None, timeframe, db, window) if csv or not exchange else
             pd.concat([load_long(None, e, symbol, timeframe, db, window) for e in exchange],

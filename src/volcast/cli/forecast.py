@@ -149,13 +149,13 @@ def train(
     from volcast.models.runtime import configure_process
     from volcast.workspace import Workspace
     from volcast.workspace.flows import fit, make
-    from volcast.workspace.sources import read_files
+    from volcast.workspace.sources import one_source, read_files
 
     _check_out(out_dir)
     flags = _flags([model], model_options or {})[model]
     settings = load_settings(config, ray=ray_flags(ray, ray_workers))
     shards = make(settings, model, flags).shards  # bad settings fail before any data is read
-    _files_alone(csv, exchange, symbol)
+    one_source(csv, exchange, symbol)
     configure_process()
     if csv:
         if settings.ray.enabled:  # asked for; a configured address alone trains here
@@ -203,17 +203,6 @@ def _needs_out(what: str) -> Exception:
     from volcast.errors import VolcastError
 
     return VolcastError(f"{what} needs --out (only stored series have a place under --models)")
-
-
-def _files_alone(csv: list[Path] | None, exchange: str | None, symbols: list[str] | None,
-                 every: bool = False, top: int | None = None) -> None:
-    """--csv and stored series (-e, -s, --all, --top) are two sources: refuse both, rather
-    than use the files and say nothing of the series."""
-    from volcast.errors import VolcastError
-
-    if csv and (exchange or symbols or every or top):
-        raise VolcastError("give either --csv FILE or --exchange with --symbol, not both or "
-                           "neither")
 
 
 def _keys(exchange: str | None, symbols: list[str] | None, timeframe: str) -> list["SeriesKey"]:
@@ -342,7 +331,7 @@ def backtest(
     from volcast.models.runtime import configure_process
     from volcast.workspace import Workspace
     from volcast.workspace.flows import backtest_frames
-    from volcast.workspace.sources import read_files
+    from volcast.workspace.sources import one_source, read_files
     from volcast.workspace.units import unit_names
 
     settings = load_settings(config, backtest={"horizon": horizon, "test_days": test_days},
@@ -354,7 +343,7 @@ def backtest(
         options.setdefault("horizon", horizon)  # the protocol's horizon, for models with one
     overrides = _flags(names, options, strict=False)
     cutoff_ms = None if cutoff is None else parse_time(cutoff)
-    _files_alone(csv, exchange, symbol, every, top)
+    one_source(csv, exchange, symbol, every, top)
     configure_process()
     if csv:
         if out_path is None:

@@ -9,6 +9,7 @@ page size comes from ccxt's ``features`` table, overridden where users found it 
 
 import asyncio
 import difflib
+import re
 import time
 from types import TracebackType
 from typing import Any
@@ -25,6 +26,8 @@ from volcast.errors import FetchFailed, VolcastError, one_line
 __all__ = ["ExchangeClient", "Refused", "RetryPolicy", "check_exchange_id", "list_markets"]
 
 RETRYABLE = (ccxt.NetworkError, ccxt.BadResponse)
+_NOT_FOUND = re.compile(r"\S+ [A-Z]+ \S+ 404 ")
+"""ccxt's message for an HTTP status it files as an error: 'id METHOD url CODE reason body'."""
 DEFAULT_PAGE_LIMIT = 500
 PAGE_LIMIT_OVERRIDES = {"okx": 100}
 """Candles per call where ccxt's ``features`` overstates what history requests return."""
@@ -111,7 +114,7 @@ class ExchangeClient:
             try:
                 return await fn(*args)
             except RETRYABLE as exc:
-                if isinstance(exc, ccxt.ExchangeNotAvailable) and " 404 " in str(exc):
+                if isinstance(exc, ccxt.ExchangeNotAvailable) and _NOT_FOUND.match(str(exc)):
                     raise Refused(f"{self.id} {what}: {one_line(str(exc))} (no such path: is "
                                   f"the address a server of {self.id}'s API?)") from None
                 if attempt == self.retry.retries:

@@ -145,7 +145,8 @@ def _damaged(error: duckdb.Error) -> bool:
     """The file is cut short or a block fails its checksum (a disk fault, a copy taken while
     it was being written): DuckDB may say so when it opens the file or at any later query."""
     text = str(error).lower()
-    return "corrupt" in text or "checksum" in text or "could not read enough bytes" in text
+    return any(why in text for why in ("corrupt", "checksum", "could not read enough bytes",
+                                       "has been invalidated"))  # after one of those
 
 
 def _refused(error: duckdb.Error) -> bool:
@@ -155,15 +156,16 @@ def _refused(error: duckdb.Error) -> bool:
                                        "read-only file system"))
 
 
-def _one_line(path: Path, error: duckdb.Error) -> VolcastError:
+def _one_line(path: Path, error: duckdb.Error, read_only: bool) -> VolcastError:
     """What to tell a user about a DuckDB error that is not another process' turn."""
     why = str(error).splitlines()[0]
     if _damaged(error):
         return VolcastError(f"{path} is damaged ({why}); restore it from a backup, or fetch "
                             "and import again into a new --db")
     if _refused(error):
-        return VolcastError(f"{path} cannot be opened for writing ({why}); check its "
-                            "permissions, or copy it somewhere writable")
+        how = "" if read_only else " for writing"
+        return VolcastError(f"{path} cannot be opened{how} ({why}); check its permissions"
+                            + ("" if read_only else ", or copy it somewhere writable"))
     return VolcastError(f"{path} is not a DuckDB database ({why})")
 
 
@@ -181,7 +183,7 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> tuple[duckdb.DuckDBP
             return duckdb.connect(str(path), read_only=read_only), time.monotonic() - start
         except duckdb.Error as exc:
             if not _busy(exc):
-                raise _one_line(path, exc) from None
+                raise _one_line(path, exc, read_only) from None
             if time.monotonic() - start > wait_s:
                 raise VolcastError(f"database {path} is still in use by another process after "
                                    f"{wait_s:g} s; try again when it has finished") from None
@@ -260,7 +262,7 @@ class CandleStore:
                 yield self._con
             except duckdb.Error as exc:
                 if _damaged(exc):  # found by a query, after the file opened
-                    raise _one_line(self.path, exc) from None
+                    raise _one_line(self.path, exc, self.read_only) from None
                 raise
             finally:
                 self._depth -= 1
@@ -469,13 +471,14 @@ class CandleStore:
         than ``recent`` ms before their series' newest. Hundreds of markets read this way take
         one query, not one each (most of a batch forecast's reading, and of a total's)."""
         known = self._known_many(keys)
+        ids = {known[k][0]: at for at, k in enumerate(keys)}  # a key given twice: read once
         newest = ("QUALIFY ts > max(ts) OVER (PARTITION BY series_id) - ?" if recent is not None
                   else "")
         frame = self._con.execute(
             "SELECT k.at AS series, ts AS timestamp, open, high, low, close, volume, trades "
             "FROM candles JOIN (SELECT unnest(?::BIGINT[]) AS id, unnest(?::BIGINT[]) AS at) k "
             f"ON series_id = k.id WHERE ts >= ? AND ts < ? {newest}",
-            [[known[k][0] for k in keys], list(range(len(keys))), *self._span(start, end),
+            [list(ids), list(ids.values()), *self._span(start, end),
              *([recent] if newest else [])]).df()
         # ordered here, not by DuckDB: its ORDER BY of a year of 200 markets held ~180 MB more
         frame = frame.sort_values(["series", "timestamp"], ignore_index=True)

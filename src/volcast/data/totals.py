@@ -143,9 +143,10 @@ class Summed:
         keep = self.whole & self.any_candle
         frame = pd.DataFrame({"timestamp": self.volumes.index[keep].astype(np.int64)})
         frame[["open", "high", "low", "close"]] = 1.0
-        # each row summed on its own, in market order: pandas' row sums depend on the frame's
-        # memory layout, so an incremental build's one row would differ from a whole build's
-        # in the last bit and be written again at every rebuild
+        # each row summed along its own contiguous memory: pandas' row sums depend on the
+        # frame's layout, so an incremental build's one row came out a bit apart from a whole
+        # build's and was written again at every rebuild; numpy's order for a row depends
+        # only on its columns, the same markets in the same order in every build
         frame["volume"] = np.ascontiguousarray(self.volumes[keep].to_numpy()).sum(axis=1)
         if self.trades is not None:
             every = (self.trades.notna() | ~self.candles).all(axis=1)
@@ -243,8 +244,8 @@ def _recompute_from(store: CandleStore, parts: Composition, known: Settled | Non
     up to its newest candle at the last build, what it held then (``known``): the first new
     candle of a market that grew, or the total's own newest stored candle (an ending market
     moves where it ends), whichever comes first. None (all of it) when a market joined or
-    left, or one changed before its newest candle then (a hole filled by a backfill or
-    `volcast data repair`, or confirmed empty; a candle deleted)."""
+    left, or one changed up to its newest candle then (a hole filled by a backfill or
+    `volcast data repair`, or confirmed empty; a candle deleted, or revised in place)."""
     if known is None or set(known) != set(parts.spans):
         return None
     key, keys = parts.key, parts.keys()

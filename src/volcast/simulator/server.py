@@ -2,6 +2,7 @@
 (in the foreground for the CLI, or on a background thread for tests, demo and benchmarks)."""
 
 import asyncio
+import math
 import random
 import socket
 import subprocess
@@ -61,7 +62,7 @@ class SimulatorConfig:
                                f"{', '.join(DIALECTS)}")
         self.venue = self.venue or self.dialect
         check_faults(self)
-        if not self.speed >= 0:  # 0: a clock that stands still (tests)
+        if not 0 <= self.speed < math.inf:  # 0: a clock that stands still (tests)
             raise VolcastError(f"--speed must be 0 (a stopped clock) or more, times real "
                                f"time, not {self.speed}")
         if self.markets is not None and not 1 <= self.markets <= MAX_MARKETS:
@@ -94,8 +95,8 @@ def check_faults(config: Faults) -> None:
         raise VolcastError(f"--fail-rate must be between 0 and 1, not {config.fail_rate}")
     for flag, value in (("--retry-after", config.retry_after_s), ("--stall", config.stall_s),
                         ("--latency-ms", config.latency_s * 1000)):
-        if not value >= 0:  # NaN too
-            raise VolcastError(f"{flag} must be 0 or more, not {value}")
+        if not 0 <= value < math.inf:  # NaN too
+            raise VolcastError(f"{flag} must be a finite number, 0 or more, not {value}")
     unknown = [f for f in config.faults if f not in FAULTS]
     if unknown or not config.faults:
         raise VolcastError(f"unknown fault(s) {', '.join(unknown) or '(none given)'}; choose "

@@ -19,7 +19,7 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -77,7 +77,7 @@ class Shipped:
     def trained(cls, model: Forecaster) -> "Shipped":
         with tempfile.TemporaryDirectory(prefix="volcast-ship-") as directory:
             model.save(Path(directory))
-            return cls.folder(model.name, Path(directory))
+            return replace(cls.folder(model.name, Path(directory)), origin="")  # gone after
 
     def forecaster(self) -> Forecaster:
         """The model itself: loaded (and kept) once per process, or made anew."""
@@ -246,24 +246,26 @@ def forecast_many(space: "Workspace", keys: Sequence[SeriesKey], model: str,
     it fits each on its own. A series with no trained model, or a damaged one, is left out
     and said so, or with ``strict`` refused before anything is read or forecast."""
     groups: dict[tuple[Shipped, int, SeriesKey | None], list[SeriesKey]] = {}
+    loaded: dict[Shipped, Forecaster] = {}  # each model once, beyond _loaded's few
     left_out: dict[SeriesKey, str] = {}
     keys = list(dict.fromkeys(keys))
     for key in keys:
         try:
             ship = _shipped(space, key, model)
-            forecaster = ship.forecaster()  # a damaged folder fails here, not midway
+            if ship not in loaded:
+                loaded[ship] = ship.forecaster()  # a damaged folder fails here, not midway
         except VolcastError as error:  # no model (NotFound) or a damaged one
             if strict:
                 raise
             left_out[key] = str(error)
             continue
-        steps = horizon or space.horizon(forecaster)
+        steps = horizon or space.horizon(loaded[ship])
         groups.setdefault((ship, steps, None if ship.files else key), []).append(key)
     if not groups:
         raise NotFound(next(iter(left_out.values())))
     models = tuple(dict.fromkeys(ship for ship, _, _ in groups))
     with space.store.connection():  # one opening for every series' candles
-        requests = [Request(space.forecast_inputs(chosen, ship.forecaster(), unit),
+        requests = [Request(space.forecast_inputs(chosen, loaded[ship], unit),
                             models.index(ship), steps,
                             space.unit_names(chosen, unit))
                     for (ship, steps, _), chosen in groups.items()]

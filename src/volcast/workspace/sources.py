@@ -82,12 +82,20 @@ class Window:
         return cut
 
 
+def one_source(csv: list[Path] | None, exchange: object, symbols: list[str] | None,
+               every: bool = False, top: int | None = None) -> None:
+    """Files (--csv) or stored series (-e with -s, --all, --top), exactly one: with both, a
+    command would use one and pass over the other in silence."""
+    stored = bool(exchange or symbols or every or top)
+    if bool(csv) == stored:
+        raise VolcastError("give either --csv FILE or stored series (--exchange with --symbol, "
+                           "--all or --top), not both or neither")
+
+
 def load_long(csv: list[Path] | None, exchange: str | None, symbols: list[str] | None,
               timeframe: str, db: Path | None, window: Window = Window()) -> pd.DataFrame:
     """Exactly one source: files (unique_id = file name without suffixes) or stored series."""
-    if bool(csv) == bool(exchange or symbols):
-        raise VolcastError("give either --csv FILE or --exchange with --symbol, not both or "
-                           "neither")
+    one_source(csv, exchange, symbols)
     if csv:
         return window.cut(read_files(csv))
     if not (exchange and symbols):
