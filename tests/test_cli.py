@@ -34,6 +34,17 @@ def filled(db, cli):
     return db
 
 
+def test_an_import_over_stored_candles_says_how_many_it_replaced(cli, filled, tmp_path):
+    revised = read_candles(sample_file(pair="ETH_USDT"), HOUR).tail(3)
+    revised = revised.assign(volume=revised["volume"] * 2)
+    write_candles(revised, tmp_path / "revised.csv")
+    result = cli("import", tmp_path / "revised.csv", "-e", "binance", "-s", "ETH/USDT", "-t",
+                 "1h", "--db", filled)
+    assert result.code == 0, result.err
+    assert "3 candles read, 0 new, 3 stored candles replaced with the file's other values" in \
+        result.out
+
+
 @pytest.fixture(scope="module")
 def two_timeframes(tmp_path_factory):
     """A simulated Binance serving July 2024 of BTC/USDT and ETH/USDT in 1h and 4h candles."""

@@ -34,6 +34,15 @@ def test_upsert_counts_new_candles_and_rerun_is_a_noop(db):
         assert len(store.read(KEY)) == 15
 
 
+def test_a_write_counts_the_stored_candles_it_replaced_with_other_values(db):
+    """An import over fetched candles says how many it changed, never in silence."""
+    with CandleStore(db) as store:
+        assert store.write(KEY, candles(range(3))) == (3, 0)
+        assert store.write(KEY, candles(range(3))) == (0, 0)
+        assert store.write(KEY, candles([1, 2, 3], volume=9.0)) == (1, 2)
+        assert store.write(KEY, candles([0]).assign(trades=7)) == (0, 1)  # a count learnt
+
+
 def test_upsert_replaces_a_candle_rather_than_duplicating_it(db):
     with CandleStore(db) as store:
         store.upsert(KEY, candles(range(3), volume=1.0))

@@ -9,7 +9,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from volcast.config import RaySettings
-    from volcast.data.store import CandleStore, SeriesKey
+    from volcast.data.store import CandleStore, SeriesKey, Written
 
 app = typer.Typer(help="Analyse and forecast cryptocurrency trading volume.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -68,6 +68,14 @@ def open_store(db: Path | None, read_only: bool = False) -> "CandleStore":
     from volcast.data.store import CandleStore
 
     return CandleStore(db_path(db), read_only=read_only)
+
+
+def written_line(what: str, read: int, written: "Written", unit: str) -> str:
+    """An import's summary: rows read and new, and stored rows it replaced with other values
+    (an import never does that in silence)."""
+    changed = (f", {written.changed} stored {unit} replaced with the file's other values"
+               if written.changed else "")
+    return f"{what}: {read} {unit} read, {written.new} new{changed}"
 
 
 def series_key(exchange: str, symbol: str, timeframe: str) -> "SeriesKey":

@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from volcast.cli.common import DbOpt, ExchangeOpt, SymbolOpt, app, emit, open_store, out, time_range
+from volcast.cli.common import (
+    DbOpt,
+    ExchangeOpt,
+    SymbolOpt,
+    app,
+    emit,
+    open_store,
+    out,
+    time_range,
+    written_line,
+)
 from volcast.cli.data import ConfigOpt, RetriesOpt, TimeoutOpt, UrlOpt
 from volcast.errors import VolcastError
 
@@ -43,8 +53,8 @@ def import_file(
 
     batch = read_file(path, source)
     with open_store(db) as store:
-        added = table.write(store, [batch])
-    out.print(f"{batch.name}: {len(batch.frame)} values read, {added} new", soft_wrap=True)
+        written = table.write(store, [batch])
+    out.print(written_line(batch.name, len(batch.frame), written, "values"), soft_wrap=True)
 
 
 @covariates_app.command("list")

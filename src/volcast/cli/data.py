@@ -27,6 +27,7 @@ from volcast.cli.common import (
     start_ray,
     time_ms,
     time_range,
+    written_line,
 )
 from volcast.cli.ui import MANY_SERIES, fetch_progress, gaps_table, results_table, series_table
 from volcast.data.timeframe import format_time
@@ -282,8 +283,8 @@ def import_file(
     refuse_total(exchange, key.symbol, timeframe, "imported")
     frame = read_candles(path, key.tf_ms, fmt, Limits.given(max_rows, max_bytes))
     with open_store(db) as store:
-        added = store.upsert(key, frame)
-    out.print(f"{key}: {len(frame)} candles read, {added} new", soft_wrap=True)
+        written = store.write(key, frame)
+    out.print(written_line(str(key), len(frame), written, "candles"), soft_wrap=True)
 
 
 @app.command()

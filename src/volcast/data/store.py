@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import NamedTuple, ParamSpec, TypeVar
 
 import duckdb
 import pandas as pd
@@ -217,6 +217,13 @@ def _connected(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+class Written(NamedTuple):
+    """What a write did: rows new to the store, and stored rows it replaced with other values."""
+
+    new: int
+    changed: int
+
+
 class CandleStore:
     """Read and write candles of many series in one DuckDB file; safe to share between threads
     and between processes.
@@ -398,26 +405,35 @@ class CandleStore:
     @_connected
     def upsert(self, key: SeriesKey, frame: pd.DataFrame,
                units: tuple[str, str] | None = None) -> int:
+        """``write``, returning how many candles were new."""
+        return self.write(key, frame, units).new
+
+    def write(self, key: SeriesKey, frame: pd.DataFrame,
+              units: tuple[str, str] | None = None) -> Written:
         """Write candles (columns CANDLE_COLUMNS, optional ``trades``, unique timestamps) in one
-        transaction; returns how many were new. Existing candles are replaced, so re-runs are
-        no-ops. ``units``: (base, quote) as the exchange reports them; without, a new series
-        takes them from its symbol."""
+        transaction: how many were new, and how many replaced a stored candle with other
+        values (an import over what was fetched says so). Re-runs are no-ops. ``units``:
+        (base, quote) as the exchange reports them; without, a new series takes them from its
+        symbol."""
         if frame.empty:
-            return 0
+            return Written(0, 0)
         page = frame if "trades" in frame else frame.assign(trades=pd.NA)
         page = page[[*CANDLE_COLUMNS, "trades"]].astype({"trades": "Int64"})
+        differs = " OR ".join(f"c.{c} IS DISTINCT FROM p.{c}"
+                              for c in ("open", "high", "low", "close", "volume", "trades"))
         with self.transaction() as con:
             sid = self._series_id(key, create=True, units=units)
             con.register("page", page)
             try:
-                known = con.execute(
-                    "SELECT count(*) FROM candles c JOIN page p ON c.ts = p.timestamp "
-                    "WHERE c.series_id = ?", [sid]).fetchall()[0][0]
+                known, changed = con.execute(
+                    f"SELECT count(*), count(*) FILTER (WHERE {differs}) FROM candles c "
+                    "JOIN page p ON c.ts = p.timestamp WHERE c.series_id = ?", [sid]
+                ).fetchall()[0]
                 con.execute("INSERT OR REPLACE INTO candles SELECT ?, timestamp, open, high, low, "
                             "close, volume, trades FROM page", [sid])
             finally:
                 con.unregister("page")
-        return len(page) - int(known)
+        return Written(len(page) - int(known), int(changed))
 
     def _known(self, key: SeriesKey) -> int:
         """The id of a series the store holds; one line naming it otherwise."""

@@ -23,9 +23,9 @@ def rows(days, value=1.0, lag=0):
 
 def test_a_rewrite_adds_nothing_and_a_changed_value_replaces_the_old(db):
     with CandleStore(db) as store:
-        assert table.write(store, [Batch("vix", "", "cboe", rows(range(5)))]) == 5
-        assert table.write(store, [Batch("vix", "", "cboe", rows(range(5)))]) == 0
-        assert table.write(store, [Batch("vix", "", "cboe", rows([3, 4, 5, 6], 2.0))]) == 2
+        assert table.write(store, [Batch("vix", "", "cboe", rows(range(5)))]) == (5, 0)
+        assert table.write(store, [Batch("vix", "", "cboe", rows(range(5)))]) == (0, 0)
+        assert table.write(store, [Batch("vix", "", "cboe", rows([3, 4, 5, 6], 2.0))]) == (2, 2)
         stored = table.read(store, "vix")
     assert stored["ts"].tolist() == rows(range(7))["ts"].tolist()
     assert stored["value"].tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]

@@ -59,7 +59,7 @@ def _write(store: CandleStore, plan: Plan, rows: list[tuple[int, float]]) -> int
     values = np.array([np.nan if v is None else v for _, v in rows], dtype=float)
     return table.write(store, [table.batch(
         plan.name, plan.scope, plan.source, ts, values, plan.rule,
-        f"{plan.source} {plan.name} of {plan.scope.partition(':')[2]}")])
+        f"{plan.source} {plan.name} of {plan.scope.partition(':')[2]}")]).new
 
 
 async def _page_through(store: CandleStore, plan: Plan, done: Fetched) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from volcast.data.formats.validate import MAX_VALUE, wall_clock_ms
-from volcast.data.store import CandleStore
+from volcast.data.store import CandleStore, Written
 from volcast.data.timeframe import format_time
 from volcast.errors import VolcastError
 
@@ -85,26 +85,29 @@ def batch(name: str, scope: str, source: str, ts: np.ndarray, values: np.ndarray
     return Batch(name, scope, source, frame)
 
 
-def write(store: CandleStore, batches: Sequence[Batch]) -> int:
-    """Upsert every batch in one transaction (all of them or none); returns how many values
-    were new. A value already stored at the same (name, scope, ts) is replaced."""
-    new = 0
+def write(store: CandleStore, batches: Sequence[Batch]) -> Written:
+    """Upsert every batch in one transaction (all of them or none): how many values were new,
+    and how many replaced a stored one (same name, scope and ts) with another value or
+    publication time."""
+    new = changed = 0
     with store.transaction() as con:
         con.execute(_DDL)
         for batch in batches:
             page = batch.frame[ROWS]
             con.register("page", page)
             try:
-                known = con.execute(
-                    "SELECT count(*) FROM covariates c JOIN page p ON c.ts = p.ts "
-                    "WHERE c.name = ? AND c.scope = ?", [batch.name, batch.scope]
-                ).fetchall()[0][0]
+                known, differs = con.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE c.value IS DISTINCT FROM p.value OR "
+                    "c.published_ms IS DISTINCT FROM p.published_ms) FROM covariates c JOIN page "
+                    "p ON c.ts = p.ts WHERE c.name = ? AND c.scope = ?", [batch.name, batch.scope]
+                ).fetchall()[0]
                 con.execute("INSERT OR REPLACE INTO covariates SELECT ?, ?, ts, value, "
                             "published_ms, ? FROM page", [batch.name, batch.scope, batch.source])
             finally:
                 con.unregister("page")
             new += len(page) - int(known)
-    return new
+            changed += int(differs)
+    return Written(new, changed)
 
 
 def _exists(store: CandleStore) -> bool:
