@@ -71,6 +71,8 @@ def test_binance_dump_in_microseconds_and_with_header(tmp_path, week):
     ("timestamp,open,high,low,close,volume\n1659312000,1,2,1,1,1\n", "looks like seconds"),
     ("timestamp,open,high,low,close,volume\n1659312000000,1,2,1,1,-5\n", "negative"),
     ("timestamp,open,high,low,close,volume\n1659312000000,1,0.5,1,1,5\n", "high is below low"),
+    ("timestamp,open,high,low,close,volume\n1659312000000,1,2,1,1,5,7\n",
+     "rows have more fields than the header"),  # once "timestamp looks like seconds"
     ("timestamp,open,high,low,close,volume\n1659312000000,1,5,2,1,3\n",
      "open or close outside low..high"),
     ("timestamp,open,high,low,close,volume\n1659312000000,1,2,1,1,5\n1659312000000,1,2,1,1,6\n",

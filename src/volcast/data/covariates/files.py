@@ -17,7 +17,7 @@ import pandas as pd
 
 from volcast.data.covariates import publication
 from volcast.data.covariates.table import Batch, batch
-from volcast.data.formats.bounds import Limits, open_bounded
+from volcast.data.formats.bounds import Limits, check_fields, open_bounded
 from volcast.data.formats.validate import numeric
 from volcast.data.timeframe import DAY_MS, format_time
 from volcast.errors import VolcastError
@@ -35,7 +35,7 @@ def read_table(source: IO[bytes] | Path, what: str) -> pd.DataFrame:
     """A CSV as text columns with lower-case names, read within the default bounds."""
     with open_bounded(source, Limits(), what, lines=True) as stream:
         try:
-            frame = pd.read_csv(stream, dtype=str, keep_default_na=False)
+            frame = check_fields(pd.read_csv(stream, dtype=str, keep_default_na=False), what)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise VolcastError(f"{what}: not a CSV file ({str(exc).splitlines()[0]})") from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import pandas as pd
+
 from volcast.errors import VolcastError
 
 DEFAULT_MAX_ROWS = 10 * 366 * 24 * 60
@@ -100,6 +102,16 @@ def open_bounded(source: Path | IO[bytes], limits: Limits, name: str,
 def _open(path: Path) -> IO[bytes]:
     """The file's bytes, gunzipped when its name ends in .gz; the caller closes it."""
     return gzip.open(path) if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def check_fields(chunk: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Refuse rows with more fields than the header: pandas then takes the first column for
+    the index and shifts every other one, so a later check would name the wrong column."""
+    if not isinstance(chunk.index, pd.RangeIndex):
+        raise VolcastError(f"{source}: rows have more fields than the header names "
+                           f"({', '.join(map(str, chunk.columns))}); is a column missing "
+                           "from the header, or a separator in a value?")
+    return chunk
 
 
 def first_line(path: Path) -> str:

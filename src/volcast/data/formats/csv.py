@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from volcast.data.formats.base import CandleFormat
-from volcast.data.formats.bounds import CHUNK_ROWS, Limits, first_line, open_bounded
+from volcast.data.formats.bounds import CHUNK_ROWS, Limits, check_fields, first_line, open_bounded
 from volcast.data.store import CANDLE_COLUMNS
 from volcast.errors import VolcastError
 
@@ -33,7 +33,7 @@ class CsvFormat(CandleFormat):
         with open_bounded(path, limits, path.name, lines=True) as stream:
             for chunk in pd.read_csv(stream, dtype=str, keep_default_na=False,
                                      chunksize=CHUNK_ROWS):
-                chunk.columns = _names(chunk.columns)
+                chunk.columns = _names(check_fields(chunk, path.name).columns)
                 missing = [c for c in CANDLE_COLUMNS if c not in chunk.columns]
                 if missing:
                     raise VolcastError(f"{path.name}: missing column(s) {', '.join(missing)}; "
