@@ -47,9 +47,20 @@ def test_bad_parameters_are_422(client, params):
 def test_bad_model_zone_and_threshold_are_422(client):
     assert client.get("/api/forecast", params=BTC | {"model": "prophet"}).status_code == 422
     assert client.get("/api/analysis", params=BTC | {"tz": "Mars/Base"}).status_code == 422
+    assert client.get("/api/analysis", params=BTC | {"tz": "Factory"}).status_code == 422  # 500
     assert client.get("/api/overview", params={"threshold": -1}).status_code == 422
     assert client.get("/api/jobs/nothex").status_code == 422
     assert client.get("/api/jobs/abc123").status_code == 404
+
+
+def test_a_body_with_nan_or_a_huge_value_is_422_without_echoing_it(client):
+    """A NaN in a refused field once made the 422 itself unserialisable (a 500)."""
+    answer = client.post("/api/jobs", content='{"kind": NaN, "exchange": "binance", "symbol": '
+                         '"BTC/USDT"}', headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"][-1] == "kind"
+    long = client.post("/api/jobs", json={"kind": "x" * 5000, "exchange": "binance",
+                                          "symbol": "BTC/USDT"})
+    assert long.status_code == 422 and len(long.text) < 1000
 
 
 def test_a_reference_forecast_as_json_and_as_csv(client):

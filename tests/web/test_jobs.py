@@ -1,6 +1,7 @@
 """The job manager: states, one job per series, the cap, cancellation (within a batch for a
 training), and the caps on the model settings a job may ask for."""
 
+import asyncio
 import re
 import threading
 
@@ -11,7 +12,7 @@ from tests.web.conftest import BTC, TINY_LSTM, wait_for_job
 from volcast.config import JobSettings, Settings, load_settings
 from volcast.data.frames import to_long
 from volcast.data.store import SeriesKey
-from volcast.errors import VolcastError
+from volcast.errors import FetchFailed, VolcastError
 from volcast.models import MODEL_NAMES, create
 from volcast.models.lstm import train as train_module
 from volcast.web.app import create_app
@@ -71,6 +72,28 @@ def test_failures_end_as_failed_with_their_message():
     assert manager.wait(one.id, 5).error == "symbol 'X' is not listed"
     assert manager.wait(two.id, 5).state == "failed"
     assert two.error.startswith("internal error: KeyError")
+
+
+def test_a_cancelled_fetch_ends_and_frees_its_place_and_each_end_is_told_how():
+    """A fetch stops as asyncio does (CancelledError, not an Exception): it once stayed
+    "running" for good, holding its series and a place; an exchange that gave up is no bug;
+    ``on_end`` hears the outcome (metrics counted every job as failed)."""
+    told: list[str] = []
+    manager = JobManager(max_running=1, on_end=lambda job, ended: told.append(ended))
+
+    def cancelled_fetch(job):
+        raise asyncio.CancelledError
+
+    def gave_up(job):
+        raise FetchFailed("binance load markets: gave up after 8 retries")
+
+    first = manager.submit("fetch", A, None, cancelled_fetch)
+    assert manager.wait(first.id, 5).state == "cancelled"
+    second = manager.submit("fetch", A, None, gave_up)  # its series and the place are free
+    assert manager.wait(second.id, 5).error == "binance load markets: gave up after 8 retries"
+    third = manager.submit("fetch", A, None, lambda j: {})
+    assert manager.wait(third.id, 5).state == "done"
+    assert told == ["cancelled", "failed", "done"]
 
 
 # -- cancelling a training within a batch, and the caps on what a job may ask for -----------

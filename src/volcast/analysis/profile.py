@@ -23,7 +23,8 @@ def check_zone(tz: str) -> str:
 
     try:
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
+        pd.Timestamp(0, tz="UTC").tz_convert(tz)  # pandas reads names through pytz, which
+    except (ZoneInfoNotFoundError, ValueError, OSError, KeyError):  # lacks a few ('Factory')
         raise VolcastError(f"unknown time zone '{tz}'; use an IANA name such as UTC or "
                            "Europe/Berlin") from None
     return tz

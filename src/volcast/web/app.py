@@ -14,6 +14,7 @@ from pathlib import Path
 
 import plotly
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -23,7 +24,7 @@ from volcast.live.metrics import Metrics
 from volcast.live.service import Service
 from volcast.web.access import Access, Guard, read_token
 from volcast.web.compute import Compute
-from volcast.web.jobs import Job, JobConflict, JobManager, TooManyJobs
+from volcast.web.jobs import Job, JobConflict, JobManager, State, TooManyJobs
 from volcast.web.metrics import RequestTimer
 from volcast.web.metrics import router as metrics_router
 from volcast.web.routes import router
@@ -45,6 +46,14 @@ def _error(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=status)
     return JSONResponse({"detail": f"internal error ({type(error).__name__}); see the server "
                                    "log"}, status_code=500)
+
+
+def _invalid(request: Request, error: Exception) -> JSONResponse:
+    """422 naming each refused field and why, without the input itself: a NaN in it made the
+    answer unserialisable (a 500), and a 5,000-character value came back whole."""
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse({"detail": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                                    for e in error.errors()]}, status_code=422)
 
 
 @dataclass
@@ -87,11 +96,10 @@ def create_app(workspace: Workspace, max_jobs: int = 2, access: Access | None = 
                 await asyncio.to_thread(service.stop)
             compute.close()
 
-    def recount(job: Job) -> None:
+    def recount(job: Job, ended: State) -> None:
         census.count(app.state.workspace)
         compute.forget()
-        metrics.job_finished(job.kind, (job.finished or time.time()) - job.created,
-                             job.state == "done")
+        metrics.job_finished(job.kind, time.time() - job.created, ended == "done")
 
     app = FastAPI(title="volcast", version=__version__, lifespan=lifespan,
                   description="Crypto trading-volume data, forecasts (q10/q50/q90), analysis "
@@ -104,6 +112,7 @@ def create_app(workspace: Workspace, max_jobs: int = 2, access: Access | None = 
     if access is not None:
         app.add_middleware(Guard, access=access)
     app.add_middleware(RequestTimer, metrics=metrics)  # outermost: refusals are timed too
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(VolcastError, _error)
     app.add_exception_handler(Exception, _error)
     app.include_router(router)

@@ -10,6 +10,7 @@ keeps every page already stored. What a job may ask a model for is capped (``che
 the ``[jobs]`` settings), so that its memory and time are bounded.
 """
 
+import asyncio
 import threading
 import time
 import uuid
@@ -20,7 +21,7 @@ from typing import Any, Literal
 from volcast.config import JobSettings
 from volcast.data.store import SeriesKey
 from volcast.data.timeframe import DAY_MS
-from volcast.errors import VolcastError
+from volcast.errors import FetchFailed, VolcastError
 from volcast.models.base import FitStopped, ModelSettings
 
 State = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -147,9 +148,10 @@ class JobEpochs:
 
 class JobManager:
     def __init__(self, max_running: int = 2, keep: int = 200,
-                 on_end: Callable[[Job], None] | None = None) -> None:
+                 on_end: Callable[[Job, State], None] | None = None) -> None:
         """``on_end`` runs in the job's thread once its work ended, whatever the outcome,
-        before its state says so (what a job wrote may change what the server shows)."""
+        told how it ended, before its state says so (what a job wrote may change what the
+        server shows)."""
         self.max_running, self.keep, self.on_end = max_running, keep, on_end
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -180,15 +182,15 @@ class JobManager:
         ended: State
         try:
             job.result, ended = run(job), "done"
-        except (JobCancelled, FitStopped):
+        except (JobCancelled, FitStopped, asyncio.CancelledError):  # a fetch: asyncio's
             ended = "cancelled"
-        except VolcastError as error:
+        except (VolcastError, FetchFailed) as error:  # bad input, or an exchange gave up
             ended, job.error = "failed", str(error)
         except Exception as error:  # a job must end in a state, never kill the server
             ended, job.error = "failed", f"internal error: {type(error).__name__}: {error}"
         try:
             if self.on_end is not None:
-                self.on_end(job)
+                self.on_end(job, ended)
         finally:  # the end is told last: whoever sees it also sees what the job changed
             job.finished, job.state = time.time(), ended
 
