@@ -101,6 +101,11 @@ def test_rules_made_through_the_api_survive_a_restart_and_bad_ones_are_one_line(
                      "eth-peak": "api"}
     again = Service(service.space)  # a restart reads API-made rules back from the store
     assert {r["name"] for r in again.rules()} == set(names)
+    watch = service.space.settings.watch[0].model_copy(update={"symbols": ["BTC/USDT"]})
+    service.space.settings = service.space.settings.model_copy(update={
+        "watch": [watch], "alert": service.space.settings.alert[:2]})
+    narrower = Service(service.space)  # ETH no longer watched: it starts, without eth-peak
+    assert {r["name"] for r in narrower.rules()} == {"capacity", "total"}
     assert service.delete_rule("eth-peak") == {"deleted": "eth-peak"}
 
 

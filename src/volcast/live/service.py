@@ -224,7 +224,11 @@ class Service:
             if rule.name in rules:
                 raise VolcastError(f"alert '{rule.name}' is in the config and was also made "
                                    "through the API; delete one of them")
-            rules[rule.name] = (check_rule(rule, ids), "api")
+            try:
+                rules[rule.name] = (check_rule(rule, ids), "api")
+            except VolcastError as error:  # made for an earlier watch-list: the service
+                log.warning("%s: that rule, made through the API, is kept in the store and "
+                            "applied again once its series are watched", error)  # still starts
         with self._lock:
             gone = {n: r for n, (r, _) in self._rules.items() if n not in rules or rules[n][0] != r}
             for name in set(self._watched) - ids:
