@@ -190,7 +190,8 @@ def test_a_database_locked_by_another_process_is_a_clear_error(db):
         holder.wait()
 
 
-@pytest.mark.parametrize("symbol", ["BTCUSDT", "BTC-USDT", "BTC/", "/USDT", "BTC USDT"])
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "BTC-USDT", "BTC/", "/USDT", "BTC USDT",
+                                    "BTC/USDT\n"])  # `$` let a trailing newline through
 def test_symbols_must_be_ccxt_unified(symbol):
     with pytest.raises(VolcastError, match="must be written as ccxt does"):
         check_symbol(symbol)

@@ -51,11 +51,11 @@ _MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
 """Open-time bounds of an unbounded read: every candle, even one an older volcast stored from
 the far future (such a store must still export whole, so it can be repaired)."""
 
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?(-[A-Za-z0-9]+)*$")
+_SYMBOL_RE = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?(-[A-Za-z0-9]+)*\Z")
 TOTAL = "*"
 """The base of an exchange's total (``*/USDT``: the summed quote volume of its stored USDT
 markets, ``data.totals``): no ccxt market is named so, so a total never meets a fetched one."""
-_TOTAL_RE = re.compile(r"^\*/[A-Za-z0-9._-]+$")
+_TOTAL_RE = re.compile(r"^\*/[A-Za-z0-9._-]+\Z")
 
 
 def check_symbol(symbol: str) -> str:

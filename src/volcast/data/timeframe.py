@@ -10,7 +10,7 @@ WEEK_MS = 7 * DAY_MS
 MAX_TIMEFRAME_MS = 4 * WEEK_MS
 """The longest candle volcast stores; longer "timeframes" are typos (and overflow times)."""
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_TF_RE = re.compile(r"^([1-9][0-9]*)([smhdw])$")
+_TF_RE = re.compile(r"^([1-9][0-9]*)([smhdw])\Z")
 
 
 def timeframe_ms(timeframe: str) -> int:
